@@ -1,0 +1,51 @@
+"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from sam2_ros.download import DEFAULT_DIR, download
+
+    out = download(args.model, out_dir=args.out or DEFAULT_DIR, sha256=args.sha256, url=args.url,
+                   progress=not args.quiet, force=args.force)
+    print(out)
+    return 0
+
+
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="fetch one of Meta's official checkpoints and verify it",
+                       description="Download MODEL (e.g. sam2.1_hiera_tiny, sam2.1_hiera_b+) from Meta's servers, "
+                                   "check its SHA-256 and that it fits the model, and print its path.")
+    p.add_argument("model", help="model name, e.g. sam2.1_hiera_tiny / sam2.1_hiera_t / sam2_hiera_large")
+    p.add_argument("--out", type=Path, help="folder for checkpoints (default: $SAM2_ROS_CHECKPOINTS or "
+                                           "~/.cache/sam2_ros/checkpoints)")
+    p.add_argument("--sha256", help="expected SHA-256 hex digest (recommended for reproducible setups)")
+    p.add_argument("--url", help="download from this URL instead of Meta's (mirrors, file:// paths)")
+    p.add_argument("--force", action="store_true", help="download again even if the file exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_download)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sam2-ros", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_download(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        # Expected user errors: one clear line, no traceback.
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"sam2-ros {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Fetch Meta's official SAM 2 / 2.1 checkpoints, with a progress bar and SHA-256 checks.
+
+Integrity is checked in two ways:
+
+* against a known SHA-256 when one is given (``--sha256``) or pinned in ``KNOWN_SHA256``;
+* structurally: the file must load with ``weights_only=True`` and fit the named model
+  key for key and shape for shape.
+
+``KNOWN_SHA256`` is empty on purpose: these machines cannot reach Meta's servers, so no
+digest could be measured here, and we do not copy digests we cannot verify. After a
+download the digest is written beside the checkpoint (``NAME.pt.sha256``) so that later
+loads (``verify_sidecar``) detect corruption or tampering.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sam2_ros.model.config import canonical_name, checkpoint_filename, get_config
+
+#: Meta's download folders: SAM 2 (July 2024) and SAM 2.1 (September 2024).
+BASE_URLS = {
+    "2": "https://dl.fbaipublicfiles.com/segment_anything_2/072824/",
+    "2.1": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/",
+}
+#: filename -> SHA-256 hex digest, filled only with digests measured on real downloads.
+KNOWN_SHA256: dict[str, str] = {}
+
+DEFAULT_DIR = Path(os.environ.get("SAM2_ROS_CHECKPOINTS", Path.home() / ".cache" / "sam2_ros" / "checkpoints"))
+CHUNK = 1 << 20
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or cached file whose SHA-256 is not the expected one."""
+
+
+def checkpoint_url(name: str) -> str:
+    cfg = get_config(name)
+    return BASE_URLS[cfg.version] + checkpoint_filename(name)
+
+
+def sha256_of(path: str | os.PathLike, progress: bool = False) -> str:
+    """Hex SHA-256 of a file, streamed in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fh, tqdm(total=size, unit="B", unit_scale=True, desc="sha256",
+                                      disable=not progress, leave=False) as bar:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def _fetch(url: str, dest: Path, progress: bool) -> tuple[str, str]:
+    """Stream ``url`` to a temp file beside ``dest``; return (temp path, SHA-256); caller renames."""
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (fixed https/file URLs)
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                                  desc=dest.name, disable=not progress) as bar:
+                for chunk in iter(lambda: resp.read(CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return tmp, digest.hexdigest()
+
+
+def download(
+    name: str,
+    out_dir: str | os.PathLike = DEFAULT_DIR,
+    sha256: str | None = None,
+    url: str | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """Download checkpoint ``name`` into ``out_dir`` and verify it; returns its path.
+
+    The file appears under its final name only after the checksum (when known) and the
+    structural check pass; a failed download leaves nothing behind.
+    """
+    from sam2_ros.model.build import verify_checkpoint  # torch import deferred
+
+    name = canonical_name(name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / checkpoint_filename(name)
+    expected = (sha256 or KNOWN_SHA256.get(dest.name) or "").lower() or None
+    if dest.exists() and not force:
+        verify_sidecar(dest, expected)
+        return dest
+    tmp, digest = _fetch(url or checkpoint_url(name), dest, progress)
+    try:
+        if expected is not None and digest != expected:
+            raise ChecksumError(f"{dest.name}: SHA-256 {digest} does not match expected {expected}; "
+                                "the download is corrupt or not the official file")
+        verify_checkpoint(tmp, name)  # raises CheckpointError naming what does not fit
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dest)
+    _write_atomic(dest.with_name(dest.name + ".sha256"), f"{digest}  {dest.name}\n")
+    return dest
+
+
+def verify_sidecar(path: str | os.PathLike, expected: str | None = None) -> str:
+    """Check ``path`` against ``expected`` or its ``.sha256`` sidecar; returns the digest."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + ".sha256")
+    if expected is None and sidecar.exists():
+        expected = sidecar.read_text().split()[0].lower()
+    digest = sha256_of(path)
+    if expected is not None and digest != expected:
+        raise ChecksumError(f"{path}: SHA-256 {digest} does not match expected {expected}; "
+                            f"delete it and run `sam2-ros download` again")
+    return digest
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

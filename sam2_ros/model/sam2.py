@@ -1,0 +1,321 @@
+"""SAM 2 / 2.1: the parts that join image encoder, prompt heads and memory.
+
+``Sam2Model`` owns the same sub-modules and parameters as Meta's ``SAM2Base`` (identical
+state_dict keys) but exposes the per-frame computation as small tensor-in/tensor-out
+steps instead of Meta's dict-of-frames bookkeeping. The streaming tracker, the ONNX
+export and the parity tests compose these steps; which past frames to attend to is the
+tracker's business, not the model's.
+
+Tensor layouts: image features are B x C x H x W; flattened token sequences are
+(tokens) x B x C, as in Meta's code, so memory tensors can be concatenated along dim 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sam2_ros.model.common import MLP
+from sam2_ros.model.config import Sam2Config
+
+#: Mask logit written where the object-score head says "no object" (Meta's NO_OBJ_SCORE).
+NO_OBJ_SCORE = -1024.0
+
+
+def sine_pe_1d(positions: Tensor, dim: int, temperature: float = 10000.0) -> Tensor:
+    """Transformer sine encoding of scalar positions: N -> N x dim (sin half, cos half)."""
+    half = dim // 2
+    freqs = torch.arange(half, dtype=torch.float32, device=positions.device)
+    freqs = temperature ** (2 * (freqs // 2) / half)
+    angles = positions.unsqueeze(-1) / freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+@dataclass
+class ImageFeatures:
+    """One frame's encoder output, ready for the heads.
+
+    ``vision_feats``/``vision_pos``: stride-16 map and its position encoding (B x 256 x H x W).
+    ``high_res``: the stride-4 and stride-8 maps after the decoder's ``conv_s0``/``conv_s1``.
+    """
+
+    vision_feats: Tensor
+    vision_pos: Tensor
+    high_res: list[Tensor]
+
+    def select(self, index: Tensor | slice) -> "ImageFeatures":
+        """Rows of the batch (e.g. repeat one image for several objects)."""
+        return ImageFeatures(self.vision_feats[index], self.vision_pos[index], [h[index] for h in self.high_res])
+
+    def expand(self, batch: int) -> "ImageFeatures":
+        """Broadcast a single-image batch to ``batch`` objects without copying."""
+        def ex(t: Tensor) -> Tensor:
+            return t.expand(batch, *t.shape[1:])
+        return ImageFeatures(ex(self.vision_feats), ex(self.vision_pos), [ex(h) for h in self.high_res])
+
+
+@dataclass
+class SamOutput:
+    """Prompt-head output for a batch of objects (Meta's ``_forward_sam_heads`` tuple)."""
+
+    low_res_multimasks: Tensor  # B x M x 4H x 4W logits (M = 3 or 1)
+    high_res_multimasks: Tensor  # B x M x S x S logits at model resolution
+    ious: Tensor  # B x M
+    low_res_masks: Tensor  # B x 1 x 4H x 4W, the selected mask
+    high_res_masks: Tensor  # B x 1 x S x S
+    obj_ptr: Tensor  # B x C object pointer
+    object_score_logits: Tensor  # B x 1, > 0 means the object is present
+
+
+class Sam2Model(nn.Module):
+    """SAM 2 with Meta's parameter names; see the module docstring for the design."""
+
+    def __init__(
+        self,
+        config: Sam2Config,
+        image_encoder: nn.Module,
+        memory_attention: nn.Module,
+        memory_encoder: nn.Module,
+        sam_prompt_encoder: nn.Module,
+        sam_mask_decoder: nn.Module,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = image_encoder
+        self.memory_attention = memory_attention
+        self.memory_encoder = memory_encoder
+        self.sam_prompt_encoder = sam_prompt_encoder
+        self.sam_mask_decoder = sam_mask_decoder
+        self.hidden_dim = hidden = image_encoder.neck.d_model
+        self.mem_dim = mem = memory_encoder.out_proj.weight.shape[0]
+        self.image_size = config.image_size
+        self.num_maskmem = config.num_maskmem
+
+        # Downsamples a mask prompt used as output, to get its object pointer.
+        self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+        self.maskmem_tpos_enc = nn.Parameter(torch.zeros(config.num_maskmem, 1, 1, mem))
+        self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, hidden))
+        self.no_mem_pos_enc = nn.Parameter(torch.zeros(1, 1, hidden))
+        self.no_obj_ptr = nn.Parameter(torch.zeros(1, hidden))
+        self.obj_ptr_proj = MLP(hidden, hidden, hidden, 3)
+        if config.is_v21:
+            self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, mem))
+            self.obj_ptr_tpos_proj = nn.Linear(hidden, mem)
+        else:
+            self.no_obj_embed_spatial = None
+            self.obj_ptr_tpos_proj = nn.Identity()
+        for p in (self.maskmem_tpos_enc, self.no_mem_embed, self.no_mem_pos_enc, self.no_obj_ptr):
+            nn.init.trunc_normal_(p, std=0.02)
+        if self.no_obj_embed_spatial is not None:
+            nn.init.trunc_normal_(self.no_obj_embed_spatial, std=0.02)
+
+    @property
+    def device(self) -> torch.device:
+        return self.no_mem_embed.device
+
+    @property
+    def feat_size(self) -> int:
+        return self.config.feat_size
+
+    # ------------------------------------------------------------------ image
+    def encode_image(self, image: Tensor) -> ImageFeatures:
+        """Normalised B x 3 x S x S image -> features for the prompt heads and memory."""
+        out = self.image_encoder(image)
+        fpn, pos = out["backbone_fpn"], out["vision_pos_enc"]
+        high_res = [self.sam_mask_decoder.conv_s0(fpn[0]), self.sam_mask_decoder.conv_s1(fpn[1])]
+        return ImageFeatures(vision_feats=fpn[-1], vision_pos=pos[-1], high_res=high_res)
+
+    # ------------------------------------------------------------ prompt heads
+    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
+        """Meta's rule: three candidates for a single click (or none), one otherwise.
+
+        ``multimask_output_for_tracking`` is on for every released model, so the frame type
+        does not matter; the argument is kept so call sites read like the paper.
+        """
+        del is_init_cond_frame
+        cfg = self.config
+        return cfg.multimask_min_pt_num <= num_points <= cfg.multimask_max_pt_num
+
+    def sam_heads(
+        self,
+        pix_feat: Tensor,
+        high_res: list[Tensor],
+        point_coords: Tensor | None = None,
+        point_labels: Tensor | None = None,
+        mask_inputs: Tensor | None = None,
+        multimask_output: bool = False,
+    ) -> SamOutput:
+        """Prompt encoder + mask decoder on (memory-conditioned) features ``pix_feat``.
+
+        Points are in model pixels (0..S) with labels 1/0 (pos/neg), 2/3 (box corners),
+        -1 (padding). ``mask_inputs`` are logits at any size (resized to the prompt size).
+        """
+        b = pix_feat.shape[0]
+        if point_coords is None:
+            point_coords = pix_feat.new_zeros(b, 1, 2)
+            point_labels = -torch.ones(b, 1, dtype=torch.int32, device=pix_feat.device)
+        mask_prompt = None
+        if mask_inputs is not None:
+            size = self.sam_prompt_encoder.mask_input_size
+            mask_prompt = mask_inputs
+            if tuple(mask_inputs.shape[-2:]) != tuple(size):
+                mask_prompt = F.interpolate(mask_inputs.float(), size=size, mode="bilinear",
+                                            align_corners=False, antialias=True)
+        sparse, dense = self.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=mask_prompt)
+        low_multi, ious, tokens, obj_logits = self.sam_mask_decoder(
+            image_embeddings=pix_feat,
+            image_pe=self.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+            repeat_image=False,
+            high_res_features=high_res,
+        )
+        present = obj_logits > 0
+        low_multi = torch.where(present[:, None, None], low_multi, NO_OBJ_SCORE).float()
+        high_multi = F.interpolate(low_multi, size=(self.image_size, self.image_size), mode="bilinear",
+                                   align_corners=False)
+        token = tokens[:, 0]
+        if multimask_output:
+            best = torch.argmax(ious, dim=-1)
+            rows = torch.arange(b, device=pix_feat.device)
+            low, high = low_multi[rows, best].unsqueeze(1), high_multi[rows, best].unsqueeze(1)
+            if tokens.shape[1] > 1:
+                token = tokens[rows, best]
+        else:
+            low, high = low_multi, high_multi
+        obj_ptr = self.gate_obj_ptr(self.obj_ptr_proj(token), present.float())
+        return SamOutput(low_multi, high_multi, ious, low, high, obj_ptr, obj_logits)
+
+    def gate_obj_ptr(self, obj_ptr: Tensor, present: Tensor) -> Tensor:
+        """Replace the pointer of an absent object by the learned ``no_obj_ptr``."""
+        return present * obj_ptr + (1 - present) * self.no_obj_ptr
+
+    def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask_inputs: Tensor) -> SamOutput:
+        """A mask prompt becomes the output directly (logits +/-10); SAM only makes its pointer."""
+        scale, bias = 20.0, -10.0
+        mask = mask_inputs.float()
+        high = mask * scale + bias
+        low = F.interpolate(high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear",
+                            align_corners=False, antialias=True)
+        ious = mask.new_ones(mask.shape[0], 1)
+        ptr = self.sam_heads(pix_feat, high_res, mask_inputs=self.mask_downsample(mask)).obj_ptr
+        present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
+        obj_logits = scale * present + bias
+        return SamOutput(low, high, ious, low, high, self.gate_obj_ptr(ptr, present), obj_logits)
+
+    # ----------------------------------------------------------------- memory
+    def no_memory_features(self, vision_feats: Tensor) -> Tensor:
+        """Initial conditioning frame: features + ``no_mem_embed`` instead of attention."""
+        return vision_feats + self.no_mem_embed.view(1, -1, 1, 1)
+
+    def memory_pos_enc(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The memory encoder's position encoding (1 x 64 x H x W); identical for every frame."""
+        h = self.feat_size
+        probe = torch.empty(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
+        return self.memory_encoder.position_encoding(probe)
+
+    def memory_tokens(self, maskmem_features: Tensor, maskmem_pos: Tensor, t_pos: int | Tensor) -> tuple[Tensor, Tensor]:
+        """Memory frames as attention tokens with position + temporal encoding.
+
+        ``maskmem_features``: S x B x 64 x H x W (S frames per object, e.g. bank slots) or
+        B x 64 x H x W for one frame; ``maskmem_pos``: broadcastable to one frame.
+        ``t_pos`` is Meta's slot, per frame (int) or per frame and object (S x B): 0 for
+        conditioning frames, 1..num_maskmem-1 for the frame ``num_maskmem - t_pos`` back.
+        Returns (S*HW) x B x 64 tokens and their encodings, frames in order.
+        """
+        if maskmem_features.ndim == 4:
+            maskmem_features = maskmem_features.unsqueeze(0)
+        s, b, c, h, w = maskmem_features.shape
+        tokens = maskmem_features.permute(0, 3, 4, 1, 2).reshape(s * h * w, b, c)
+        pos = maskmem_pos.expand(b, c, h, w).permute(2, 3, 0, 1).reshape(1, h * w, b, c)
+        tpos_index = self.num_maskmem - 1 - torch.as_tensor(t_pos, device=pos.device)
+        tpos = self.maskmem_tpos_enc.view(self.num_maskmem, c)[tpos_index.expand(s, b)]
+        pos = (pos + tpos.to(pos.dtype).unsqueeze(1)).reshape(s * h * w, b, c)
+        return tokens, pos
+
+    def obj_ptr_tokens(self, obj_ptrs: Tensor, t_diffs: Tensor, max_obj_ptrs: int) -> tuple[Tensor, Tensor]:
+        """Object pointers (N x B x C) at signed frame distances ``t_diffs`` -> tokens.
+
+        ``t_diffs`` is N (shared by the batch) or N x B (per object). Each 256-d pointer is
+        split into 256/64 tokens of the memory width; SAM 2.1 adds a projected sine encoding
+        of ``t_diff / (max_obj_ptrs - 1)``, SAM 2.0 a zero encoding.
+        """
+        n, b, c = obj_ptrs.shape
+        if self.config.is_v21:
+            t_diffs = t_diffs.to(obj_ptrs.device, torch.float32)
+            t_diffs = t_diffs.view(n, 1).expand(n, b) if t_diffs.ndim == 1 else t_diffs
+            pos = sine_pe_1d(t_diffs / (max_obj_ptrs - 1), dim=c)
+            pos = self.obj_ptr_tpos_proj(pos.to(obj_ptrs.dtype))
+        else:
+            pos = obj_ptrs.new_zeros(n, b, self.mem_dim)
+        split = c // self.mem_dim
+        if split > 1:
+            obj_ptrs = obj_ptrs.reshape(n, b, split, self.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+            pos = pos.repeat_interleave(split, dim=0)
+        return obj_ptrs, pos
+
+    def condition_on_memory(
+        self,
+        vision_feats: Tensor,
+        vision_pos: Tensor,
+        memory: Tensor,
+        memory_pos: Tensor,
+        num_obj_ptr_tokens: int,
+        memory_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Memory attention: B x C x H x W features attend to memory tokens (M x B x 64)."""
+        b, c, h, w = vision_feats.shape
+        curr = vision_feats.flatten(2).permute(2, 0, 1)
+        curr_pos = vision_pos.flatten(2).permute(2, 0, 1)
+        out = self.memory_attention(
+            curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos,
+            num_obj_ptr_tokens=num_obj_ptr_tokens, memory_mask=memory_mask,
+        )
+        return out.permute(1, 2, 0).reshape(b, c, h, w)
+
+    def encode_memory(
+        self,
+        vision_feats: Tensor,
+        high_res_masks: Tensor,
+        object_score_logits: Tensor,
+        is_mask_from_pts: bool | Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """Memory encoder on the frame's (un-conditioned) features and predicted mask.
+
+        ``is_mask_from_pts`` (bool, or B bools for a mixed batch): masks that answer a
+        prompt are binarised, tracked ones go through a sigmoid, as in Meta's predictor.
+        Returns B x 64 x H x W memory features and their position encoding. Absent objects
+        (score <= 0) get ``no_obj_embed_spatial`` added (SAM 2.1).
+        """
+        cfg = self.config
+        if cfg.non_overlap_masks_for_mem_enc:
+            high_res_masks = non_overlapping(high_res_masks)
+        high_res_masks = high_res_masks.to(vision_feats.dtype)
+        binarize = torch.as_tensor(is_mask_from_pts, device=high_res_masks.device)
+        binarize = binarize & cfg.binarize_mask_from_pts_for_mem_enc
+        if binarize.ndim:
+            mask = torch.where(binarize.view(-1, 1, 1, 1), (high_res_masks > 0).to(high_res_masks.dtype),
+                               torch.sigmoid(high_res_masks))
+        elif binarize:
+            mask = (high_res_masks > 0).to(high_res_masks.dtype)
+        else:
+            mask = torch.sigmoid(high_res_masks)
+        mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
+        out = self.memory_encoder(vision_feats, mask, skip_mask_sigmoid=True)
+        features, pos = out["vision_features"], out["vision_pos_enc"][-1]
+        if self.no_obj_embed_spatial is not None:
+            absent = (object_score_logits <= 0).to(features.dtype)
+            features = features + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]
+        return features, pos
+
+
+def non_overlapping(pred_masks: Tensor) -> Tensor:
+    """Keep only the highest-scoring object per pixel (others clamped to <= -10)."""
+    if pred_masks.shape[0] == 1:
+        return pred_masks
+    winner = torch.argmax(pred_masks, dim=0, keepdim=True)
+    rows = torch.arange(pred_masks.shape[0], device=pred_masks.device)[:, None, None, None]
+    return torch.where(winner == rows, pred_masks, torch.clamp(pred_masks, max=-10.0))

@@ -1,0 +1,130 @@
+"""Inference backends behind one small protocol.
+
+The tracker never touches a model directly: per frame it asks a backend to encode the
+image once, condition the objects' features on their memory, decode masks from prompts,
+and encode new memories. Those four steps are exactly the graphs the ONNX/TensorRT export
+produces, so every backend runs the same tracker code path.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from sam2_ros.model import ImageFeatures, Sam2Model, SamOutput
+from sam2_ros.tracking.bank import MemoryBatch
+
+IMG_MEAN = (0.485, 0.456, 0.406)
+IMG_STD = (0.229, 0.224, 0.225)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the tracker needs from an inference engine.
+
+    Shapes: image 1 x 3 x S x S (normalised), features at stride 16 (H = W = S/16),
+    B objects per call. All tensors stay on ``device``.
+    """
+
+    name: str
+    device: torch.device
+    image_size: int
+    feat_size: int
+    num_maskmem: int
+    max_obj_ptrs: int
+
+    def encode_image(self, image: Tensor) -> ImageFeatures: ...
+
+    def no_memory(self, feats: ImageFeatures) -> Tensor: ...
+
+    def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor: ...
+
+    def decode(self, pix_feat: Tensor, high_res: list[Tensor], point_coords: Tensor | None,
+               point_labels: Tensor | None, mask_inputs: Tensor | None, multimask: bool) -> SamOutput: ...
+
+    def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask: Tensor) -> SamOutput: ...
+
+    def encode_memory(self, vision_feats: Tensor, high_res_masks: Tensor, object_score_logits: Tensor,
+                      from_points: Tensor) -> Tensor: ...
+
+    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool: ...
+
+
+class TorchBackend:
+    """PyTorch eager (optionally ``torch.compile``d) backend on CPU or CUDA.
+
+    ``dtype`` float32 runs exactly; bfloat16/float16 run under autocast, like Meta's demo.
+    ``compile`` ("default", "reduce-overhead" for CUDA graphs, "max-autotune") compiles
+    the image encoder, whose input shape never changes.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: Sam2Model, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 compile: str | None = None) -> None:
+        self.device = torch.device(device)
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"unsupported dtype {dtype}")
+        if dtype == torch.float16 and self.device.type == "cpu":
+            raise ValueError("float16 is not supported on CPU; use float32 or bfloat16")
+        self.model = model.to(self.device).eval()
+        self.dtype = dtype
+        self.image_size = model.image_size
+        self.feat_size = model.feat_size
+        self.num_maskmem = model.num_maskmem
+        self.max_obj_ptrs = model.config.max_obj_ptrs_in_encoder
+        self._encoder = self.model.encode_image
+        if compile:
+            self._encoder = torch.compile(self.model.encode_image, mode=compile, fullgraph=False, dynamic=False)
+        with torch.inference_mode():
+            self._mem_pos = self.model.memory_pos_enc()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def encode_image(self, image: Tensor) -> ImageFeatures:
+        with self._autocast():
+            return self._encoder(image)
+
+    @torch.inference_mode()
+    def no_memory(self, feats: ImageFeatures) -> Tensor:
+        return self.model.no_memory_features(feats.vision_feats)
+
+    @torch.inference_mode()
+    def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor:
+        memory = memory.compact()
+        m = self.model
+        tokens, pos = m.memory_tokens(memory.feats.float(), self._mem_pos, memory.t_pos)
+        ptr_tokens, ptr_pos = m.obj_ptr_tokens(memory.ptrs, memory.ptr_t_diff, self.max_obj_ptrs)
+        split = ptr_tokens.shape[0] // max(memory.ptrs.shape[0], 1)
+        hw = self.feat_size * self.feat_size
+        mask = torch.cat([memory.valid.repeat_interleave(hw, dim=0),
+                          memory.ptr_valid.repeat_interleave(split, dim=0)]).T  # B x M
+        with self._autocast():
+            return m.condition_on_memory(feats.vision_feats, feats.vision_pos, torch.cat([tokens, ptr_tokens]),
+                                         torch.cat([pos, ptr_pos]), num_obj_ptr_tokens=ptr_tokens.shape[0],
+                                         memory_mask=None if bool(mask.all()) else mask)
+
+    @torch.inference_mode()
+    def decode(self, pix_feat, high_res, point_coords, point_labels, mask_inputs, multimask) -> SamOutput:
+        with self._autocast():
+            return self.model.sam_heads(pix_feat, high_res, point_coords, point_labels, mask_inputs, multimask)
+
+    @torch.inference_mode()
+    def mask_as_output(self, pix_feat, high_res, mask) -> SamOutput:
+        with self._autocast():
+            return self.model.mask_as_output(pix_feat, high_res, mask)
+
+    @torch.inference_mode()
+    def encode_memory(self, vision_feats, high_res_masks, object_score_logits, from_points) -> Tensor:
+        with self._autocast():
+            feats, _ = self.model.encode_memory(vision_feats, high_res_masks, object_score_logits, from_points)
+        return feats
+
+    def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
+        return self.model.use_multimask(is_init_cond_frame, num_points)
