@@ -29,10 +29,29 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_download)
 
 
+def _cmd_track(args: argparse.Namespace) -> int:
+    from sam2_ros.io.track_command import run
+
+    return run(args)
+
+
+def _add_track(sub: argparse._SubParsersAction) -> None:
+    from sam2_ros.io.track_command import add_arguments
+
+    p = sub.add_parser("track", help="track prompted objects through a video, image folder or camera",
+                       description="Track objects in INPUT (video file, image folder or camera index) from "
+                                   "--point/--box prompts; write label PNGs, an overlay video and summary.json. "
+                                   "A prompt @N is applied to frame N as a correction, like a tap on the live "
+                                   "frame.")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_track)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam2-ros", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_download(sub)
+    _add_track(sub)
     return parser
 
 

@@ -34,7 +34,10 @@ def check_frame(frame: np.ndarray | Tensor) -> tuple[int, int]:
 def preprocess(frame: np.ndarray | Tensor, image_size: int, device: torch.device) -> Tensor:
     """H x W x 3 uint8 RGB -> 1 x 3 x S x S normalised float32 on ``device``."""
     check_frame(frame)
-    t = torch.as_tensor(np.ascontiguousarray(frame)) if isinstance(frame, np.ndarray) else frame
+    if isinstance(frame, np.ndarray):
+        # torch wants writable memory; decoded frames (PIL, ROS buffers) are often read-only.
+        frame = np.ascontiguousarray(frame) if frame.flags.writeable else frame.copy()
+    t = torch.as_tensor(frame)
     t = t.to(device, non_blocking=True).permute(2, 0, 1)[None].float()
     t = F.interpolate(t, size=(image_size, image_size), mode="bicubic", antialias=True, align_corners=False)
     t = t.round_().clamp_(0, 255).div_(255.0)

@@ -1,0 +1,195 @@
+"""Benchmark: our streaming tracker vs Meta's SAM2VideoPredictor, same weights, one run.
+
+Both track the same objects (a click and a box on the first frame) through the same
+frames at the same resolution on the same device. Reported, as ratios ours/official:
+
+* per-frame latency p50 / p99 and FPS (official: time between frames yielded by
+  ``propagate_in_video``; ours: ``Sam2Tracker.track``), after warm-up;
+* tracking-state memory after 100 and after N frames: every tensor the predictor keeps
+  for tracking (Meta: ``inference_state`` without its preloaded input frames, which are
+  reported separately; ours: the memory bank plus per-object state).
+
+Weights are random (no pretrained weights are reachable here), which does not change the
+amount of computation. Prints a table and writes ``bench_tracker.json`` and a PNG plot.
+
+    python benchmarks/bench_tracker.py --frames 2000 --image-size 256 --device cpu
+    python benchmarks/bench_tracker.py --device cuda --dtype bfloat16 --image-size 1024
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sam2_ros.tracking import Sam2Tracker, TorchBackend  # noqa: E402
+from tests.official_model import make_pair  # noqa: E402  (builds both models with one set of weights)
+
+DATA = ROOT.parent / "shared" / "data" / "videos" / "bedroom"
+CLICK = [[300.0, 220.0]]
+BOX = [560.0, 60.0, 820.0, 420.0]
+
+
+def tensor_bytes(obj, skip: set[int] = frozenset(), seen: set[int] | None = None) -> int:
+    """Bytes of all distinct tensor storages reachable from nested dicts/lists/tuples."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, torch.Tensor):
+        key = obj.untyped_storage().data_ptr()
+        if key in seen or key in skip:
+            return 0
+        seen.add(key)
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v, skip, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v, skip, seen) for v in obj)
+    return 0
+
+
+def ours_state_bytes(tracker: Sam2Tracker) -> int:
+    objs = [o.__dict__ for o in tracker._objects.values()]
+    outs = [o.out.__dict__ for o in tracker._objects.values() if o.out is not None]
+    feats = tracker._feats.__dict__ if tracker._feats is not None else {}
+    return tensor_bytes([tracker.bank.tensors(), objs, outs, feats])
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_video(n: int) -> Path:
+    """n frames named 00000.jpg.. (the bedroom clip looped), as Meta's loader wants."""
+    folder = Path(tempfile.mkdtemp(prefix="bench_frames_"))
+    src = sorted(DATA.glob("*.jpg"))
+    for i in range(n):
+        (folder / f"{i:05d}.jpg").symlink_to(src[i % len(src)])
+    return folder
+
+
+def run_official(theirs, video: Path, n: int, device: torch.device, marks: tuple[int, ...]):
+    state = theirs.init_state(str(video))
+    frames_bytes = tensor_bytes(state["images"])
+    skip = {state["images"].untyped_storage().data_ptr()}
+    times, memory = [], {}
+    with torch.inference_mode():
+        theirs.add_new_points_or_box(state, 0, 1, points=CLICK, labels=[1])
+        theirs.add_new_points_or_box(state, 0, 2, box=BOX)
+        sync(device)
+        t = time.perf_counter()
+        for f, _, _ in theirs.propagate_in_video(state):
+            sync(device)
+            now = time.perf_counter()
+            times.append(now - t)
+            t = now
+            if f + 1 in marks:
+                memory[f + 1] = tensor_bytes(state, skip)
+                t = time.perf_counter()
+    return np.array(times[1:]) * 1e3, memory, frames_bytes, state
+
+
+def run_ours(ours, state, n: int, device: torch.device, dtype: torch.dtype, marks: tuple[int, ...]):
+    from PIL import Image
+
+    tracker = Sam2Tracker(TorchBackend(ours, device=device, dtype=dtype), max_objects=4, fill_hole_area=0)
+    src = sorted(DATA.glob("*.jpg"))
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in src[: min(n, len(src))]]
+    times, memory = [], {}
+    for i in range(n):
+        frame = frames[i % len(frames)]
+        sync(device)
+        t = time.perf_counter()
+        tracker.track(frame)
+        if i == 0:
+            tracker.add_points(1, CLICK, [1])
+            tracker.add_box(2, BOX)
+        sync(device)
+        times.append(time.perf_counter() - t)
+        if i + 1 in marks:
+            memory[i + 1] = ours_state_bytes(tracker)
+    return np.array(times[1:]) * 1e3, memory
+
+
+def summarize(ms: np.ndarray, warmup: int) -> dict:
+    ms = ms[warmup:]
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "fps": float(1e3 / ms.mean()), "frames": int(len(ms))}
+
+
+def plot(ours_ms, theirs_ms, mem, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(theirs_ms, label="official SAM2VideoPredictor", lw=0.8)
+    a.plot(ours_ms, label="sam2_ros Sam2Tracker", lw=0.8)
+    a.set_xlabel("frame"), a.set_ylabel("latency (ms)"), a.set_title("per-frame latency"), a.legend()
+    marks = sorted(mem["ours"])
+    x = np.arange(len(marks))
+    b.bar(x - 0.2, [mem["official"][m] / 2**20 for m in marks], 0.4, label="official")
+    b.bar(x + 0.2, [mem["ours"][m] / 2**20 for m in marks], 0.4, label="sam2_ros")
+    b.set_xticks(x, [f"after {m} frames" for m in marks]), b.set_ylabel("tracking state (MiB)")
+    b.set_title("memory"), b.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="sam2.1_hiera_t")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--frames", type=int, default=2000)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = p.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    marks = tuple(m for m in (100, args.frames) if m <= args.frames)
+    theirs, ours = make_pair(args.model, args.image_size, seed=2)
+    theirs.to(device)
+    video = make_video(args.frames)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else torch.autocast(
+        device.type, enabled=False)
+    with autocast:  # Meta's recommended mixed-precision usage
+        theirs_ms, theirs_mem, frames_bytes, _ = run_official(theirs, video, args.frames, device, marks)
+    ours_ms, ours_mem = run_ours(ours, None, args.frames, device, dtype, marks)
+    o, t = summarize(ours_ms, args.warmup), summarize(theirs_ms, args.warmup)
+    report = {
+        "config": vars(args) | {"out": str(args.out), "torch": torch.__version__,
+                                "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"},
+        "ours": o, "official": t,
+        "ratios_ours_over_official": {"p50": o["p50_ms"] / t["p50_ms"], "p99": o["p99_ms"] / t["p99_ms"],
+                                      "fps": o["fps"] / t["fps"]},
+        "memory_bytes": {"ours": ours_mem, "official": theirs_mem,
+                         "official_preloaded_input_frames": frames_bytes},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_tracker.json").write_text(json.dumps(report, indent=2))
+    plot(ours_ms, theirs_ms, {"ours": ours_mem, "official": theirs_mem}, args.out / "bench_tracker.png",
+         f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, 2 objects, {args.frames} frames")
+    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'fps':>8}")
+    for name, s in (("official", t), ("sam2_ros", o)):
+        print(f"{name:24}{s['p50_ms']:>10.1f}{s['p99_ms']:>10.1f}{s['fps']:>8.2f}")
+    r = report["ratios_ours_over_official"]
+    print(f"{'ratio ours/official':24}{r['p50']:>10.3f}{r['p99']:>10.3f}{r['fps']:>8.3f}")
+    for m in marks:
+        print(f"tracking state after {m:>5} frames: official {theirs_mem[m] / 2**20:8.1f} MiB   "
+              f"sam2_ros {ours_mem[m] / 2**20:8.1f} MiB")
+    print(f"(official also preloads all input frames: {frames_bytes / 2**20:.1f} MiB)")
+    print(f"wrote {args.out / 'bench_tracker.json'} and {args.out / 'bench_tracker.png'}")
+
+
+if __name__ == "__main__":
+    main()

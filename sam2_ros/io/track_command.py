@@ -1,0 +1,223 @@
+"""``sam2-ros track INPUT``: run the streaming tracker over a video, an image folder or a camera.
+
+Frames go through the tracker exactly as on a robot: ``track(frame)``, then the prompts
+given for that frame (``@N``) as taps on it, then the outputs. A prompt ``@N`` therefore
+corrects frame N's output and shapes the memory every later frame attends to, and an
+object first prompted at N is absent from frames before N.
+
+torch and the model are imported inside the functions that need them so that building
+the argument parser (``sam2-ros --help``, ``sam2-ros download``) stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
+
+if TYPE_CHECKING:
+    import torch
+
+    from sam2_ros.io.sources import FrameSource
+    from sam2_ros.io.writers import RunSummary
+    from sam2_ros.model import Sam2Model
+    from sam2_ros.tracking import Backend, Sam2Tracker
+
+BACKENDS = ("torch",)
+DTYPES = ("float32", "bfloat16", "float16")
+DEFAULT_MODEL = "sam2.1_hiera_t"
+DEFAULT_OVERLAY_FPS = 30.0
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a video file, a folder of jpg/png frames (natural order) or a camera index (0)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)")
+    p.add_argument("--point", type=parse_point, action="append", default=[], metavar=POINT_FORMAT,
+                   help="click in frame pixels; LABEL 1 = object (default), 0 = background; FRAME default 0; "
+                        "repeatable (an object's clicks on one frame are sent together)")
+    p.add_argument("--box", type=parse_box, action="append", default=[], metavar=BOX_FORMAT,
+                   help="box in frame pixels; FRAME default 0; repeatable; combines with --point for the "
+                        "same object and frame")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", type=Path, metavar="PATH",
+                         help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)")
+    weights.add_argument("--random-weights", action="store_true",
+                         help="run with random weights: meaningless masks, for smoke tests and CI only")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+    p.add_argument("--backend", default="torch", choices=BACKENDS, help="inference backend (default torch)")
+    p.add_argument("--image-size", type=int, default=1024, metavar="SIZE",
+                   help="model input size, multiple of 32 (default 1024)")
+    p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="float32 (exact) or bfloat16/float16 autocast (default float32)")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-objects", type=_positive_int, default=16, metavar="N",
+                   help="objects tracked at once; sizes the preallocated memory (default 16)")
+    p.add_argument("--fill-hole-area", type=_non_negative_int, default=8, metavar="AREA",
+                   help="fill mask holes up to this many low-res pixels, 0 disables (default 8)")
+    p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
+    p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+
+
+def make_backend(name: str, model: Sam2Model, device: str, dtype: torch.dtype) -> Backend:
+    """The inference backend called ``name``; the one place new backends get wired in."""
+    if name == "torch":
+        from sam2_ros.tracking import TorchBackend
+
+        return TorchBackend(model, device, dtype)
+    raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
+
+
+def resolve_device(name: str | None) -> str:
+    """``name``, or cuda when there is a GPU; refuses cuda without one instead of failing mid-model."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return name
+
+
+def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool) -> Path | None:
+    """The weights to load (None = random), with how to get them when they are missing."""
+    from sam2_ros import download
+    from sam2_ros.model import checkpoint_filename
+
+    if random_weights:
+        return None
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist; get Meta's weights with "
+                                    f"`sam2-ros download {model}`")
+        return checkpoint
+    path = download.DEFAULT_DIR / checkpoint_filename(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint for {model}: {path} does not exist. Get it with `sam2-ros download {model}` "
+            f"(or pass --checkpoint PATH; --random-weights runs untrained weights for smoke tests only)")
+    return path
+
+
+def _warn_random_weights() -> None:
+    bar = "!" * 78
+    print(f"{bar}\nWARNING: --random-weights: the model is UNTRAINED (seeded random weights).\n"
+          f"Its masks are meaningless. Use this for smoke tests and CI only.\n{bar}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Track INPUT and write DIR; returns the exit code (130 when stopped with Ctrl+C)."""
+    import torch
+
+    from sam2_ros.io.sources import open_source
+    from sam2_ros.io.writers import RunSummary
+    from sam2_ros.model import build_sam2, canonical_name
+    from sam2_ros.tracking import Sam2Tracker
+
+    schedule = build_schedule(args.point, args.box)
+    obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
+    if len(obj_ids) > args.max_objects:
+        raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
+    model_name = canonical_name(args.model)
+    checkpoint = resolve_checkpoint(args.checkpoint, model_name, args.random_weights)
+    device = resolve_device(args.device)
+    with open_source(args.input) as source:  # a bad INPUT fails before the model is built
+        if checkpoint is None:
+            _warn_random_weights()
+            torch.manual_seed(0)  # reproducible smoke runs
+        model = build_sam2(model_name, checkpoint, image_size=args.image_size, device=device)
+        backend = make_backend(args.backend, model, device, getattr(torch, args.dtype))
+        tracker = Sam2Tracker(backend, max_objects=args.max_objects, fill_hole_area=args.fill_hole_area)
+        summary = RunSummary({
+            "model": model_name,
+            "weights": "random" if checkpoint is None else str(checkpoint),
+            "backend": backend.name,
+            "device": str(backend.device),
+            "dtype": args.dtype,
+            "image_size": args.image_size,
+            "input": {"source": args.input, "kind": source.kind, "fps": source.fps,
+                      "frame_count": source.frame_count},
+            "prompts": [text for prompts in schedule.values() for p in prompts for text in p.texts],
+        })
+        return _track(source, tracker, schedule, summary, args)
+
+
+def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[ObjectPrompt]],
+           summary: RunSummary, args: argparse.Namespace) -> int:
+    """The frame loop; outputs are finalised even when it stops on an error or Ctrl+C."""
+    from tqdm import tqdm
+
+    from sam2_ros.io.writers import LogitsWriter, MaskWriter, OverlayWriter
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    masks = MaskWriter(out)
+    logits = LogitsWriter(out) if args.save_logits else None
+    overlay = None if args.no_overlay else OverlayWriter(out / "overlay.mp4", source.fps or DEFAULT_OVERLAY_FPS)
+    frames = source if args.max_frames is None else itertools.islice(source, args.max_frames)
+    total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
+    done, stopped_by, t_start = 0, "error", time.perf_counter()
+    try:
+        with tqdm(frames, total=total, unit="frame", desc="track", dynamic_ncols=True) as bar:
+            for index, frame in enumerate(bar):
+                t0 = time.perf_counter()
+                result = tracker.track(frame)
+                tracker_ms = result.timings_ms
+                for prompt in schedule.get(index, []):
+                    result = prompt.apply(tracker)
+                objects, labels = result.objects, result.label_image()
+                host_logits = result.logits.float().cpu().numpy() if logits is not None else None
+                latency_ms = (time.perf_counter() - t0) * 1e3
+                masks.write(index, labels)
+                if logits is not None:
+                    logits.write(index, result.object_ids, host_logits)
+                if overlay is not None:
+                    overlay.write(frame, labels, objects)
+                summary.add(index, result.frame_hw, objects, latency_ms, tracker_ms,
+                            [p.obj_id for p in schedule.get(index, [])])
+                done = index + 1
+                bar.set_postfix(objects=len(objects), ms=f"{latency_ms:.0f}", refresh=False)
+        stopped_by = "max frames" if done == args.max_frames else "end of input"
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+    except Exception as exc:
+        stopped_by = f"error: {exc}"
+        raise
+    finally:
+        if overlay is not None:
+            overlay.close()
+        wall_s = time.perf_counter() - t_start
+        summary.write(out / "summary.json", stopped_by, wall_s)
+    late = sorted(f for f in schedule if f >= done)
+    if late:
+        print(f"warning: prompts for frames {late} were never applied: tracking stopped after {done} frames",
+              file=sys.stderr)
+    totals = summary.totals(wall_s)
+    print(f"tracked {done} frames ({totals['fps']} fps, p50 {totals['latency_ms']['p50']} ms): {out}")
+    return 130 if stopped_by == "interrupted" else 0
