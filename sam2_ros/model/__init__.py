@@ -13,10 +13,10 @@ from sam2_ros.model.build import (
     verify_checkpoint,
 )
 from sam2_ros.model.config import CONFIGS, Sam2Config, canonical_name, checkpoint_filename, get_config
-from sam2_ros.model.sam2 import NO_OBJ_SCORE, ImageFeatures, Sam2Model, SamOutput
+from sam2_ros.model.sam2 import NO_OBJ_SCORE, DecoderOutputs, ImageFeatures, Sam2Model, SamOutput, finish_decoding
 
 __all__ = [
-    "CONFIGS", "NO_OBJ_SCORE", "CheckpointError", "ImageFeatures", "Sam2Config", "Sam2Model", "SamOutput",
+    "CONFIGS", "NO_OBJ_SCORE", "CheckpointError", "DecoderOutputs", "finish_decoding", "ImageFeatures", "Sam2Config", "Sam2Model", "SamOutput",
     "build_from_config", "build_sam2", "canonical_name", "checkpoint_filename", "get_config", "load_checkpoint",
     "read_state_dict", "suggest_model", "verify_checkpoint",
 ]

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from sam2_ros.model.common import MLP
 from sam2_ros.model.config import Sam2Config
+from sam2_ros.model.mask_decoder import select_masks
 
 #: Mask logit written where the object-score head says "no object" (Meta's NO_OBJ_SCORE).
 NO_OBJ_SCORE = -1024.0
@@ -57,11 +58,24 @@ class ImageFeatures:
 
 
 @dataclass
+class DecoderOutputs:
+    """Everything the prompt encoder + mask decoder compute, before any selection.
+
+    This is the exported decoder graph's output; :func:`finish_decoding` turns it into a
+    :class:`SamOutput` the same way for every backend.
+    """
+
+    masks: Tensor  # B x 4 x 4H x 4W logits (0: single-mask token, 1..3: multimask tokens)
+    ious: Tensor  # B x 4
+    obj_ptrs: Tensor  # B x 4 x C: the object-pointer projection of each mask token
+    object_score_logits: Tensor  # B x 1
+
+
+@dataclass
 class SamOutput:
     """Prompt-head output for a batch of objects (Meta's ``_forward_sam_heads`` tuple)."""
 
     low_res_multimasks: Tensor  # B x M x 4H x 4W logits (M = 3 or 1)
-    high_res_multimasks: Tensor  # B x M x S x S logits at model resolution
     ious: Tensor  # B x M
     low_res_masks: Tensor  # B x 1 x 4H x 4W, the selected mask
     high_res_masks: Tensor  # B x 1 x S x S
@@ -152,6 +166,26 @@ class Sam2Model(nn.Module):
         Points are in model pixels (0..S) with labels 1/0 (pos/neg), 2/3 (box corners),
         -1 (padding). ``mask_inputs`` are logits at any size (resized to the prompt size).
         """
+        raw = self.decode_all(pix_feat, high_res, point_coords, point_labels, mask_inputs)
+        return finish_decoding(raw, multimask_output, self.no_obj_ptr, self.image_size, self.stability_rule)
+
+    @property
+    def stability_rule(self) -> tuple[float, float] | None:
+        """(delta, threshold) of Meta's dynamic single-mask fallback, or None when off."""
+        cfg = self.config
+        if not cfg.dynamic_multimask_via_stability:
+            return None
+        return cfg.dynamic_multimask_stability_delta, cfg.dynamic_multimask_stability_thresh
+
+    def decode_all(
+        self,
+        pix_feat: Tensor,
+        high_res: list[Tensor],
+        point_coords: Tensor | None,
+        point_labels: Tensor | None,
+        mask_inputs: Tensor | None,
+    ) -> DecoderOutputs:
+        """All four masks, IoUs and object pointers, without selection (export-friendly)."""
         b = pix_feat.shape[0]
         if point_coords is None:
             point_coords = pix_feat.new_zeros(b, 1, 2)
@@ -164,34 +198,16 @@ class Sam2Model(nn.Module):
                 mask_prompt = F.interpolate(mask_inputs.float(), size=size, mode="bilinear",
                                             align_corners=False, antialias=True)
         sparse, dense = self.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=mask_prompt)
-        low_multi, ious, tokens, obj_logits = self.sam_mask_decoder(
+        masks, ious, tokens, obj_logits = self.sam_mask_decoder.predict_masks(
             image_embeddings=pix_feat,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
-            multimask_output=multimask_output,
             repeat_image=False,
             high_res_features=high_res,
         )
-        present = obj_logits > 0
-        low_multi = torch.where(present[:, None, None], low_multi, NO_OBJ_SCORE).float()
-        high_multi = F.interpolate(low_multi, size=(self.image_size, self.image_size), mode="bilinear",
-                                   align_corners=False)
-        token = tokens[:, 0]
-        if multimask_output:
-            best = torch.argmax(ious, dim=-1)
-            rows = torch.arange(b, device=pix_feat.device)
-            low, high = low_multi[rows, best].unsqueeze(1), high_multi[rows, best].unsqueeze(1)
-            if tokens.shape[1] > 1:
-                token = tokens[rows, best]
-        else:
-            low, high = low_multi, high_multi
-        obj_ptr = self.gate_obj_ptr(self.obj_ptr_proj(token), present.float())
-        return SamOutput(low_multi, high_multi, ious, low, high, obj_ptr, obj_logits)
+        return DecoderOutputs(masks, ious, self.obj_ptr_proj(tokens), obj_logits)
 
-    def gate_obj_ptr(self, obj_ptr: Tensor, present: Tensor) -> Tensor:
-        """Replace the pointer of an absent object by the learned ``no_obj_ptr``."""
-        return present * obj_ptr + (1 - present) * self.no_obj_ptr
 
     def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask_inputs: Tensor) -> SamOutput:
         """A mask prompt becomes the output directly (logits +/-10); SAM only makes its pointer."""
@@ -204,7 +220,7 @@ class Sam2Model(nn.Module):
         ptr = self.sam_heads(pix_feat, high_res, mask_inputs=self.mask_downsample(mask)).obj_ptr
         present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
         obj_logits = scale * present + bias
-        return SamOutput(low, high, ious, low, high, self.gate_obj_ptr(ptr, present), obj_logits)
+        return SamOutput(low, ious, low, high, gate_obj_ptr(ptr, present, self.no_obj_ptr), obj_logits)
 
     # ----------------------------------------------------------------- memory
     def no_memory_features(self, vision_feats: Tensor) -> Tensor:
@@ -310,6 +326,48 @@ class Sam2Model(nn.Module):
             absent = (object_score_logits <= 0).to(features.dtype)
             features = features + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]
         return features, pos
+
+
+def gate_obj_ptr(obj_ptr: Tensor, present: Tensor, no_obj_ptr: Tensor) -> Tensor:
+    """Replace the pointer of an absent object (``present`` 0) by the learned ``no_obj_ptr``."""
+    return present * obj_ptr + (1 - present) * no_obj_ptr
+
+
+def finish_decoding(
+    raw: DecoderOutputs,
+    multimask: bool,
+    no_obj_ptr: Tensor,
+    image_size: int,
+    stability: tuple[float, float] | None,
+) -> SamOutput:
+    """Meta's post-decoder steps, shared by all backends.
+
+    Picks single or multimask outputs (with the stability fallback), writes the
+    no-object score where the object-score head says absent, chooses the best mask by
+    predicted IoU, and gates the object pointer. Only the chosen mask is upsampled to the
+    model resolution (upsampling is per channel, so this equals Meta's upsample-then-pick).
+    """
+    masks, ious, ptrs = select_masks(
+        raw.masks, raw.ious, raw.obj_ptrs, multimask,
+        use_multimask_token_for_obj_ptr=True,
+        dynamic_multimask_via_stability=stability is not None,
+        stability_delta=stability[0] if stability else 0.05,
+        stability_thresh=stability[1] if stability else 0.98,
+    )
+    present = raw.object_score_logits > 0
+    low_multi = torch.where(present[:, None, None], masks, NO_OBJ_SCORE).float()
+    ptr = ptrs[:, 0]
+    if multimask:
+        best = torch.argmax(ious, dim=-1)
+        rows = torch.arange(masks.shape[0], device=masks.device)
+        low = low_multi[rows, best].unsqueeze(1)
+        if ptrs.shape[1] > 1:
+            ptr = ptrs[rows, best]
+    else:
+        low = low_multi
+    high = F.interpolate(low, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    obj_ptr = gate_obj_ptr(ptr, present.to(ptr.dtype), no_obj_ptr)
+    return SamOutput(low_multi, ious, low, high, obj_ptr, raw.object_score_logits)
 
 
 def non_overlapping(pred_masks: Tensor) -> Tensor:
