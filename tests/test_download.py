@@ -1,0 +1,61 @@
+"""``sam2-ros download``: checksum and structure checks, exercised on local files.
+
+Meta's server is unreachable here, so the same code path is driven with ``file://`` URLs.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from sam2_ros.cli import main
+from sam2_ros.download import ChecksumError, checkpoint_url, download, verify_sidecar
+from sam2_ros.model import CheckpointError, build_sam2
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A valid SAM 2.1 tiny checkpoint (random weights) and its SHA-256."""
+    src = tmp_path_factory.mktemp("server") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": build_sam2("sam2.1_hiera_t", image_size=128).state_dict()}, src)
+    return src, hashlib.sha256(src.read_bytes()).hexdigest()
+
+
+def test_official_urls():
+    assert checkpoint_url("sam2.1_hiera_b+").endswith("/092824/sam2.1_hiera_base_plus.pt")
+    assert checkpoint_url("sam2_hiera_l").endswith("/072824/sam2_hiera_large.pt")
+
+
+def test_download_verifies_and_records_the_digest(served, tmp_path):
+    src, digest = served
+    path = download("sam2.1_hiera_t", tmp_path, sha256=digest, url=src.as_uri(), progress=False)
+    assert path.read_bytes() == src.read_bytes()
+    assert (tmp_path / "sam2.1_hiera_tiny.pt.sha256").read_text().split()[0] == digest
+    assert verify_sidecar(path) == digest
+    path.write_bytes(path.read_bytes()[:-1] + b"x")  # corruption after download is caught
+    with pytest.raises(ChecksumError, match="does not match"):
+        verify_sidecar(path)
+
+
+def test_wrong_digest_leaves_nothing_behind(served, tmp_path):
+    src, _ = served
+    with pytest.raises(ChecksumError, match="not the official file"):
+        download("sam2.1_hiera_t", tmp_path, sha256="0" * 64, url=src.as_uri(), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_of_another_model_is_refused(served, tmp_path):
+    src, _ = served
+    with pytest.raises(CheckpointError, match="fits model 'sam2.1_hiera_t'"):
+        download("sam2.1_hiera_s", tmp_path, url=src.as_uri(), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_download(served, tmp_path, capsys):
+    src, digest = served
+    assert main(["download", "sam2.1_hiera_tiny", "--out", str(tmp_path), "--url", src.as_uri(),
+                 "--sha256", digest, "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().endswith("sam2.1_hiera_tiny.pt")
+    assert main(["download", "sam3", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "unknown SAM 2 model" in capsys.readouterr().err
