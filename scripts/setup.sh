@@ -13,7 +13,8 @@ PY=${PYTHON:-python3}
 pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
 
 pip_install torch==2.13.0
-pip_install setuptools wheel
+# colcon-core (test extra) needs setuptools < 80; venvs ship an old one whose distutils breaks colcon.
+pip_install --upgrade "setuptools>=71,<80" wheel
 pip_install -e ".[onnx,test]"
 # Reference implementation for the parity tests (test-only; the runtime never imports it).
 pip_install hydra-core iopath tqdm pillow
