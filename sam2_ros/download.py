@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sam2_ros.model.config import canonical_name, checkpoint_filename, get_config
+from sam2_ros.utils.files import CHUNK, atomic_write, sha256_file
 
 #: Meta's download folders: SAM 2 (July 2024) and SAM 2.1 (September 2024).
 BASE_URLS = {
@@ -32,7 +33,6 @@ BASE_URLS = {
 KNOWN_SHA256: dict[str, str] = {}
 
 DEFAULT_DIR = Path(os.environ.get("SAM2_ROS_CHECKPOINTS", Path.home() / ".cache" / "sam2_ros" / "checkpoints"))
-CHUNK = 1 << 20
 
 
 class ChecksumError(RuntimeError):
@@ -42,18 +42,6 @@ class ChecksumError(RuntimeError):
 def checkpoint_url(name: str) -> str:
     cfg = get_config(name)
     return BASE_URLS[cfg.version] + checkpoint_filename(name)
-
-
-def sha256_of(path: str | os.PathLike, progress: bool = False) -> str:
-    """Hex SHA-256 of a file, streamed in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = Path(path).stat().st_size
-    with open(path, "rb") as fh, tqdm(total=size, unit="B", unit_scale=True, desc="sha256",
-                                      disable=not progress, leave=False) as bar:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest()
 
 
 def _fetch(url: str, dest: Path, progress: bool) -> tuple[str, str]:
@@ -108,7 +96,7 @@ def download(
         Path(tmp).unlink(missing_ok=True)
         raise
     os.replace(tmp, dest)
-    _write_atomic(dest.with_name(dest.name + ".sha256"), f"{digest}  {dest.name}\n")
+    atomic_write(dest.with_name(dest.name + ".sha256"), f"{digest}  {dest.name}\n")
     return dest
 
 
@@ -118,15 +106,8 @@ def verify_sidecar(path: str | os.PathLike, expected: str | None = None) -> str:
     sidecar = path.with_name(path.name + ".sha256")
     if expected is None and sidecar.exists():
         expected = sidecar.read_text().split()[0].lower()
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if expected is not None and digest != expected:
         raise ChecksumError(f"{path}: SHA-256 {digest} does not match expected {expected}; "
                             f"delete it and run `sam2-ros download` again")
     return digest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

@@ -19,7 +19,7 @@ import torch
 from sam2_ros.cli import main
 from sam2_ros.io.prompts import BoxPrompt, PointPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import ImageFolderSource, natural_key, open_source
-from sam2_ros.io.track_command import make_backend, resolve_device
+from sam2_ros.factory import make_backend, resolve_device
 
 RANDOM_TINY = ["--random-weights", "--model", "sam2.1_hiera_t", "--image-size", "128"]
 BEDROOM_HW = (540, 960)
@@ -226,11 +226,13 @@ def test_prompt_parsing_and_schedule() -> None:
 
 
 def test_backend_factory_rejects_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(ValueError, match="unknown backend 'onnxruntime'; available: torch"):
-        make_backend("onnxruntime", None, "cpu", torch.float32)
+    with pytest.raises(ValueError, match="unknown backend 'nope'; available: torch, onnxruntime, tensorrt"):
+        make_backend("nope", None, "cpu", torch.float32)
+    with pytest.raises(ValueError, match="pass --engines DIR"):
+        make_backend("tensorrt", None, "cpu", torch.float32)
     with pytest.raises(SystemExit):
-        main(["track", "0", "--out", str(tmp_path), "--backend", "tensorrt"])
-    assert "invalid choice: 'tensorrt'" in capsys.readouterr().err
+        main(["track", "0", "--out", str(tmp_path), "--backend", "openvino"])
+    assert "invalid choice: 'openvino'" in capsys.readouterr().err
 
 
 def test_device_names_are_checked() -> None:

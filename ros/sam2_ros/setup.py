@@ -33,4 +33,5 @@ setup(
     # Runtime dependencies come from package.xml through rosdep, as usual for ROS packages.
     install_requires=["setuptools"],
     zip_safe=True,
+    entry_points={"console_scripts": ["tracker = sam2_ros.ros.node:main"]},
 )

@@ -17,19 +17,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES, TrackerOptions
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
 
 if TYPE_CHECKING:
-    import torch
-
     from sam2_ros.io.sources import FrameSource
     from sam2_ros.io.writers import RunSummary
-    from sam2_ros.model import Sam2Model
-    from sam2_ros.tracking import Backend, Sam2Tracker
+    from sam2_ros.tracking import Sam2Tracker
 
-BACKENDS = ("torch",)
-DTYPES = ("float32", "bfloat16", "float16")
-DEFAULT_MODEL = "sam2.1_hiera_t"
 DEFAULT_OVERLAY_FPS = 30.0
 
 
@@ -52,8 +47,11 @@ def _non_negative_int(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="a video file, a folder of jpg/png frames (natural order) or a camera index (0)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+    from sam2_ros.ros import replay
+
+    p.add_argument("input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera "
+                                            "index (0)")
+    p.add_argument("--out", type=Path, metavar="DIR",
                    help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)")
     p.add_argument("--point", type=parse_point, action="append", default=[], metavar=POINT_FORMAT,
                    help="click in frame pixels; LABEL 1 = object (default), 0 = background; FRAME default 0; "
@@ -67,7 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     weights.add_argument("--random-weights", action="store_true",
                          help="run with random weights: meaningless masks, for smoke tests and CI only")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
-    p.add_argument("--backend", default="torch", choices=BACKENDS, help="inference backend (default torch)")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="inference backend (default torch); onnxruntime and tensorrt run the export in --engines DIR")
+    p.add_argument("--engines", type=Path, metavar="DIR",
+                   help="export folder for --backend onnxruntime (`python -m export onnx`) or tensorrt (`python -m export engines`); model, "
+                        "weights, image size and memory size are the export's, so --model/--image-size are ignored")
     p.add_argument("--image-size", type=int, default=1024, metavar="SIZE",
                    help="model input size, multiple of 32 (default 1024)")
     p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
@@ -80,87 +82,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fill mask holes up to this many low-res pixels, 0 disables (default 8)")
     p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    replay.add_arguments(p)
 
 
-def make_backend(name: str, model: Sam2Model, device: str, dtype: torch.dtype) -> Backend:
-    """The inference backend called ``name``; the one place new backends get wired in."""
-    if name == "torch":
-        from sam2_ros.tracking import TorchBackend
-
-        return TorchBackend(model, device, dtype)
-    raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
-
-
-def resolve_device(name: str | None) -> str:
-    """``name``, or cuda when there is a GPU; refuses cuda without one instead of failing mid-model."""
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    kind, _, index = name.partition(":")
-    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
-        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return name
-
-
-def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool) -> Path | None:
-    """The weights to load (None = random), with how to get them when they are missing."""
-    from sam2_ros import download
-    from sam2_ros.model import checkpoint_filename
-
-    if random_weights:
-        return None
-    if checkpoint is not None:
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist; get Meta's weights with "
-                                    f"`sam2-ros download {model}`")
-        return checkpoint
-    path = download.DEFAULT_DIR / checkpoint_filename(model)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no checkpoint for {model}: {path} does not exist. Get it with `sam2-ros download {model}` "
-            f"(or pass --checkpoint PATH; --random-weights runs untrained weights for smoke tests only)")
-    return path
-
-
-def _warn_random_weights() -> None:
-    bar = "!" * 78
-    print(f"{bar}\nWARNING: --random-weights: the model is UNTRAINED (seeded random weights).\n"
-          f"Its masks are meaningless. Use this for smoke tests and CI only.\n{bar}", file=sys.stderr)
+def tracker_options(args: argparse.Namespace) -> TrackerOptions:
+    """The tracker settings among the command's arguments (shared with the bag replay)."""
+    return TrackerOptions(backend=args.backend, model=args.model, checkpoint=args.checkpoint,
+                          random_weights=args.random_weights, engine_dir=args.engines, device=args.device,
+                          dtype=args.dtype, image_size=args.image_size, max_objects=args.max_objects,
+                          fill_hole_area=args.fill_hole_area)
 
 
 def run(args: argparse.Namespace) -> int:
     """Track INPUT and write DIR; returns the exit code (130 when stopped with Ctrl+C)."""
-    import torch
+    if args.bag is not None or args.out_bag is not None:
+        from sam2_ros.ros.replay import run_replay
 
+        return run_replay(args)
+    if args.input is None or args.out is None:
+        raise ValueError("give INPUT and --out DIR (or --bag IN and --out-bag OUT to replay a ROS 2 bag)")
+    from sam2_ros.factory import build_tracker, check_options
     from sam2_ros.io.sources import open_source
     from sam2_ros.io.writers import RunSummary
-    from sam2_ros.model import build_sam2, canonical_name
-    from sam2_ros.tracking import Sam2Tracker
 
     schedule = build_schedule(args.point, args.box)
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
         raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
-    model_name = canonical_name(args.model)
-    checkpoint = resolve_checkpoint(args.checkpoint, model_name, args.random_weights)
-    device = resolve_device(args.device)
+    opts = tracker_options(args)
+    check_options(opts)
     with open_source(args.input) as source:  # a bad INPUT fails before the model is built
-        if checkpoint is None:
-            _warn_random_weights()
-            torch.manual_seed(0)  # reproducible smoke runs
-        model = build_sam2(model_name, checkpoint, image_size=args.image_size, device=device)
-        backend = make_backend(args.backend, model, device, getattr(torch, args.dtype))
-        tracker = Sam2Tracker(backend, max_objects=args.max_objects, fill_hole_area=args.fill_hole_area)
+        built = build_tracker(opts)
+        tracker, backend = built.tracker, built.tracker.backend
         summary = RunSummary({
-            "model": model_name,
-            "weights": "random" if checkpoint is None else str(checkpoint),
+            "model": built.model_name,
+            "weights": built.weights,
             "backend": backend.name,
             "device": str(backend.device),
             "dtype": args.dtype,
-            "image_size": args.image_size,
+            "image_size": backend.image_size,
             "input": {"source": args.input, "kind": source.kind, "fps": source.fps,
                       "frame_count": source.frame_count},
             "prompts": [text for prompts in schedule.values() for p in prompts for text in p.texts],

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+from sam2_ros.utils.files import atomic_write
 
 if TYPE_CHECKING:
     from sam2_ros.tracking.results import ObjectResult
@@ -27,15 +27,8 @@ OVERLAY_ALPHA = 0.5
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Per-frame outputs: atomic, without an fsync per file."""
+    atomic_write(path, data, fsync=False)
 
 
 def frame_name(index: int, suffix: str) -> str:

@@ -211,16 +211,9 @@ class Sam2Model(nn.Module):
 
     def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask_inputs: Tensor) -> SamOutput:
         """A mask prompt becomes the output directly (logits +/-10); SAM only makes its pointer."""
-        scale, bias = 20.0, -10.0
         mask = mask_inputs.float()
-        high = mask * scale + bias
-        low = F.interpolate(high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear",
-                            align_corners=False, antialias=True)
-        ious = mask.new_ones(mask.shape[0], 1)
         ptr = self.sam_heads(pix_feat, high_res, mask_inputs=self.mask_downsample(mask)).obj_ptr
-        present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
-        obj_logits = scale * present + bias
-        return SamOutput(low, ious, low, high, gate_obj_ptr(ptr, present, self.no_obj_ptr), obj_logits)
+        return mask_prompt_output(mask, ptr, self.no_obj_ptr)
 
     # ----------------------------------------------------------------- memory
     def no_memory_features(self, vision_feats: Tensor) -> Tensor:
@@ -368,6 +361,21 @@ def finish_decoding(
     high = F.interpolate(low, size=(image_size, image_size), mode="bilinear", align_corners=False)
     obj_ptr = gate_obj_ptr(ptr, present.to(ptr.dtype), no_obj_ptr)
     return SamOutput(low_multi, ious, low, high, obj_ptr, raw.object_score_logits)
+
+
+def mask_prompt_output(mask: Tensor, obj_ptr: Tensor, no_obj_ptr: Tensor) -> SamOutput:
+    """Meta's ``_use_mask_as_output`` given the pointer SAM made for the downsampled mask.
+
+    The binary mask (B x 1 x S x S) becomes logits +/-10 at full and (antialiased) quarter
+    resolution; an empty mask means "absent" for the score and the pointer.
+    """
+    scale, bias = 20.0, -10.0
+    high = mask * scale + bias
+    low = F.interpolate(high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear",
+                        align_corners=False, antialias=True)
+    present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
+    return SamOutput(low, mask.new_ones(mask.shape[0], 1), low, high, gate_obj_ptr(obj_ptr, present, no_obj_ptr),
+                     scale * present + bias)
 
 
 def non_overlapping(pred_masks: Tensor) -> Tensor:

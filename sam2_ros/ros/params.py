@@ -1,0 +1,141 @@
+"""The tracker node's parameters as plain data: names, types, defaults, descriptions, allowed values.
+
+Why plain data: the rclpy node declares exactly these (with their descriptions), the offline
+replay builds the same settings from command-line flags, ``config/tracker.yaml`` and the README
+table must list the same names and defaults, and all of that is checked without ROS.
+``TrackerParams`` is the single source: each field's metadata carries its description.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES
+
+#: The node's name, which is also the key of its section in a ROS 2 parameters file.
+NODE_NAME = "tracker"
+TAP_MODES = ("replace", "add")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+#: Label images are mono8 and 0 is background, so at most 255 objects get a label.
+MAX_LABELS = 255
+
+ParamValue = bool | int | float | str
+
+
+def _param(default: ParamValue, description: str, *, choices: tuple[str, ...] = (),
+           minimum: float | None = None, maximum: float | None = None, dynamic: bool = False) -> Any:
+    return field(default=default, metadata={"description": description, "choices": choices,
+                                            "minimum": minimum, "maximum": maximum, "dynamic": dynamic})
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter. ``dynamic`` ones may change while the node runs; others are read-only."""
+
+    name: str
+    type: type
+    default: ParamValue
+    description: str
+    choices: tuple[str, ...]
+    minimum: float | None
+    maximum: float | None
+    dynamic: bool
+
+    def check(self, value: Any) -> ParamValue:
+        """``value`` if it has this parameter's type and range; ValueError naming the parameter otherwise."""
+        # bool is an int in Python and ROS 2 parameters are strictly typed: refuse the mix-up both ways.
+        if type(value) is not self.type and not (self.type is float and type(value) is int):
+            raise ValueError(f"parameter {self.name!r} must be a {self.type.__name__}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"parameter {self.name!r} must be one of {', '.join(self.choices)}; got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"parameter {self.name!r} must be >= {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"parameter {self.name!r} must be <= {self.maximum}, got {value}")
+        return float(value) if self.type is float else value
+
+    @property
+    def constraints(self) -> str:
+        """The allowed values in words (ParameterDescriptor.additional_constraints, the README table)."""
+        if self.choices:
+            return "one of: " + ", ".join(self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f">= {self.minimum}"
+        return ""
+
+
+@dataclass
+class TrackerParams:
+    """Settings of one tracker node (or one replay); field metadata describes each parameter."""
+
+    model: str = _param(DEFAULT_MODEL, "SAM 2 / 2.1 model name, e.g. sam2.1_hiera_t, sam2.1_hiera_b+")
+    checkpoint: str = _param("", "Meta's .pt or a .safetensors file; empty: the file `sam2-ros download MODEL` "
+                                 "stored")
+    random_weights: bool = _param(False, "untrained weights for smoke tests (masks are meaningless); "
+                                         "never on a robot")
+    backend: str = _param("torch", "inference backend", choices=BACKENDS)
+    engine_dir: str = _param("", "export folder the exported backends run (`python -m export ...`); "
+                                 "empty for torch")
+    precision: str = _param("float32", "float32 (exact) or bfloat16 / float16 autocast", choices=DTYPES)
+    device: str = _param("", "cpu, cuda or cuda:N; empty: cuda if available, else cpu")
+    image_size: int = _param(1024, "model input size in pixels (multiple of 32)", minimum=32)
+    max_objects: int = _param(16, "objects tracked at once; sizes the preallocated memory bank",
+                              minimum=1, maximum=MAX_LABELS)
+    fill_hole_area: int = _param(8, "fill mask holes up to this many low-res pixels; 0 disables", minimum=0)
+    image_transport: str = _param("raw", "raw: sensor_msgs/Image on `image`; compressed: "
+                                         "sensor_msgs/CompressedImage on `image`/compressed", choices=IMAGE_TRANSPORTS)
+    tap_mode: str = _param("replace", "replace: a tap starts over with object 1; add: each tap adds an object",
+                           choices=TAP_MODES, dynamic=True)
+    publish_masks: bool = _param(False, "include each object's mono8 mask in tracked_objects", dynamic=True)
+    diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", minimum=0.1)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrackerParams:
+        """Checked settings from ``{name: value}``; unknown names and bad values raise ValueError."""
+        specs = {spec.name: spec for spec in parameter_specs()}
+        unknown = sorted(set(values) - set(specs))
+        if unknown:
+            raise ValueError(f"unknown parameters {', '.join(unknown)}; known: {', '.join(specs)}")
+        return cls(**{name: specs[name].check(value) for name, value in values.items()})
+
+
+def parameter_specs() -> list[ParamSpec]:
+    """Every parameter, in declaration order."""
+    return [ParamSpec(f.name, type(f.default), f.default, f.metadata["description"], tuple(f.metadata["choices"]),
+                      f.metadata["minimum"], f.metadata["maximum"], f.metadata["dynamic"])
+            for f in dataclasses.fields(TrackerParams)]
+
+
+def spec(name: str) -> ParamSpec:
+    """The parameter called ``name``; KeyError for unknown names."""
+    for candidate in parameter_specs():
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"unknown parameter {name!r}")
+
+
+def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> TrackerParams:
+    """Settings from a ROS 2 parameters file (``<node>: ros__parameters: {...}``), defaults for the rest."""
+    import yaml
+
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    section = document.get(node_name, document.get(f"/{node_name}"))
+    if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+        raise ValueError(f"{path}: no '{node_name}: ros__parameters:' section")
+    return TrackerParams.from_dict(section["ros__parameters"])
+
+
+def markdown_table() -> str:
+    """The README's parameter table (tests/test_ros_core.py keeps the README in step with it)."""
+    rows = ["| parameter | type | default | allowed | changes at runtime | description |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for p in parameter_specs():
+        shown = repr(p.default) if p.type is str else str(p.default).lower() if p.type is bool else p.default
+        default = f"`{shown}`"
+        rows.append(f"| `{p.name}` | {p.type.__name__} | {default} | {p.constraints} | "
+                    f"{'yes' if p.dynamic else 'no'} | {p.description} |")
+    return "\n".join(rows)
