@@ -97,13 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-        # Expected errors (bad checkpoint, a graph failing its checks): the message, no traceback.
-        print(f"python -m export {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    from sam2_ros.cli import run_command
+
+    return run_command(build_parser().parse_args(argv), "python -m export")
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from sam2_ros.backends import contract
-from sam2_ros.utils.files import atomic_path
 from sam2_ros.backends.contract import GraphSpec
 from sam2_ros.model import Sam2Model
 from sam2_ros.model.position_encoding import PositionEmbeddingSine
+from sam2_ros.utils.files import atomic_path
 
 #: The dynamo exporter implements opset 18 and up (its conversion down to 17 fails on
 #: ReduceMean's axes input); TensorRT 10.0 parses opsets 9 to 20.

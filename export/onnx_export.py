@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sam2_ros.backends import contract
-from sam2_ros.utils.files import atomic_write
 from export.graphs import DEFAULT_OPSET, export_graph
-from sam2_ros.backends.manifest import FileEntry, Manifest, sha256_file, write_manifest
 from export.onnx_checks import check_graph
+from sam2_ros.backends import contract
+from sam2_ros.backends.manifest import FileEntry, Manifest, write_manifest
 from sam2_ros.model import Sam2Model
+from sam2_ros.utils.files import atomic_write, sha256_file
 
 
 def export_onnx(model: Sam2Model, out_dir: str | Path, *, max_cond_frames: int = 4, opset: int = DEFAULT_OPSET,

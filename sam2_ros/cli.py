@@ -55,15 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(args: argparse.Namespace, prog: str) -> int:
+    """Run the chosen subcommand; expected errors become one clear line and exit code 2."""
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-        # Expected user errors: one clear line, no traceback.
+        # Expected user errors (bad input, missing checkpoint, a graph failing its checks): no traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"sam2-ros {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{prog} {args.command}: error: {msg}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv), "sam2-ros")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class TrackerOptions:
     image_size: int = 1024
     max_objects: int = 16
     fill_hole_area: int = 8
+    compile: str | None = None  # torch backend: torch.compile mode ("reduce-overhead" = CUDA graphs)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class BuiltTracker:
 
 
 def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.dtype,
-                 engine_dir: str | Path | None = None) -> Backend:
+                 engine_dir: str | Path | None = None, compile: str | None = None) -> Backend:
     """The inference backend called ``name``.
 
     ``torch`` runs ``model``; the exported backends run the folder ``engine_dir`` and need
@@ -68,7 +69,9 @@ def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.d
             raise ValueError("--engines DIR is for the exported backends; --backend torch runs the model itself")
         from sam2_ros.tracking import TorchBackend
 
-        return TorchBackend(model, device, dtype)
+        return TorchBackend(model, device, dtype, compile=compile)
+    if compile:
+        raise ValueError("--compile applies to --backend torch; exported backends are compiled when they are built")
     if engine_dir is None:
         raise ValueError(f"--backend {name} runs exported graphs: pass --engines DIR, a folder written by "
                          f"{EXPORT_HINTS[name]}")
@@ -143,7 +146,7 @@ def build_tracker(opts: TrackerOptions) -> BuiltTracker:
     device = resolve_device(opts.device)
     dtype = getattr(torch, opts.dtype)
     if opts.backend in EXPORTED_BACKENDS:
-        backend = make_backend(opts.backend, None, device, dtype, opts.engine_dir)
+        backend = make_backend(opts.backend, None, device, dtype, opts.engine_dir, opts.compile)
         model_name = backend.settings.name
         weights = getattr(backend, "checkpoint_sha256", str(opts.engine_dir))
     else:
@@ -152,7 +155,7 @@ def build_tracker(opts: TrackerOptions) -> BuiltTracker:
         if checkpoint is None:
             torch.manual_seed(0)  # reproducible smoke runs
         model = build_sam2(model_name, checkpoint, image_size=opts.image_size, device=device)
-        backend = make_backend(opts.backend, model, device, dtype, opts.engine_dir)
+        backend = make_backend(opts.backend, model, device, dtype, opts.engine_dir, opts.compile)
         weights = "random" if checkpoint is None else str(checkpoint)
     if weights == "random":
         warn_random_weights()

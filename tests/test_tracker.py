@@ -198,3 +198,19 @@ def test_bfloat16_autocast_on_cpu_stays_close_to_float32(small_model):
     assert (a & b).sum() / (a | b).sum() >= 0.9
     with pytest.raises(ValueError, match="float16 is not supported on CPU"):
         TorchBackend(small_model, dtype=torch.float16)
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager(small_model):
+    """``compile=`` (torch.compile of the image encoder) changes speed, not results."""
+    results = []
+    for mode in (None, "default"):
+        tracker = Sam2Tracker(TorchBackend(small_model, compile=mode), max_objects=2, fill_hole_area=0)
+        out = []
+        for i, frame in enumerate(frames(4)):
+            r = tracker.track(frame)
+            if i == 0:
+                r = tracker.add_box(1, [5, 5, 40, 40])
+            out.append(r.logits)
+        results.append(torch.stack(out))
+    assert torch.allclose(results[0], results[1], atol=1e-3, rtol=1e-3)

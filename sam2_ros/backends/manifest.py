@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sam2_ros.utils.files import atomic_write, sha256_file
 from sam2_ros.backends.contract import MANIFEST_FILE
+from sam2_ros.utils.files import atomic_write, sha256_file
 
 FORMAT_VERSION = 1
 CHUNK = 1 << 20

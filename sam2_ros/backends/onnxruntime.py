@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from sam2_ros.backends.contract import DYNAMIC_DIMS, GraphSpec, graph_specs
-from sam2_ros.backends.manifest import Manifest, ManifestError, read_manifest
 from sam2_ros.backends.graph import GraphBackend, ModelSettings
+from sam2_ros.backends.manifest import Manifest, ManifestError, read_manifest
 
 TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sam2_ros.tracking import Sam2Tracker
 
 DEFAULT_OVERLAY_FPS = 30.0
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -75,6 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="float32 (exact) or bfloat16/float16 autocast (default float32)")
+    p.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
+                   help="torch backend: torch.compile the image encoder (default, reduce-overhead = CUDA graphs, "
+                        "max-autotune); the first frames are slow while it compiles")
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     p.add_argument("--max-objects", type=_positive_int, default=16, metavar="N",
                    help="objects tracked at once; sizes the preallocated memory (default 16)")
@@ -90,7 +94,7 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
     return TrackerOptions(backend=args.backend, model=args.model, checkpoint=args.checkpoint,
                           random_weights=args.random_weights, engine_dir=args.engines, device=args.device,
                           dtype=args.dtype, image_size=args.image_size, max_objects=args.max_objects,
-                          fill_hole_area=args.fill_hole_area)
+                          fill_hole_area=args.fill_hole_area, compile=args.compile)
 
 
 def run(args: argparse.Namespace) -> int:
