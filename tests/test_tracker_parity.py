@@ -55,14 +55,19 @@ def run_official(theirs, video, corrections_as_cond: bool):
         theirs.add_new_points_or_box(state, 0, 1, points=CLICK_1[0], labels=CLICK_1[1])
         theirs.add_new_points_or_box(state, 0, 2, box=BOX_2)
         collect(theirs.propagate_in_video(state, start_frame_idx=0, max_frame_num_to_track=10))
-        theirs.add_new_points_or_box(state, 10, 1, points=CORRECTION_1[0], labels=CORRECTION_1[1])
+        _, ids_1, masks_1 = theirs.add_new_points_or_box(state, 10, 1, points=CORRECTION_1[0],
+                                                         labels=CORRECTION_1[1])
         _, ids, masks = theirs.add_new_points_or_box(state, 10, 3, points=CLICK_3[0], labels=CLICK_3[1])
         if corrections_as_cond:
             collect(theirs.propagate_in_video(state, start_frame_idx=10, max_frame_num_to_track=10))
         else:
             # Meta re-runs a non-conditioning frame without its prompts when propagation
-            # restarts there; the streaming equivalent continues from the next frame.
+            # restarts there, and the masks returned for object 3's click show object 1's
+            # pre-correction output (a not-yet-consolidated correction is not looked up);
+            # the streaming equivalent takes each object's latest output on frame 10 and
+            # continues from frame 11.
             collect([(10, ids, masks)])
+            out[10][1] = masks_1[ids_1.index(1), 0].clone()
             collect(theirs.propagate_in_video(state, start_frame_idx=11, max_frame_num_to_track=9))
         theirs.remove_object(state, 2)
         collect(theirs.propagate_in_video(state, start_frame_idx=21, max_frame_num_to_track=NUM_FRAMES))
