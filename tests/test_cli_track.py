@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -270,3 +271,40 @@ def test_image_folder_rejects_mixed_sizes(tmp_path: Path) -> None:
 def test_argparse_rejects_checkpoint_with_random_weights(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["track", "0", "--out", str(tmp_path), "--random-weights", "--checkpoint", "x.pt"])
+
+
+class _FastCamera:
+    """A stand-in for cv2.VideoCapture on a camera: frame i has every pixel = i, 1 ms apart."""
+
+    def __init__(self, frames: int) -> None:
+        self.i, self.frames = 0, frames
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's API)
+        return True
+
+    def get(self, prop: int) -> float:
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        time.sleep(0.001)
+        if self.i >= self.frames:
+            return False, None
+        self.i += 1
+        return True, np.full((4, 4, 3), self.i % 256, np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_camera_source_hands_over_the_newest_frame() -> None:
+    """A consumer slower than the camera sees fresh frames, not a growing backlog."""
+    from sam2_ros.io.sources import CameraSource
+
+    with CameraSource(0, capture=_FastCamera(200)) as cam:
+        seen = []
+        for frame in cam:
+            seen.append(int(frame[0, 0, 0]))
+            time.sleep(0.02)  # a slow tracker
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)  # in order, never repeated
+    assert len(seen) < 100 and cam.dropped > 100  # most frames were skipped, not queued
+    assert seen[-1] >= 190  # and the last one handed over is (nearly) the newest

@@ -28,7 +28,8 @@ from sam2_ros.cli import main
 from sam2_ros.model import build_sam2
 from sam2_ros.ros import messages as m
 from sam2_ros.ros import params as P
-from sam2_ros.ros.core import COMMAND_QUEUE_LIMIT, LatestFrameSlot, TrackerCore, label_image
+from sam2_ros.ros.core import COMMAND_QUEUE_LIMIT, TrackerCore, label_image
+from sam2_ros.utils.latest import LatestFrameSlot
 from sam2_ros.ros.image_codec import image_to_rgb
 from sam2_ros.ros.typesys import ADD_OBJECTS_REQUEST, OBJECT_PROMPT, REMOVE_OBJECT_REQUEST, typestore
 from sam2_ros.tracking import Sam2Tracker, TorchBackend, TrackResult

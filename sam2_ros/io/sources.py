@@ -8,12 +8,16 @@ degrades masks without any error.
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+
+from sam2_ros.utils.latest import LatestFrameSlot
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -46,11 +50,11 @@ class FrameSource(ABC):
 
 
 class CaptureSource(FrameSource):
-    """A video file or a camera, read with ``cv2.VideoCapture``."""
+    """A video file or a camera, read with ``cv2.VideoCapture`` (or an object with its API)."""
 
-    def __init__(self, target: str | int, kind: str) -> None:
+    def __init__(self, target: str | int, kind: str, capture: Any = None) -> None:
         self.kind = kind
-        self._cap = cv2.VideoCapture(target)
+        self._cap = capture if capture is not None else cv2.VideoCapture(target)
         name = f"camera {target}" if kind == "camera" else str(target)
         if not self._cap.isOpened():
             self._cap.release()
@@ -73,6 +77,61 @@ class CaptureSource(FrameSource):
 
     def close(self) -> None:
         self._cap.release()
+
+
+class CameraSource(CaptureSource):
+    """A live camera: a grabber thread keeps only the newest frame.
+
+    A tracker slower than the camera would otherwise work through OpenCV's buffer of stale
+    frames and fall ever further behind; here it always gets the latest frame, and
+    ``dropped`` counts the frames it never saw. Memory stays one frame.
+    """
+
+    kind = "camera"
+    #: Seconds to wait for a frame before deciding the camera stopped.
+    READ_TIMEOUT_S = 5.0
+
+    def __init__(self, index: int, capture: Any = None) -> None:
+        super().__init__(index, "camera", capture)
+        self._slot: LatestFrameSlot[np.ndarray] = LatestFrameSlot()
+        self._running = threading.Event()
+        self._ended = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self._slot.dropped
+
+    def _grab(self) -> None:
+        while self._running.is_set():
+            ok, bgr = self._cap.read()
+            if not ok:
+                break
+            self._slot.put(bgr)
+        self._ended.set()
+        self._slot.wake()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._running.set()
+        self._thread = threading.Thread(target=self._grab, name="camera_grabber", daemon=True)
+        self._thread.start()
+        first = True
+        while True:
+            bgr = self._slot.take(timeout=self.READ_TIMEOUT_S)
+            if bgr is None:
+                if first:
+                    raise ValueError(f"{self.name}: no frame could be read")
+                if self._ended.is_set() or not self._running.is_set():
+                    return
+                continue
+            first = False
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=self.READ_TIMEOUT_S)
+        super().close()
 
 
 class ImageFolderSource(FrameSource):
@@ -121,6 +180,6 @@ def open_source(spec: str) -> FrameSource:
     if path.exists():
         return CaptureSource(str(path), "video")
     if spec.isdigit():
-        return CaptureSource(int(spec), "camera")
+        return CameraSource(int(spec))
     raise FileNotFoundError(f"input {spec!r} does not exist (expected a video file, an image folder "
                             f"or a camera index such as 0)")

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -55,6 +55,7 @@ from sam2_ros.ros.params import MAX_LABELS, TrackerParams, spec
 from sam2_ros.ros.typesys import ADD_OBJECTS_RESPONSE, REMOVE_OBJECT_RESPONSE, TRACKED_OBJECT_ARRAY, typestore
 from sam2_ros.tracking.errors import TrackerError
 from sam2_ros.tracking.results import TrackResult
+from sam2_ros.utils.latest import LatestFrameSlot
 
 if TYPE_CHECKING:
     from sam2_ros.tracking import Sam2Tracker
@@ -77,8 +78,6 @@ OUTPUT_TYPES = {
 }
 IMAGE_TYPES = {"raw": "sensor_msgs/msg/Image", "compressed": "sensor_msgs/msg/CompressedImage"}
 
-T = TypeVar("T")
-
 
 class Logger(Protocol):
     """What the core logs through: Python's ``logging.Logger`` and rclpy's node logger both fit."""
@@ -88,43 +87,6 @@ class Logger(Protocol):
     def warning(self, message: str) -> Any: ...
 
     def error(self, message: str) -> Any: ...
-
-
-class LatestFrameSlot(Generic[T]):
-    """A size-1, thread-safe hand-over where the newest item wins.
-
-    Why: a tracker slower than the camera must always work on the latest frame; a queue would
-    make the delay grow without bound. ``dropped`` counts items replaced before anyone took them.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: T | None = None
-        self._woken = False
-        self.received = 0
-        self.dropped = 0
-
-    def put(self, item: T) -> None:
-        with self._cond:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self.received += 1
-            self._cond.notify_all()
-
-    def take(self, timeout: float = 0.0) -> T | None:
-        """The newest item, waiting up to ``timeout`` s for one; None on timeout or after ``wake()``."""
-        with self._cond:
-            if self._item is None and timeout > 0:
-                self._cond.wait_for(lambda: self._item is not None or self._woken, timeout)
-            item, self._item, self._woken = self._item, None, False
-            return item
-
-    def wake(self) -> None:
-        """End a waiting ``take`` early (a command was queued and should not wait for a frame)."""
-        with self._cond:
-            self._woken = True
-            self._cond.notify_all()
 
 
 @dataclass
