@@ -72,21 +72,9 @@ class MemoryAttentionGraph(nn.Module):
 
     def forward(self, vision_feats: Tensor, mem_feats: Tensor, mem_t_pos: Tensor, mem_valid: Tensor,
                 obj_ptrs: Tensor, ptr_t_diff: Tensor, ptr_valid: Tensor) -> Tensor:
-        m = self.model
-        b, _, h, w = vision_feats.shape
-        slots, num_ptrs = mem_valid.shape[0], ptr_valid.shape[0]
-        tokens, pos = m.memory_tokens(mem_feats, self.mem_pos, mem_t_pos)
-        ptr_tokens, ptr_pos = m.obj_ptr_tokens(obj_ptrs, ptr_t_diff, m.config.max_obj_ptrs_in_encoder)
-        split = m.hidden_dim // m.mem_dim  # memory tokens per pointer, in the order obj_ptr_tokens uses
-        # Token masks in the bank's token order: frame s covers tokens s*HW .. s*HW + HW - 1,
-        # pointer p covers p*split .. p*split + split - 1. expand+reshape, not repeat_interleave,
-        # keeps the graph free of data-dependent repeats.
-        frame_mask = mem_valid[:, None, :].expand(slots, h * w, b).reshape(slots * h * w, b)
-        ptr_mask = ptr_valid[:, None, :].expand(num_ptrs, split, b).reshape(num_ptrs * split, b)
-        mask = torch.cat([frame_mask, ptr_mask]).transpose(0, 1)  # B x M, True = attend
-        return m.condition_on_memory(vision_feats, self.vision_pos.expand(b, -1, -1, -1),
-                                     torch.cat([tokens, ptr_tokens]), torch.cat([pos, ptr_pos]),
-                                     num_obj_ptr_tokens=num_ptrs * split, memory_mask=mask)
+        b = vision_feats.shape[0]
+        return self.model.condition_on_bank(vision_feats, self.vision_pos.expand(b, -1, -1, -1), mem_feats,
+                                            self.mem_pos, mem_t_pos, mem_valid, obj_ptrs, ptr_t_diff, ptr_valid)
 
 
 class MaskDecoderGraph(nn.Module):

@@ -285,6 +285,40 @@ class Sam2Model(nn.Module):
         )
         return out.permute(1, 2, 0).reshape(b, c, h, w)
 
+    def condition_on_bank(
+        self,
+        vision_feats: Tensor,
+        vision_pos: Tensor,
+        mem_feats: Tensor,
+        mem_pos: Tensor,
+        mem_t_pos: Tensor,
+        mem_valid: Tensor,
+        obj_ptrs: Tensor,
+        ptr_t_diff: Tensor,
+        ptr_valid: Tensor,
+    ) -> Tensor:
+        """Memory attention over a fixed-size bank with validity masks (tracker and export).
+
+        ``mem_feats`` S x B x 64 x H x W with Meta slot numbers ``mem_t_pos`` (S x B) and
+        ``mem_valid`` (S x B); ``obj_ptrs`` P x B x 256 at frame distances ``ptr_t_diff`` with
+        ``ptr_valid`` (P x B). Invalid slots are masked out of the attention, which equals
+        leaving them out because padding is in whole frames and whole pointers.
+        """
+        b, _, h, w = vision_feats.shape
+        slots, num_ptrs = mem_valid.shape[0], ptr_valid.shape[0]
+        tokens, pos = self.memory_tokens(mem_feats, mem_pos, mem_t_pos)
+        ptr_tokens, ptr_pos = self.obj_ptr_tokens(obj_ptrs, ptr_t_diff, self.config.max_obj_ptrs_in_encoder)
+        split = ptr_tokens.shape[0] // max(num_ptrs, 1)  # memory tokens per pointer (256 / 64)
+        # Token masks in token order: frame s covers tokens s*HW .. s*HW + HW - 1, pointer p
+        # covers p*split .. p*split + split - 1. expand+reshape (not repeat_interleave) keeps
+        # exported graphs free of data-dependent repeats.
+        frame_mask = mem_valid[:, None, :].expand(slots, h * w, b).reshape(slots * h * w, b)
+        ptr_mask = ptr_valid[:, None, :].expand(num_ptrs, split, b).reshape(num_ptrs * split, b)
+        mask = torch.cat([frame_mask, ptr_mask]).transpose(0, 1)  # B x M, True = attend
+        return self.condition_on_memory(vision_feats, vision_pos, torch.cat([tokens, ptr_tokens]),
+                                        torch.cat([pos, ptr_pos]), num_obj_ptr_tokens=ptr_tokens.shape[0],
+                                        memory_mask=mask)
+
     def encode_memory(
         self,
         vision_feats: Tensor,

@@ -16,9 +16,6 @@ from torch import Tensor
 from sam2_ros.model import ImageFeatures, Sam2Model, SamOutput
 from sam2_ros.tracking.bank import MemoryBatch
 
-IMG_MEAN = (0.485, 0.456, 0.406)
-IMG_STD = (0.229, 0.224, 0.225)
-
 
 @runtime_checkable
 class Backend(Protocol):
@@ -97,18 +94,10 @@ class TorchBackend:
 
     @torch.inference_mode()
     def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor:
-        memory = memory.compact()
-        m = self.model
-        tokens, pos = m.memory_tokens(memory.feats.float(), self._mem_pos, memory.t_pos)
-        ptr_tokens, ptr_pos = m.obj_ptr_tokens(memory.ptrs, memory.ptr_t_diff, self.max_obj_ptrs)
-        split = ptr_tokens.shape[0] // max(memory.ptrs.shape[0], 1)
-        hw = self.feat_size * self.feat_size
-        mask = torch.cat([memory.valid.repeat_interleave(hw, dim=0),
-                          memory.ptr_valid.repeat_interleave(split, dim=0)]).T  # B x M
+        mem = memory.compact()  # eager attention need not pay for empty slots
         with self._autocast():
-            return m.condition_on_memory(feats.vision_feats, feats.vision_pos, torch.cat([tokens, ptr_tokens]),
-                                         torch.cat([pos, ptr_pos]), num_obj_ptr_tokens=ptr_tokens.shape[0],
-                                         memory_mask=None if bool(mask.all()) else mask)
+            return self.model.condition_on_bank(feats.vision_feats, feats.vision_pos, mem.feats.float(), self._mem_pos,
+                                                mem.t_pos, mem.valid, mem.ptrs, mem.ptr_t_diff, mem.ptr_valid)
 
     @torch.inference_mode()
     def decode(self, pix_feat, high_res, point_coords, point_labels, mask_inputs, multimask) -> SamOutput:
