@@ -315,50 +315,50 @@ class TrackerCore:
     # ---------------------------------------------------------------- services
     def add_objects(self, request: Any) -> Any:
         """AddObjects: queue every object's prompts, or none of them; answers at once with the ids and labels."""
-        types = typestore().types
-        try:
+        def queue() -> str:
             prompts = prompts_from_add_objects(request)
-            with self._lock:
-                for prompt in prompts:
-                    self._check_inside(prompt)
-                new = {p.obj_id for p in prompts} - set(self._objects.labels)
-                free = self._objects.capacity - len(self._objects.labels)
-                if len(new) > free:
-                    raise PromptError(f"{len(new)} new objects but only {free} of max_objects="
-                                      f"{self._objects.capacity} are free")
-                self._require_room(len(prompts))
-                for prompt in prompts:
-                    self._objects.add(prompt.obj_id)
-                    self._commands.append(_PromptCommand(prompt, "add_objects"))
-                success, message = True, f"queued prompts for objects {', '.join(str(p.obj_id) for p in prompts)}"
-                objects = self._objects.snapshot()
-        except PromptError as exc:
-            success, message = False, str(exc)
-            with self._lock:
-                objects = self._objects.snapshot()
-        self.slot.wake()
-        return _object_list_response(types[ADD_OBJECTS_RESPONSE], objects, success, message)
+            for prompt in prompts:
+                self._check_inside(prompt)
+            new = {p.obj_id for p in prompts} - set(self._objects.labels)
+            free = self._objects.capacity - len(self._objects.labels)
+            if len(new) > free:
+                raise PromptError(f"{len(new)} new objects but only {free} of max_objects="
+                                  f"{self._objects.capacity} are free")
+            self._require_room(len(prompts))
+            for prompt in prompts:
+                self._objects.add(prompt.obj_id)
+                self._commands.append(_PromptCommand(prompt, "add_objects"))
+            return f"queued prompts for objects {', '.join(str(p.obj_id) for p in prompts)}"
+
+        return self._answer(ADD_OBJECTS_RESPONSE, queue)
 
     def remove_object(self, request: Any) -> Any:
         """RemoveObject: forget one object (known or queued); unknown ids are refused."""
-        types = typestore().types
-        try:
+        def queue() -> str:
             obj_id = object_id_from_string(request.object_id)
-            with self._lock:
-                if obj_id not in self._objects.labels:
-                    raise PromptError(f"unknown object id {obj_id}; tracked ids: "
-                                      f"{[i for i, _ in self._objects.snapshot()]}")
-                self._require_room(1)
-                del self._objects.labels[obj_id]
-                self._commands.append(_RemoveCommand(obj_id))
-                success, message = True, f"removing object {obj_id}"
-                objects = self._objects.snapshot()
-        except PromptError as exc:
-            success, message = False, str(exc)
-            with self._lock:
-                objects = self._objects.snapshot()
+            if obj_id not in self._objects.labels:
+                raise PromptError(f"unknown object id {obj_id}; tracked ids: "
+                                  f"{[i for i, _ in self._objects.snapshot()]}")
+            self._require_room(1)
+            del self._objects.labels[obj_id]
+            self._commands.append(_RemoveCommand(obj_id))
+            return f"removing object {obj_id}"
+
+        return self._answer(REMOVE_OBJECT_RESPONSE, queue)
+
+    def _answer(self, response_type: str, queue: Callable[[], str]) -> Any:
+        """Run ``queue`` under the lock and answer with the object list; a PromptError becomes the message.
+
+        ``queue`` checks everything before it changes anything, so a refused request queues nothing.
+        """
+        with self._lock:
+            try:
+                success, message = True, queue()
+            except PromptError as exc:
+                success, message = False, str(exc)
+            objects = self._objects.snapshot()
         self.slot.wake()
-        return _object_list_response(types[REMOVE_OBJECT_RESPONSE], objects, success, message)
+        return _object_list_response(typestore().types[response_type], objects, success, message)
 
     def reset(self) -> ServiceResult:
         """Forget every object and frame; replaces whatever was still queued (it would be undone anyway)."""
