@@ -6,6 +6,8 @@ level, without a host round trip per frame.
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -41,9 +43,16 @@ def preprocess(frame: np.ndarray | Tensor, image_size: int, device: torch.device
     t = t.to(device, non_blocking=True).permute(2, 0, 1)[None].float()
     t = F.interpolate(t, size=(image_size, image_size), mode="bicubic", antialias=True, align_corners=False)
     t = t.round_().clamp_(0, 255).div_(255.0)
+    mean, std = _normalisation(torch.device(device))
+    return (t - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _normalisation(device: torch.device) -> tuple[Tensor, Tensor]:
+    """ImageNet mean and std as 1 x 3 x 1 x 1 tensors on ``device``, made once (no per-frame upload)."""
     mean = torch.tensor(IMG_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMG_STD, device=device).view(1, 3, 1, 1)
-    return (t - mean) / std
+    return mean, std
 
 
 def upsample_logits(low_res: Tensor, size: tuple[int, int]) -> Tensor:
