@@ -161,7 +161,7 @@ def partly_masked_bank(b: int = 3, seed: int = 0) -> MemoryBatch:
     valid[1, 1] = True  # object 1: a second conditioning frame
     valid[4:10, 0] = True  # object 0: all six recent frames
     valid[4:7, 1] = True
-    valid[9, 2] = True  # slots 2 and 3 are unused by every object (compaction drops them)
+    valid[9, 2] = True  # slots 2 and 3 are unused by every object
     t_pos = torch.where(valid, torch.arange(slots)[:, None].expand(slots, b) - 3, 0).clamp(min=0)
     ptr_valid = torch.zeros(ptrs, b, dtype=torch.bool)
     ptr_valid[0] = True
@@ -177,7 +177,7 @@ def partly_masked_bank(b: int = 3, seed: int = 0) -> MemoryBatch:
 
 
 def test_memory_attention_masked_bank_batch_3(model, run, frames):
-    """The fixed-size masked bank in the graph equals TorchBackend's compacted bank."""
+    """The fixed-size masked bank in the graph equals TorchBackend's eager attention on it."""
     image = preprocess(frames[3], SIZE, torch.device("cpu"))
     torch_backend = TorchBackend(model)
     feats = torch_backend.encode_image(image).expand(3)

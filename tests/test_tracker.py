@@ -181,18 +181,22 @@ def test_boxes_from_masks():
     assert boxes[0].tolist() == [3.0, 2.0, 8.0, 4.0] and nonempty.tolist() == [True, False]
 
 
+def box_session(backend: TorchBackend, n: int) -> torch.Tensor:
+    """Logits of n frames: object 1 from a box on frame 0, then tracked."""
+    tracker = Sam2Tracker(backend, max_objects=2, fill_hole_area=0)
+    out = []
+    for i, frame in enumerate(frames(n)):
+        r = tracker.track(frame)
+        if i == 0:
+            r = tracker.add_box(1, [5, 5, 40, 40])
+        out.append(r.logits)
+    return torch.stack(out)
+
+
 def test_bfloat16_autocast_on_cpu_stays_close_to_float32(small_model):
     """Mixed precision changes rounding, not behaviour: masks agree with fp32 (random weights)."""
-    results = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        tracker = Sam2Tracker(TorchBackend(small_model, dtype=dtype), max_objects=2, fill_hole_area=0)
-        out = []
-        for i, frame in enumerate(frames(6)):
-            r = tracker.track(frame)
-            if i == 0:
-                r = tracker.add_box(1, [5, 5, 40, 40])
-            out.append(r.logits)
-        results[dtype] = torch.stack(out)
+    results = {dtype: box_session(TorchBackend(small_model, dtype=dtype), 6)
+               for dtype in (torch.float32, torch.bfloat16)}
     a, b = results[torch.float32] > 0, results[torch.bfloat16] > 0
     assert results[torch.bfloat16].dtype == torch.float32  # outputs are float32 either way
     assert (a & b).sum() / (a | b).sum() >= 0.9
@@ -203,14 +207,5 @@ def test_bfloat16_autocast_on_cpu_stays_close_to_float32(small_model):
 @pytest.mark.slow
 def test_torch_compile_matches_eager(small_model):
     """``compile=`` (torch.compile of the image encoder) changes speed, not results."""
-    results = []
-    for mode in (None, "default"):
-        tracker = Sam2Tracker(TorchBackend(small_model, compile=mode), max_objects=2, fill_hole_area=0)
-        out = []
-        for i, frame in enumerate(frames(4)):
-            r = tracker.track(frame)
-            if i == 0:
-                r = tracker.add_box(1, [5, 5, 40, 40])
-            out.append(r.logits)
-        results.append(torch.stack(out))
+    results = [box_session(TorchBackend(small_model, compile=mode), 4) for mode in (None, "default")]
     assert torch.allclose(results[0], results[1], atol=1e-3, rtol=1e-3)

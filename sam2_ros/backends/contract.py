@@ -73,15 +73,6 @@ class GraphSpec:
         """The symbolic dimension names this graph may use (``B``, ``N``)."""
         return {d for t in self.inputs + self.outputs for d in t.shape if isinstance(d, str)}
 
-    def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        """``torch.onnx.export``'s ``dynamic_axes`` for this contract."""
-        axes = {}
-        for t in self.inputs + self.outputs:
-            named = {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
-            if named:
-                axes[t.name] = named
-        return axes
-
 
 def slot_counts(max_cond_frames: int, num_maskmem: int, max_obj_ptrs: int) -> tuple[int, int]:
     """(S_slots, P): the memory bank's spatial-memory and object-pointer slots per object."""

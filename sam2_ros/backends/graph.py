@@ -69,6 +69,7 @@ class GraphBackend:
     """
 
     name = "graphs"
+    compact_memory = False  # the graphs take the full, fixed-size bank
 
     def __init__(self, settings: ModelSettings, runners: Mapping[str, Runner], constants: Mapping[str, Tensor],
                  device: torch.device | str) -> None:
@@ -92,7 +93,7 @@ class GraphBackend:
             out = self._run["image_encoder"](image=image.float())
             feats = out["vision_feats"]
             # The memory-attention graph holds the image position encoding as a constant;
-            # an empty tensor keeps ImageFeatures' select/expand working without computing it.
+            # an empty tensor keeps ImageFeatures.expand working without computing it.
             pos = feats.new_empty((1, 0, *feats.shape[-2:]))
             return ImageFeatures(feats, pos, [out["high_res_0"], out["high_res_1"]])
 

@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 OVERLAY_ALPHA = 0.5
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Per-frame outputs: atomic, without an fsync per file."""
-    atomic_write(path, data, fsync=False)
-
-
 def frame_name(index: int, suffix: str) -> str:
     """``00042.png``: zero-padded so that lexical order is frame order."""
     return f"{index:05d}{suffix}"
@@ -47,7 +42,7 @@ class MaskWriter:
         ok, png = cv2.imencode(".png", labels)
         if not ok:
             raise RuntimeError(f"could not encode the label image of frame {index}")
-        write_atomic(self.dir / frame_name(index, ".png"), png.tobytes())
+        atomic_write(self.dir / frame_name(index, ".png"), png.tobytes(), fsync=False)
 
 
 class LogitsWriter:
@@ -61,7 +56,7 @@ class LogitsWriter:
         """``logits``: B x H x W, row i belonging to ``object_ids[i]``."""
         buf = io.BytesIO()
         np.savez(buf, **{str(oid): logits[i].astype(np.float32, copy=False) for i, oid in enumerate(object_ids)})
-        write_atomic(self.dir / frame_name(index, ".npz"), buf.getvalue())
+        atomic_write(self.dir / frame_name(index, ".npz"), buf.getvalue(), fsync=False)
 
 
 def object_color(obj_id: int) -> tuple[int, int, int]:
@@ -152,4 +147,4 @@ class RunSummary:
     def write(self, path: Path, stopped_by: str, wall_s: float) -> None:
         doc = {**self.header, "frame_hw": self.frame_hw, "stopped_by": stopped_by, "totals": self.totals(wall_s),
                "frames": self.frames}
-        write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
+        atomic_write(path, json.dumps(doc, indent=1) + "\n")

@@ -42,7 +42,6 @@ class Sam2Config:
     # memory
     num_maskmem: int = 7
     max_obj_ptrs_in_encoder: int = 16
-    max_cond_frames_in_attn: int = -1
     sigmoid_scale_for_mem_enc: float = 20.0
     sigmoid_bias_for_mem_enc: float = -10.0
     binarize_mask_from_pts_for_mem_enc: bool = True  # Meta's video-predictor override

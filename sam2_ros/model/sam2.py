@@ -46,10 +46,6 @@ class ImageFeatures:
     vision_pos: Tensor
     high_res: list[Tensor]
 
-    def select(self, index: Tensor | slice) -> "ImageFeatures":
-        """Rows of the batch (e.g. repeat one image for several objects)."""
-        return ImageFeatures(self.vision_feats[index], self.vision_pos[index], [h[index] for h in self.high_res])
-
     def expand(self, batch: int) -> "ImageFeatures":
         """Broadcast a single-image batch to ``batch`` objects without copying."""
         def ex(t: Tensor) -> Tensor:

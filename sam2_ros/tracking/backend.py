@@ -31,6 +31,9 @@ class Backend(Protocol):
     feat_size: int
     num_maskmem: int
     max_obj_ptrs: int
+    #: Whether ``attend_memory`` takes only the bank slots in use (eager) or the full
+    #: fixed-size bank (graphs with static shapes).
+    compact_memory: bool
 
     def encode_image(self, image: Tensor) -> ImageFeatures: ...
 
@@ -58,6 +61,7 @@ class TorchBackend:
     """
 
     name = "torch"
+    compact_memory = True
 
     def __init__(self, model: Sam2Model, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  compile: str | None = None) -> None:
@@ -94,10 +98,10 @@ class TorchBackend:
 
     @torch.inference_mode()
     def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor:
-        mem = memory.compact()  # eager attention need not pay for empty slots
+        m = memory
         with self._autocast():
-            return self.model.condition_on_bank(feats.vision_feats, feats.vision_pos, mem.feats.float(), self._mem_pos,
-                                                mem.t_pos, mem.valid, mem.ptrs, mem.ptr_t_diff, mem.ptr_valid)
+            return self.model.condition_on_bank(feats.vision_feats, feats.vision_pos, m.feats.float(), self._mem_pos,
+                                                m.t_pos, m.valid, m.ptrs, m.ptr_t_diff, m.ptr_valid)
 
     @torch.inference_mode()
     def decode(self, pix_feat, high_res, point_coords, point_labels, mask_inputs, multimask) -> SamOutput:

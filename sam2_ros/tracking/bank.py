@@ -43,16 +43,6 @@ class MemoryBatch:
     ptr_t_diff: Tensor
     ptr_valid: Tensor
 
-    def compact(self) -> "MemoryBatch":
-        """Drop slots that no object in the batch uses (cheaper eager attention).
-
-        Exported graphs take the full, fixed-size batch with its masks instead.
-        """
-        keep = self.valid.any(dim=1).nonzero().flatten()
-        keep_p = self.ptr_valid.any(dim=1).nonzero().flatten()
-        return MemoryBatch(self.feats[keep], self.t_pos[keep], self.valid[keep], self.ptrs[keep_p],
-                           self.ptr_t_diff[keep_p], self.ptr_valid[keep_p])
-
 
 class MemoryBank:
     """Per-object memory slots; see the module docstring for what is kept and why."""
@@ -126,21 +116,22 @@ class MemoryBank:
             self.cond_ptrs[slot, k] = ptrs[i].to(self.cond_ptrs.dtype)
 
     # ------------------------------------------------------------------ reads
-    def has_memory(self, slot: int) -> bool:
-        return bool((self.cond_frame[slot] != EMPTY).any())
-
-    def gather(self, slots: list[int], frame_idx: int) -> MemoryBatch:
+    def gather(self, slots: list[int], frame_idx: int, compact: bool = False) -> MemoryBatch:
         """The memory objects ``slots`` attend to when processing frame ``frame_idx``.
 
         Spatial memories: all conditioning slots (t_pos 0), then the frames
         ``frame_idx - 1 .. frame_idx - (num_maskmem - 1)`` (t_pos num_maskmem-1 .. 1).
         Pointers: conditioning frames not after ``frame_idx`` (Meta's
         ``only_obj_ptrs_in_the_past_for_eval``) and the previous ``max_obj_ptrs - 1`` frames.
+
+        ``compact`` drops the slots no object in the batch uses (cheaper eager attention);
+        exported graphs take the full, fixed-size batch. The choice is made on the host
+        bookkeeping, so only used slots are copied and the device is never synchronised.
         """
         cond = self.cond_frame[slots]  # B x K
         recent = self.recent_frame[slots]  # B x R
         ptr = self.ptr_frame[slots]  # B x P
-        in_cond = (recent[:, :, None] == cond[:, None, :]).any(-1) & (recent != EMPTY)[:, :]
+        in_cond = (recent[:, :, None] == cond[:, None, :]).any(-1)
         back = frame_idx - recent  # frames back, 1..R when usable
         recent_ok = (recent != EMPTY) & (back >= 1) & (back <= self.num_recent) & ~in_cond
         ptr_in_cond = (ptr[:, :, None] == cond[:, None, :]).any(-1)
@@ -156,12 +147,24 @@ class MemoryBank:
         t_diff = np.concatenate([frame_idx - cond, ptr_back], axis=1).T
         t_diff = np.where(ptr_valid, t_diff, 0)
 
-        rows = torch.as_tensor(slots, device=self.device)
-        feats = torch.cat([self.cond_feats[rows], self.recent_feats[rows]], dim=1).transpose(0, 1)
-        ptrs = torch.cat([self.cond_ptrs[rows], self.recent_ptrs[rows]], dim=1).transpose(0, 1)
+        keep = np.flatnonzero(valid.any(axis=1)) if compact else np.arange(len(valid))
+        keep_p = np.flatnonzero(ptr_valid.any(axis=1)) if compact else np.arange(len(ptr_valid))
+        valid, t_pos, ptr_valid, t_diff = valid[keep], t_pos[keep], ptr_valid[keep_p], t_diff[keep_p]
 
         def dev(a: np.ndarray, dtype: torch.dtype) -> Tensor:
             return torch.as_tensor(a, dtype=dtype).to(self.device, non_blocking=True)
+
+        rows = dev(np.asarray(slots), torch.long)[:, None]
+
+        def pick(cond_t: Tensor, recent_t: Tensor, kept: np.ndarray) -> Tensor:
+            """Kept slots (conditioning ones first), objects second: S x B x ..."""
+            k = self.max_cond
+            parts = [cond_t[rows, dev(kept[kept < k], torch.long)[None]],
+                     recent_t[rows, dev(kept[kept >= k] - k, torch.long)[None]]]
+            return torch.cat(parts, dim=1).transpose(0, 1)
+
+        feats = pick(self.cond_feats, self.recent_feats, keep)
+        ptrs = pick(self.cond_ptrs, self.recent_ptrs, keep_p)
 
         return MemoryBatch(feats, dev(t_pos, torch.long), dev(valid, torch.bool), ptrs,
                            dev(t_diff, torch.float32), dev(ptr_valid, torch.bool))

@@ -131,7 +131,7 @@ class Sam2Tracker:
         if objs:
             b = len(objs)
             feats = self._feats.expand(b)
-            memory = self.bank.gather([o.slot for o in objs], self._frame_idx)
+            memory = self.bank.gather([o.slot for o in objs], self._frame_idx, self.backend.compact_memory)
             pix = self.backend.attend_memory(feats, memory)
             out = self.backend.decode(pix, feats.high_res, None, None, None,
                                       self.backend.use_multimask(False, 0))
@@ -181,7 +181,7 @@ class Sam2Tracker:
         if tuple(m.shape[-2:]) != (s, s):
             m = torch.nn.functional.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
             m = (m >= 0.5).float()
-        feats = self._feats.select(slice(0, 1))
+        feats = self._feats  # one image: batch 1, as a single object needs
         out = self.backend.mask_as_output(feats.vision_feats, feats.high_res, m)
         self._store_prompt_output(obj, out, points=None, labels=None)
         return self._result({})
@@ -198,7 +198,7 @@ class Sam2Tracker:
         prev = None
         if obj.out is not None:
             prev = obj.out.low_res.clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)
-        feats = self._feats.select(slice(0, 1))
+        feats = self._feats  # one image: batch 1, as a single object needs
         pix = self.backend.no_memory(feats) if is_init else obj.pix_feat
         out = self.backend.decode(pix, feats.high_res, coords, lbl, prev,
                                   self.backend.use_multimask(is_init, lbl.shape[1]))
