@@ -47,11 +47,31 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_track)
 
 
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    from sam2_ros.annotate.command import run
+
+    return run(args)
+
+
+def _add_annotate(sub: argparse._SubParsersAction) -> None:
+    from sam2_ros.annotate.command import add_arguments
+
+    p = sub.add_parser("annotate", help="label many videos, image folders and bags on Ray (label PNGs, COCO, "
+                                        "manifest)",
+                       description="Track prompted objects through every INPUT with the same tracker as `track`, "
+                                   "on Ray workers, into a resumable dataset: per input label PNGs and COCO "
+                                   "annotations with RLE masks, and DATASET/manifest.json. Needs the annotate "
+                                   "extra: pip install 'sam2_ros[annotate]'.")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_annotate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam2-ros", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_download(sub)
     _add_track(sub)
+    _add_annotate(sub)
     return parser
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from sam2_ros.tracking import Sam2Tracker, TrackResult
@@ -40,6 +40,12 @@ class BoxPrompt:
     box: tuple[float, float, float, float]
     frame: int
     text: str
+
+
+class FramePrompt(Protocol):
+    """A prompt for the tracker's current frame: command-line clicks/boxes, or annotate's masks and detections."""
+
+    def apply(self, tracker: Sam2Tracker) -> TrackResult: ...
 
 
 @dataclass

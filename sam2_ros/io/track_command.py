@@ -14,6 +14,7 @@ import argparse
 import itertools
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +22,12 @@ from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES, TrackerOptions
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from sam2_ros.io.prompts import FramePrompt
     from sam2_ros.io.sources import FrameSource
     from sam2_ros.io.writers import RunSummary
-    from sam2_ros.tracking import Sam2Tracker
+    from sam2_ros.tracking import Sam2Tracker, TrackResult
 
 DEFAULT_OVERLAY_FPS = 30.0
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -47,19 +51,8 @@ def _non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sam2_ros.ros import replay
-
-    p.add_argument("input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera "
-                                            "index (0)")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)")
-    p.add_argument("--point", type=parse_point, action="append", default=[], metavar=POINT_FORMAT,
-                   help="click in frame pixels; LABEL 1 = object (default), 0 = background; FRAME default 0; "
-                        "repeatable (an object's clicks on one frame are sent together)")
-    p.add_argument("--box", type=parse_box, action="append", default=[], metavar=BOX_FORMAT,
-                   help="box in frame pixels; FRAME default 0; repeatable; combines with --point for the "
-                        "same object and frame")
+def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
+    """Model, backend and tracking options (shared with ``sam2-ros annotate``, which runs the same tracker)."""
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--checkpoint", type=Path, metavar="PATH",
                          help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)")
@@ -84,6 +77,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="objects tracked at once; sizes the preallocated memory (default 16)")
     p.add_argument("--fill-hole-area", type=_non_negative_int, default=8, metavar="AREA",
                    help="fill mask holes up to this many low-res pixels, 0 disables (default 8)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sam2_ros.ros import replay
+
+    p.add_argument("input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera "
+                                            "index (0)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)")
+    p.add_argument("--point", type=parse_point, action="append", default=[], metavar=POINT_FORMAT,
+                   help="click in frame pixels; LABEL 1 = object (default), 0 = background; FRAME default 0; "
+                        "repeatable (an object's clicks on one frame are sent together)")
+    p.add_argument("--box", type=parse_box, action="append", default=[], metavar=BOX_FORMAT,
+                   help="box in frame pixels; FRAME default 0; repeatable; combines with --point for the "
+                        "same object and frame")
+    add_tracker_arguments(p)
     p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     replay.add_arguments(p)
@@ -132,6 +141,20 @@ def run(args: argparse.Namespace) -> int:
         return _track(source, tracker, schedule, summary, args)
 
 
+def track_frame(tracker: Sam2Tracker, frame: np.ndarray,
+                prompts: Sequence[FramePrompt]) -> tuple[TrackResult, dict[str, float]]:
+    """One frame as on a robot: ``track(frame)``, then that frame's prompts as taps on it.
+
+    Returns the frame's final result and the tracking step's timing breakdown. ``sam2-ros
+    annotate`` calls this too, so its label images equal ``track``'s by construction.
+    """
+    result = tracker.track(frame)
+    tracker_ms = result.timings_ms
+    for prompt in prompts:
+        result = prompt.apply(tracker)
+    return result, tracker_ms
+
+
 def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[ObjectPrompt]],
            summary: RunSummary, args: argparse.Namespace) -> int:
     """The frame loop; outputs are finalised even when it stops on an error or Ctrl+C."""
@@ -151,10 +174,7 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
         with tqdm(frames, total=total, unit="frame", desc="track", dynamic_ncols=True) as bar:
             for index, frame in enumerate(bar):
                 t0 = time.perf_counter()
-                result = tracker.track(frame)
-                tracker_ms = result.timings_ms
-                for prompt in schedule.get(index, []):
-                    result = prompt.apply(tracker)
+                result, tracker_ms = track_frame(tracker, frame, schedule.get(index, []))
                 objects, labels = result.objects, result.label_image()
                 host_logits = result.logits.float().cpu().numpy() if logits is not None else None
                 latency_ms = (time.perf_counter() - t0) * 1e3

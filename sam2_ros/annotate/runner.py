@@ -1,0 +1,206 @@
+"""The Ray driver of ``sam2-ros annotate``: actors that load the model once and annotate whole inputs.
+
+The driver hands out small :class:`~sam2_ros.annotate.worker.InputJob` s, one at a time per
+actor (a fast worker simply gets more inputs), records each returned manifest entry at once
+(atomically), and shows one progress bar over frames, fed by a tiny counter actor the workers
+report to a couple of times a second. Frames never pass through the driver. Ctrl+C kills the
+actors, removes their unfinished folders and leaves the manifest of what is complete.
+
+Ray is imported here only, when a run starts: ``sam2-ros track`` and the node never load it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import deque
+from typing import Any
+
+from sam2_ros.annotate.manifest import DONE, FAILED, DatasetManifest, now
+from sam2_ros.annotate.worker import AnnotateSettings, Annotator, InputJob
+
+#: Seconds between progress-bar refreshes (and the driver's longest wait for a finished input).
+POLL_S = 0.25
+
+
+def import_ray() -> Any:
+    """``ray``, or a one-line error saying how to get it (Ray is the optional ``annotate`` extra)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError(f"sam2-ros annotate runs on Ray, which is not installed ({exc}); "
+                           f"install it with: pip install 'sam2_ros[annotate]'") from None
+    return ray
+
+
+class ProgressCounter:
+    """Frames done and frames expected over the whole run (a Ray actor; two integers of state)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.total = 0
+
+    def add(self, frames: int, total: int) -> None:
+        self.frames += frames
+        self.total += total
+
+    def get(self) -> tuple[int, int]:
+        return self.frames, self.total
+
+
+class RayAnnotator(Annotator):
+    """The actor: an :class:`Annotator` whose progress goes to the run's counter actor."""
+
+    def __init__(self, settings: AnnotateSettings, counter: Any) -> None:
+        super().__init__(settings, report=lambda frames, total: counter.add.remote(frames, total))
+
+
+class _Bar:
+    """One tqdm bar over frames, with inputs done/failed in its postfix."""
+
+    def __init__(self, inputs: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.inputs, self.done, self.failed, self._changed = inputs, 0, 0, True
+        self.bar = tqdm(total=0, unit="frame", desc="annotate", dynamic_ncols=True, disable=not enabled)
+
+    def update(self, frames: int, total: int) -> None:
+        if (frames, max(total, frames)) == (self.bar.n, self.bar.total) and not self._changed:
+            return
+        self._changed = False
+        self.bar.total = max(total, frames)
+        self.bar.n = frames
+        self.bar.set_postfix_str(f"inputs {self.done + self.failed}/{self.inputs}"
+                                 + (f", {self.failed} failed" if self.failed else ""), refresh=False)
+        self.bar.refresh()
+
+    def finished(self, entry: dict[str, Any]) -> None:
+        self._changed = True
+        if entry.get("status") == DONE:
+            self.done += 1
+        else:
+            self.failed += 1
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetManifest, run: dict[str, Any],
+            address: str | None = None, num_workers: int = 1, cpus_per_worker: float = 1.0,
+            gpus_per_worker: float | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Annotate ``jobs`` on Ray; returns their manifest entries (also recorded in ``manifest`` as they come)."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING)
+        if address:
+            ray.init(address=address, **kw)
+        else:  # a local cluster with room for every worker (oversubscribing is the user's choice)
+            ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(num_workers * cpus_per_worker)),
+                     include_dashboard=False, **kw)
+    actors: list[Any] = []
+    bar = _Bar(len(jobs), progress)
+    try:
+        gpus = _gpus(ray, gpus_per_worker)
+        _check_resources(ray, num_workers, cpus_per_worker, gpus)
+        run["last_run"].update(engine="ray", ray_address=address or "local", num_workers=num_workers,
+                               cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus)
+        counter = ray.remote(num_cpus=0)(ProgressCounter).remote()
+        actor_class = ray.remote(RayAnnotator).options(num_cpus=cpus_per_worker, num_gpus=gpus)
+
+        def new_actor() -> Any:
+            actor = actor_class.remote(settings, counter)
+            actors.append(actor)
+            return actor
+
+        idle = [new_actor() for _ in range(min(num_workers, len(jobs)))]
+        try:  # model loading errors (corrupt checkpoint, no GPU) are the run's, not an input's
+            workers = ray.get([a.info.remote() for a in idle])
+        except ray.exceptions.RayError as exc:
+            raise RuntimeError(f"a worker could not load the model: {_first_line(exc)}") from None
+        run["last_run"]["workers"] = workers
+        pending, running, entries = deque(jobs), {}, []
+        while pending or running:
+            while idle and pending:
+                actor, job = idle.pop(), pending.popleft()
+                running[actor.annotate.remote(job)] = (actor, job)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                actor, job = running.pop(ref)
+                try:
+                    entry = ray.get(ref)
+                    idle.append(actor)
+                except ray.exceptions.RayError as exc:  # the worker process died (killed, out of memory)
+                    entry = {"input": str(job.spec.path), "kind": job.spec.kind, "output": job.spec.name,
+                             "fingerprint": job.fingerprint, "options_key": job.options_key, "status": FAILED,
+                             "error": f"worker died: {_first_line(exc)}", "finished": now()}
+                    ray.kill(actor, no_restart=True)
+                    idle.append(new_actor())
+                _record(manifest, run, job, entry)
+                entries.append(entry)
+                bar.finished(entry)
+            bar.update(*ray.get(counter.get.remote()))
+        return entries
+    except KeyboardInterrupt:
+        for actor in actors:  # stop writing before the unfinished folders go
+            ray.kill(actor, no_restart=True)
+        raise
+    finally:
+        bar.close()
+        if started_here:
+            ray.shutdown()
+
+
+def run_local(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetManifest, run: dict[str, Any],
+              progress: bool = True) -> list[dict[str, Any]]:
+    """The same work in this process, without Ray (the benchmark's baseline for Ray's overhead)."""
+    bar = _Bar(len(jobs), progress)
+    state = [0, 0]
+
+    def report(frames: int, total: int) -> None:
+        state[0] += frames
+        state[1] += total
+        bar.update(*state)
+
+    run["last_run"].update(engine="in-process")
+    annotator = Annotator(settings, report)
+    entries = []
+    try:
+        for job in jobs:
+            entry = annotator.annotate(job)
+            _record(manifest, run, job, entry)
+            entries.append(entry)
+            bar.finished(entry)
+    finally:
+        bar.close()
+    return entries
+
+
+def _record(manifest: DatasetManifest, run: dict[str, Any], job: InputJob, entry: dict[str, Any]) -> None:
+    if entry.get("skipped") and job.spec.name in manifest.inputs:  # unchanged content: keep its record, new stat
+        entry = {**manifest.inputs[job.spec.name], "fingerprint": job.fingerprint}
+    manifest.record(job.spec.name, entry)
+    manifest.save(run)
+
+
+def _gpus(ray: Any, requested: float | None) -> float:
+    """``--gpus-per-worker``, by default one GPU each when the cluster has GPUs, none otherwise."""
+    if requested is not None:
+        return requested
+    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+def _check_resources(ray: Any, workers: int, cpus: float, gpus: float) -> None:
+    """Refuse a request the cluster can never satisfy (Ray would wait for it forever)."""
+    have = ray.cluster_resources()
+    for name, each in (("CPU", cpus), ("GPU", gpus)):
+        need = workers * each
+        if need > have.get(name, 0) + 1e-9:
+            raise ValueError(f"{workers} workers x {each:g} {name} need {need:g} {name}s but the Ray cluster has "
+                             f"{have.get(name, 0):g}; lower --num-workers or --{name.lower()}s-per-worker")
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
