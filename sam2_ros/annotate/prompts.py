@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 FILE, DETECTIONS, AUTO = "file", "detections", "auto"
 #: Records of the automatic mask generator kept in the manifest (the mask itself is in the outputs).
 AUTO_RECORD_KEYS = ("area", "bbox", "predicted_iou", "stability_score")
+#: Problems kept per input in the manifest.
+MAX_WARNINGS = 20
 
 
 # --- prompt file ---------------------------------------------------------------------------------
@@ -202,7 +204,7 @@ class FilePlan(PromptPlan):
 
 
 class AutoPlan(PromptPlan):
-    """Automatic masks on the first frame, each a new object (largest first, at most ``max_objects``)."""
+    """Automatic masks on the first frame, each a new object (ids 1, 2, ...; the ``max_objects`` best rated)."""
 
     source = AUTO
 
@@ -213,15 +215,16 @@ class AutoPlan(PromptPlan):
         self.kept: list[dict[str, Any]] = []
 
     def for_frame(self, index: int, frame: np.ndarray, stamp_ns: int | None) -> list[FramePrompt]:
+        from sam2_ros.image import record_mask, select_records
+
         if index:
             return []
         records = self.generate(frame)
         self.found = len(records)
-        records = sorted(records, key=lambda r: -int(r["area"]))[:self.max_objects]
         prompts: list[FramePrompt] = []
-        for obj_id, rec in enumerate(records, start=1):
+        for obj_id, rec in enumerate(select_records(records, self.max_objects), start=1):
             self.kept.append({"object_id": obj_id, **{k: _plain(rec[k]) for k in AUTO_RECORD_KEYS if k in rec}})
-            prompts.append(MaskPrompt(obj_id, rec["segmentation"], [f"automatic mask {obj_id}"]))
+            prompts.append(MaskPrompt(obj_id, record_mask(rec), [f"automatic mask {obj_id}"]))
         return prompts
 
     def record(self) -> dict[str, Any]:
@@ -229,7 +232,7 @@ class AutoPlan(PromptPlan):
 
     def warnings(self, frames_done: int) -> list[str]:
         if self.found > len(self.kept):
-            return [f"{self.found} automatic masks on the first frame; kept the {len(self.kept)} largest "
+            return [f"{self.found} automatic masks on the first frame; kept the {len(self.kept)} rated best "
                     f"(--max-objects)"]
         return [] if self.kept or not frames_done else ["no automatic masks on the first frame: nothing tracked"]
 
@@ -259,16 +262,20 @@ class DetectionPlan(PromptPlan):
             x1, y1, x2, y2 = det.box
             box = (max(0.0, min(x1, w)), max(0.0, min(y1, h)), max(0.0, min(x2, w)), max(0.0, min(y2, h)))
             if not (box[0] < box[2] and box[1] < box[3]):
-                self.problems.append(f"detection on image {index} ({det.box}) lies outside the {w}x{h} image")
+                self._problem(f"detection on image {index} ({det.box}) lies outside the {w}x{h} image")
                 continue
             obj_id = det.obj_id if det.obj_id is not None else self._new_id()
             if not 1 <= obj_id <= MAX_OBJECT_ID:
-                self.problems.append(f"detection id {obj_id} on image {index} is outside 1..{MAX_OBJECT_ID}")
+                self._problem(f"detection id {obj_id} on image {index} is outside 1..{MAX_OBJECT_ID}")
                 continue
             self._ids.add(obj_id)
             self.used += 1
             prompts.append(ObjectPrompt(obj_id, box=box, texts=[f"{self.topic} detection on image {index}"]))
         return prompts
+
+    def _problem(self, text: str) -> None:
+        if len(self.problems) < MAX_WARNINGS:  # the manifest keeps the first few; a broken detector sends thousands
+            self.problems.append(text)
 
     def _new_id(self) -> int:
         while self._next_id in self._ids:
@@ -283,7 +290,7 @@ class DetectionPlan(PromptPlan):
         unmatched = sum(len(v) for v in self.by_stamp.values())
         extra = [f"{unmatched} detections matched no image stamp among the {frames_done} images read"] \
             if unmatched else []
-        return self.problems[:20] + extra
+        return self.problems + extra
 
 
 def read_detections(bag: Path, topic: str) -> DetectionPlan:
@@ -307,11 +314,13 @@ def read_detections(bag: Path, topic: str) -> DetectionPlan:
             try:
                 prompts = prompts_from_detections(msg)
             except PromptError as exc:
-                problems.append(f"detections ignored: {exc}")
+                if len(problems) < MAX_WARNINGS:
+                    problems.append(f"detections ignored: {exc}")
                 continue
             for prompt in prompts:
                 if prompt.stamp_ns is None:
-                    problems.append("detections without a header stamp ignored (they name no image)")
+                    if len(problems) < MAX_WARNINGS:
+                        problems.append("detections without a header stamp ignored (they name no image)")
                     break
                 by_stamp.setdefault(prompt.stamp_ns, []).append(prompt)
     return DetectionPlan(by_stamp, topic, problems)

@@ -123,7 +123,7 @@ class Annotator:
             entry["timings"]["hash_s"] = round(hash_s, 3)
         except Exception as exc:  # noqa: BLE001 - recorded in the manifest; the run goes on
             shutil.rmtree(partial, ignore_errors=True)
-            entry.update(status=FAILED, error=f"{type(exc).__name__}: {exc}")
+            entry.update(status=FAILED, error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         finally:
             self.progress.flush()
         entry["timings"] = {**entry.get("timings", {}), "wall_s": round(time.perf_counter() - t0, 3)}
