@@ -72,7 +72,10 @@ def worker_threads():
 def run_cli(argv: list) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's own errors
+            rc = exc.code
     return rc, out.getvalue(), err.getvalue()
 
 
@@ -298,7 +301,7 @@ def test_inputs_from_globs_and_list_files(tmp_path):
 
 @pytest.mark.parametrize("prompts, extra, message", [
     ({"bed": {0: {300: {"points": [[1, 2]]}}}}, [], "object id 300 is outside 1..255"),
-    ({"bed": {-1: {1: {"points": [[1, 2]]}}}}, [], "frame -1 is not an integer"),
+    ({"bed": {-1: {1: {"points": [[1, 2]]}}}}, [], "frame -1 must be >= 0"),
     ({"bed": {0: {1: {"box": [5, 5, 1, 1]}}}}, [], "need x1 < x2 and y1 < y2"),
     ({"bed": {0: {1: {"points": [[1, 2]], "labels": [2]}}}}, [], "labels: expected one 1 (object) or 0"),
     ({"nothing": {0: {1: {"points": [[1, 2]]}}}}, [], "'nothing' names none of the inputs"),

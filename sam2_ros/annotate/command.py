@@ -11,10 +11,16 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sam2_ros.annotate.prompts import AUTO, DETECTIONS, FILE
+
+if TYPE_CHECKING:
+    from sam2_ros.annotate.inputs import InputSpec
+    from sam2_ros.annotate.manifest import DatasetManifest
+    from sam2_ros.annotate.worker import AnnotateSettings, InputJob
 
 ANNOTATION_VERSION = 1  # bump when outputs change for the same inputs and options: finished inputs are redone
 
@@ -86,14 +92,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Annotate; exit code 0 when every input is done, 1 when some failed, 130 on Ctrl+C."""
+@dataclass
+class Plan:
+    """What a run will do: shared settings, the inputs left to annotate, and the manifest to record them in."""
+
+    settings: AnnotateSettings
+    jobs: list[InputJob]
+    skipped: list[InputSpec]
+    inputs: list[InputSpec]
+    manifest: DatasetManifest
+    run: dict[str, Any]  # this run's settings, written into the manifest
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Check everything (one-line errors), open the dataset, and list what is left to do."""
     from sam2_ros.annotate.inputs import expand_inputs, fingerprint
-    from sam2_ros.annotate.manifest import DONE, FAILED, DatasetManifest, now
+    from sam2_ros.annotate.manifest import DONE, DatasetManifest, now
     from sam2_ros.annotate.prompts import load_prompt_file, match_prompt_file
-    from sam2_ros.annotate.runner import import_ray, run_ray
+    from sam2_ros.annotate.runner import import_ray
     from sam2_ros.annotate.worker import AnnotateSettings, InputJob, remove_partials
-    from sam2_ros.factory import check_options, warn_random_weights
+    from sam2_ros.factory import check_options
     from sam2_ros.io.track_command import tracker_options
 
     import_ray()
@@ -166,31 +184,42 @@ def run(args: argparse.Namespace) -> int:
                       "auto": args.auto, "auto_args": auto_args, "prompt_file": str(args.prompts or "") or None},
         "last_run": {"started": now(), "inputs": len(inputs), "skipped": len(skipped), "to_do": len(jobs)},
     }
-    if opts.random_weights:
+    return Plan(settings, jobs, skipped, inputs, manifest, run_doc)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Annotate; exit code 0 when every input is done, 1 when some failed, 130 on Ctrl+C."""
+    from sam2_ros.annotate.manifest import DONE, FAILED, now
+    from sam2_ros.annotate.runner import run_ray
+    from sam2_ros.annotate.worker import remove_partials
+    from sam2_ros.factory import warn_random_weights
+
+    p = plan(args)
+    if args.random_weights:
         warn_random_weights()
-    print(f"annotate: {len(inputs)} inputs, {len(skipped)} already done, {len(jobs)} to do -> {args.out}",
+    print(f"annotate: {len(p.inputs)} inputs, {len(p.skipped)} already done, {len(p.jobs)} to do -> {args.out}",
           file=sys.stderr)
     t0 = time.perf_counter()
     entries: list[dict[str, Any]] = []
     try:
-        if jobs:
-            entries = run_ray(settings, jobs, manifest, run_doc, args.ray_address, args.num_workers,
+        if p.jobs:
+            entries = run_ray(p.settings, p.jobs, p.manifest, p.run, args.ray_address, args.num_workers,
                               args.cpus_per_worker, args.gpus_per_worker, progress=not args.quiet)
     except KeyboardInterrupt:
         remove_partials(args.out)
-        run_doc["last_run"].update(finished=now(), stopped_by="interrupted")
-        manifest.save(run_doc)
+        p.run["last_run"].update(finished=now(), stopped_by="interrupted")
+        p.manifest.save(p.run)
         print(f"interrupted: finished inputs are in {args.out} (rerun to continue)", file=sys.stderr)
         return 130
     wall_s = time.perf_counter() - t0
     done = [e for e in entries if e.get("status") == DONE]
     failed = [e for e in entries if e.get("status") == FAILED]
     frames = sum(e.get("frames", 0) for e in done if not e.get("skipped"))
-    run_doc["last_run"].update(finished=now(), stopped_by="end", done=len(done), failed=len(failed), frames=frames,
-                               wall_s=round(wall_s, 3), fps=round(frames / wall_s, 3) if wall_s > 0 else None)
-    manifest.save(run_doc)
-    print(f"annotated {len(done)} inputs ({frames} frames, {wall_s:.1f} s), {len(skipped)} skipped, "
-          f"{len(failed)} failed: {manifest.path}")
+    p.run["last_run"].update(finished=now(), stopped_by="end", done=len(done), failed=len(failed), frames=frames,
+                             wall_s=round(wall_s, 3), fps=round(frames / wall_s, 3) if wall_s > 0 else None)
+    p.manifest.save(p.run)
+    print(f"annotated {len(done)} inputs ({frames} frames, {wall_s:.1f} s), {len(p.skipped)} skipped, "
+          f"{len(failed)} failed: {p.manifest.path}")
     for e in failed:
         print(f"failed: {e['input']}: {e.get('error')}", file=sys.stderr)
     return 1 if failed else 0

@@ -77,12 +77,17 @@ def load_prompt_file(path: Path) -> dict[str, dict[int, dict[int, dict[str, Any]
 
 
 def _int(value: Any, what: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, str) and value.isdigit()):
+    """A YAML int or a JSON key holding one (JSON keys are strings), within ``low..high``."""
+    try:
+        number = int(value) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int):
         raise ValueError(f"{what} {value!r} is not an integer")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{what} {value} is outside {low}..{high if high is not None else ''}")
-    return value
+    if number < low or (high is not None and number > high):
+        raise ValueError(f"{what} {number} is outside {low}..{high}" if high is not None else
+                         f"{what} {number} must be >= {low}")
+    return number
 
 
 def _numbers(value: Any, count: int, what: str) -> list[float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import deque
 from typing import Any
 
@@ -90,6 +91,7 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
             gpus_per_worker: float | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Annotate ``jobs`` on Ray; returns their manifest entries (also recorded in ``manifest`` as they come)."""
     ray = import_ray()
+    t0 = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
         kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING)
@@ -98,6 +100,8 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
         else:  # a local cluster with room for every worker (oversubscribing is the user's choice)
             ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(num_workers * cpus_per_worker)),
                      include_dashboard=False, **kw)
+    timings = run["last_run"].setdefault("timings", {})
+    timings["ray_init_s"] = _since(t0)
     actors: list[Any] = []
     bar = _Bar(len(jobs), progress)
     try:
@@ -113,12 +117,14 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
             actors.append(actor)
             return actor
 
+        t1 = time.perf_counter()
         idle = [new_actor() for _ in range(min(num_workers, len(jobs)))]
         try:  # model loading errors (corrupt checkpoint, no GPU) are the run's, not an input's
             workers = ray.get([a.info.remote() for a in idle])
         except ray.exceptions.RayError as exc:
             raise RuntimeError(f"a worker could not load the model: {_first_line(exc)}") from None
         run["last_run"]["workers"] = workers
+        timings["workers_ready_s"], t2 = _since(t1), time.perf_counter()
         pending, running, entries = deque(jobs), {}, []
         while pending or running:
             while idle and pending:
@@ -140,6 +146,7 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
                 entries.append(entry)
                 bar.finished(entry)
             bar.update(*ray.get(counter.get.remote()))
+        timings["annotate_s"] = _since(t2)
         return entries
     except KeyboardInterrupt:
         for actor in actors:  # stop writing before the unfinished folders go
@@ -163,7 +170,10 @@ def run_local(settings: AnnotateSettings, jobs: list[InputJob], manifest: Datase
         bar.update(*state)
 
     run["last_run"].update(engine="in-process")
+    timings = run["last_run"].setdefault("timings", {})
+    t0 = time.perf_counter()
     annotator = Annotator(settings, report)
+    timings["workers_ready_s"], t1 = _since(t0), time.perf_counter()
     entries = []
     try:
         for job in jobs:
@@ -173,6 +183,7 @@ def run_local(settings: AnnotateSettings, jobs: list[InputJob], manifest: Datase
             bar.finished(entry)
     finally:
         bar.close()
+    timings["annotate_s"] = _since(t1)
     return entries
 
 
@@ -198,6 +209,10 @@ def _check_resources(ray: Any, workers: int, cpus: float, gpus: float) -> None:
         if need > have.get(name, 0) + 1e-9:
             raise ValueError(f"{workers} workers x {each:g} {name} need {need:g} {name}s but the Ray cluster has "
                              f"{have.get(name, 0):g}; lower --num-workers or --{name.lower()}s-per-worker")
+
+
+def _since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 3)
 
 
 def _first_line(exc: BaseException) -> str:
