@@ -7,8 +7,10 @@ three times into fresh datasets, with the command's own planning and worker code
 * on a local Ray cluster with 1 worker, then with 2 workers (``runner.run_ray``).
 
 Reported: model/worker start-up, annotation wall time and frames/s (start-up excluded, and
-end to end), the ratios ray-1/in-process and ray-2/ray-1, and Ray's overhead per input =
-(ray-1 annotation time - in-process annotation time) / inputs. Every run uses one torch thread
+end to end), the ratios ray-1/in-process and ray-2/ray-1, and Ray's overhead per input, twice:
+(ray-1 annotation time - in-process annotation time) / inputs, which CPU contention from other
+processes can swamp, and directly, the driver's submit-to-result time minus the worker's own
+time for the input. Every run uses one torch thread
 per worker (``--cpus-per-worker 1``), so the 1-worker runs do the same arithmetic. Random
 weights (no pretrained weights are reachable here) do not change the amount of computation.
 Writes ``bench_annotate.json``.
@@ -81,7 +83,9 @@ def measure(name: str, argv: list[str], workers: int | None) -> dict:
     startup = t.get("ray_init_s", 0.0) + t["workers_ready_s"]
     return {"inputs": len(entries), "frames": frames, **t, "startup_s": round(startup, 3),
             "fps": round(frames / t["annotate_s"], 3), "fps_end_to_end": round(frames / (startup + t["annotate_s"]), 3),
-            "per_input_s": [e["timings"]["wall_s"] for e in entries]}
+            "per_input_s": [e["timings"]["wall_s"] for e in entries],
+            "round_trip_minus_worker_s": [round(e["timings"]["round_trip_s"] - e["timings"]["wall_s"], 4)
+                                          for e in entries if "round_trip_s" in e["timings"]]}
 
 
 def main() -> None:
@@ -112,6 +116,9 @@ def main() -> None:
                    "ray2_vs_ray1_fps": round(two["fps"] / one["fps"], 3),
                    "ray2_vs_ray1_fps_end_to_end": round(two["fps_end_to_end"] / one["fps_end_to_end"], 3)},
         "ray_overhead_per_input_s": round((one["annotate_s"] - base["annotate_s"]) / args.inputs, 3),
+        # Direct measure, immune to CPU contention: what the driver waits per input beyond the worker's own time.
+        "ray_round_trip_overhead_per_input_s": round(
+            sum(one["round_trip_minus_worker_s"]) / len(one["round_trip_minus_worker_s"]), 4),
         "ray_startup_s": {"ray_init": one["ray_init_s"], "workers_ready_1": one["workers_ready_s"],
                           "workers_ready_2": two["workers_ready_s"]},
     }
@@ -121,8 +128,8 @@ def main() -> None:
     for name, r in runs.items():
         print(f"{name:<15} {r['startup_s']:>10.2f} {r['annotate_s']:>11.2f} {r['fps']:>9.2f} {r['fps_end_to_end']:>13.2f}")
     print(f"ratios: {report['ratios']}")
-    print(f"Ray overhead per input: {report['ray_overhead_per_input_s']} s "
-          f"(ray 1 worker vs in-process, start-up excluded)")
+    print(f"Ray overhead per input: {report['ray_overhead_per_input_s']} s (ray 1 worker vs in-process, start-up "
+          f"excluded); driver round trip beyond the worker's time: {report['ray_round_trip_overhead_per_input_s']} s")
     print(f"wrote {args.out / 'bench_annotate.json'}")
 
 

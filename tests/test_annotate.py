@@ -421,3 +421,41 @@ def test_an_interrupted_input_leaves_no_output_folder(annotator, inputs):
     partial = [p for p in out.iterdir() if p.name.startswith(".partial-")]
     assert len(partial) == 1 and list((partial[0] / "masks").glob("*.png"))
     assert remove_partials(out) == 1 and not any(p.name.startswith(".") for p in out.iterdir())
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_inputs_and_nothing_else(data_dir, tmp_path):
+    """SIGINT to the command while its second input runs: exit 130, the first input and its manifest only."""
+    import signal
+    import time
+
+    folders = {"short": 2, "long": 60}
+    for name, count in folders.items():
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            (tmp_path / name / f"{i:05d}.jpg").symlink_to(data_dir / "videos" / "bedroom" / f"{i:05d}.jpg")
+    prompt_file = tmp_path / "prompts.json"
+    prompt_file.write_text(json.dumps({name: {0: {1: {"points": [[400, 200]]}}} for name in folders}))
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "annotate", tmp_path / "short", tmp_path / "long",
+                             "--out", out, "--prompts", prompt_file, *RANDOM_TINY, "--quiet"], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    short = output_name((tmp_path / "short").resolve())
+    deadline = time.monotonic() + 600
+    while not (out / short).is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    partial_seen = False
+    for _ in range(20):  # until the long input is being written
+        partial_seen = any(p.name.startswith(".partial-long") for p in out.iterdir())
+        if partial_seen:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert partial_seen and proc.returncode == 130, stderr[-2000:]
+    assert "interrupted: finished inputs are in" in stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", short])
+    doc = manifest(out)
+    assert list(doc["inputs"]) == [short] and doc["inputs"][short]["status"] == "done"
+    assert doc["last_run"]["stopped_by"] == "interrupted"

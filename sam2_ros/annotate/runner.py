@@ -103,6 +103,7 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
     timings = run["last_run"].setdefault("timings", {})
     timings["ray_init_s"] = _since(t0)
     actors: list[Any] = []
+    running: dict[Any, tuple[Any, InputJob, float]] = {}
     bar = _Bar(len(jobs), progress)
     try:
         gpus = _gpus(ray, gpus_per_worker)
@@ -125,16 +126,18 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
             raise RuntimeError(f"a worker could not load the model: {_first_line(exc)}") from None
         run["last_run"]["workers"] = workers
         timings["workers_ready_s"], t2 = _since(t1), time.perf_counter()
-        pending, running, entries = deque(jobs), {}, []
+        pending, entries = deque(jobs), []
         while pending or running:
             while idle and pending:
                 actor, job = idle.pop(), pending.popleft()
-                running[actor.annotate.remote(job)] = (actor, job)
+                running[actor.annotate.remote(job)] = (actor, job, time.perf_counter())
             ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for ref in ready:
-                actor, job = running.pop(ref)
+                actor, job, submitted = running.pop(ref)
                 try:
                     entry = ray.get(ref)
+                    # Submit to result, seen by the driver: the worker's wall_s plus Ray's cost per input.
+                    entry["timings"]["round_trip_s"] = _since(submitted)
                     idle.append(actor)
                 except ray.exceptions.RayError as exc:  # the worker process died (killed, out of memory)
                     entry = {"input": str(job.spec.path), "kind": job.spec.kind, "output": job.spec.name,
@@ -151,6 +154,8 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
     except KeyboardInterrupt:
         for actor in actors:  # stop writing before the unfinished folders go
             ray.kill(actor, no_restart=True)
+        if running:  # their tasks fail once the actors are gone; then nothing writes any more
+            ray.wait(list(running), num_returns=len(running), timeout=10)
         raise
     finally:
         bar.close()
