@@ -164,6 +164,25 @@ def entry(out: Path, path: Path) -> dict:
     return manifest(out)["inputs"][output_name(path.resolve())]
 
 
+def decode_rle(rle: dict) -> np.ndarray:
+    """COCO's compressed RLE string decoded by hand (maskApi.c rleFrString), independently of pycocotools."""
+    text, counts, p = rle["counts"], [], 0
+    while p < len(text):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(text[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        counts.append(x + counts[-2] if len(counts) > 2 else x)
+    h, w = rle["size"]
+    runs = np.repeat(np.arange(len(counts)) % 2 == 1, counts)  # zeros first, column-major
+    assert runs.size == h * w
+    return runs.reshape(w, h).T
+
+
 def read_labels(folder: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((folder / "masks").glob("*.png"))]
 
@@ -254,6 +273,7 @@ def test_coco_decodes_to_the_label_pngs(dataset, inputs):
             for ann in anns:
                 mask = coco.annToMask(ann).astype(bool)
                 np.testing.assert_array_equal(mask, label == ann["object_id"])
+                np.testing.assert_array_equal(decode_rle(ann["segmentation"]), mask)
                 assert ann["area"] == int(mask.sum()) and 0 <= ann["score"] <= 1
                 x, y, w, h = ann["bbox"]
                 ys, xs = np.nonzero(mask)
@@ -459,3 +479,21 @@ def test_ctrl_c_keeps_finished_inputs_and_nothing_else(data_dir, tmp_path):
     doc = manifest(out)
     assert list(doc["inputs"]) == [short] and doc["inputs"][short]["status"] == "done"
     assert doc["last_run"]["stopped_by"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_touched_but_unchanged_input_is_hashed_not_redone(dataset, inputs):
+    """A new modification time makes the driver hand the input out; its SHA-256 is unchanged, so nothing is redone."""
+    out, _, _ = dataset
+    name = output_name(inputs["images"].resolve())
+    before = manifest(out)["inputs"][name]
+    pngs = {p: p.stat().st_mtime_ns for p in (out / name / "masks").glob("*.png")}
+    first = sorted(inputs["images"].iterdir())[0]
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+    rc, _, err = run_cli(annotate_argv(inputs, out))
+    assert rc == 1 and "5 inputs, 2 already done, 3 to do" in err, err
+    after = manifest(out)["inputs"][name]
+    assert after["fingerprint"] != before["fingerprint"]
+    assert {k: v for k, v in after.items() if k != "fingerprint"} == {k: v for k, v in before.items()
+                                                                      if k != "fingerprint"}
+    assert {p: p.stat().st_mtime_ns for p in (out / name / "masks").glob("*.png")} == pngs
