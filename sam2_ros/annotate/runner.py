@@ -137,7 +137,7 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
                 try:
                     entry = ray.get(ref)
                     # Submit to result, seen by the driver: the worker's wall_s plus Ray's cost per input.
-                    entry["timings"]["round_trip_s"] = _since(submitted)
+                    entry.setdefault("timings", {})["round_trip_s"] = _since(submitted)
                     idle.append(actor)
                 except ray.exceptions.RayError as exc:  # the worker process died (killed, out of memory)
                     entry = {"input": str(job.spec.path), "kind": job.spec.kind, "output": job.spec.name,

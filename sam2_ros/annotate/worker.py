@@ -115,7 +115,8 @@ class Annotator:
             hash_s = time.perf_counter() - t0
             if job.done_sha256 is not None and entry["sha256"] == job.done_sha256 \
                     and (self.settings.out / spec.name).is_dir():
-                return {**entry, "status": DONE, "skipped": "content unchanged"}
+                return {**entry, "status": DONE, "skipped": "content unchanged",
+                        "timings": {"hash_s": round(hash_s, 3)}}
             partial.mkdir(parents=True)
             entry.update(self._run(job, partial))
             _publish(partial, self.settings.out / spec.name)
