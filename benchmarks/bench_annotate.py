@@ -131,7 +131,8 @@ def main() -> None:
     (args.out / "bench_annotate.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'run':<15} {'startup s':>10} {'annotate s':>11} {'frames/s':>9} {'e2e frames/s':>13}")
     for name, r in runs.items():
-        print(f"{name:<15} {r['startup_s']:>10.2f} {r['annotate_s']:>11.2f} {r['fps']:>9.2f} {r['fps_end_to_end']:>13.2f}")
+        print(f"{name:<15} {r['startup_s']:>10.2f} {r['annotate_s']:>11.2f} {r['fps']:>9.2f} "
+              f"{r['fps_end_to_end']:>13.2f}")
     print(f"ratios: {report['ratios']}")
     print(f"Ray overhead per input: {report['ray_overhead_per_input_s']} s (ray 1 worker vs in-process, start-up "
           f"excluded); driver round trip beyond the worker's time: {report['ray_round_trip_overhead_per_input_s']} s")

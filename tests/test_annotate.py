@@ -313,7 +313,8 @@ def test_inputs_from_globs_and_list_files(tmp_path):
     assert len({s.name for s in specs}) == 5 and specs[0].name.startswith("run-")
     assert output_name(tmp_path / "run.mcap") == specs[0].name  # stable: resuming depends on it
     assert input_kind(tmp_path / "a" / "cam2.mp4") == "video"
-    for bad, message in (([str(tmp_path / "nope.mp4")], "does not exist"), ([str(tmp_path / "*.avi")], "matches nothing"),
+    for bad, message in (([str(tmp_path / "nope.mp4")], "does not exist"),
+                         ([str(tmp_path / "*.avi")], "matches nothing"),
                          ([f"@{tmp_path / 'missing.txt'}"], "does not exist")):
         with pytest.raises(FileNotFoundError, match=message):
             expand_inputs(bad)
