@@ -478,7 +478,7 @@ def test_diagnostics(model):
 def test_config_file_matches_the_parameter_definitions():
     import yaml
 
-    section = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())[P.NODE_NAME]["ros__parameters"]
+    section = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())[P.PARAMS_FILE_KEY]["ros__parameters"]
     assert list(section) == [s.name for s in P.parameter_specs()]
     assert P.load_params_file(REPO / "config" / "tracker.yaml") == P.TrackerParams()
 
@@ -514,7 +514,7 @@ def test_node_is_reached_only_through_its_entry_point():
     """node.py needs rclpy: nothing else may import it, and the ``tracker`` executable must point at it."""
     compile((REPO / "sam2_ros" / "ros" / "node.py").read_text(), "node.py", "exec")
     importers = [p for p in (REPO / "sam2_ros").rglob("*.py") if "sam2_ros.ros.node" in p.read_text() and
-                 p.name != "node.py"]
+                 p.name not in ("node.py", "lifecycle_node.py")]
     assert importers == []
     assert '"tracker = sam2_ros.ros.node:main"' in (REPO / "ros" / "sam2_ros" / "setup.py").read_text()
 

@@ -584,17 +584,21 @@ class TrackerCore:
         return outputs
 
 
-def build_tracker(params: TrackerParams) -> Sam2Tracker:
-    """The tracker ``params`` describe, built exactly as ``sam2-ros track`` builds its own."""
-    from sam2_ros.factory import TrackerOptions
+def build_tracker(params: TrackerParams, node: bool = False) -> Sam2Tracker:
+    """The tracker ``params`` describe, built exactly as ``sam2-ros track`` builds its own.
+
+    ``node``: errors name the node's parameters (``checkpoint``) instead of the CLI's flags.
+    """
+    from sam2_ros.factory import CLI_OPTION_NAMES, TrackerOptions
     from sam2_ros.factory import build_tracker as build
+    from sam2_ros.ros.params import NODE_OPTION_NAMES
 
     return build(TrackerOptions(
         backend=params.backend, model=params.model,
         checkpoint=Path(params.checkpoint) if params.checkpoint else None, random_weights=params.random_weights,
         engine_dir=Path(params.engine_dir) if params.engine_dir else None, device=params.device or None,
         dtype=params.precision, image_size=params.image_size, max_objects=params.max_objects,
-        fill_hole_area=params.fill_hole_area)).tracker
+        fill_hole_area=params.fill_hole_area, names=NODE_OPTION_NAMES if node else CLI_OPTION_NAMES)).tracker
 
 
 def label_image(result: TrackResult, labels: dict[int, int]) -> np.ndarray:
