@@ -341,8 +341,12 @@ def test_damaged_and_unsupported_bags(tmp_path):
     with Writer(tmp_path / "no_topics", version=9, storage_plugin=StoragePlugin.MCAP):
         pass
     cases.append((tmp_path / "no_topics", [], ["the bag has no topics"]))
+    (tmp_path / "blocker").write_text("a file where the output bag's folder would go")
+    blocked = tmp_path / "blocker" / "out.mcap"
+    cases.append((good_mcap, ["--out-bag", blocked], [f"{blocked}: cannot write the output bag there: "]))
     for bag, extra, fragments in cases:
-        assert_one_line_error(["--bag", bag, "--out-bag", out, *extra], str(bag), *fragments)
+        named = [] if "--out-bag" in extra else [str(bag)]  # the error names the bag at fault
+        assert_one_line_error(["--bag", bag, "--out-bag", out, *extra], *named, *fragments)
     assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == []  # nothing written
 
 

@@ -136,9 +136,14 @@ def bag_writer(path: Path) -> Iterator[Writer]:
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     mcap = path.suffix == ".mcap"
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:  # name the bag, not the temporary folder
+        raise BagError(f"{path}: cannot write the output bag there: {path.parent} is not a writable folder "
+                       f"({exc.strerror or exc})") from exc
+    with staging as tmp:
         folder = Path(tmp) / ("bag" if mcap else path.name)  # the sqlite3 file is named after its folder
         with Writer(folder, version=BAG_VERSION,
                     storage_plugin=StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3) as writer:

@@ -78,11 +78,11 @@ def run_replay(args: argparse.Namespace) -> int:
             "device": args.device or "", "image_size": args.image_size, "max_objects": args.max_objects,
             "fill_hole_area": args.fill_hole_area, "publish_masks": args.object_masks,
             "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type)})
-        core = TrackerCore(build_tracker(params), params, log)
         topics = [t for t in OUTPUT_TYPES if t != OVERLAY or not args.no_overlay]
         counts: Counter[str] = Counter()
-        done, previous_stamp, stopped_by, t_start = 0, None, "end of bag", time.perf_counter()
-        with bag_writer(args.out_bag) as writer:
+        with bag_writer(args.out_bag) as writer:  # an unwritable OUT fails before the model is built, too
+            core = TrackerCore(build_tracker(params), params, log)
+            done, previous_stamp, stopped_by, t_start = 0, None, "end of bag", time.perf_counter()
             out = {topic: writer.add_connection(f"{args.topic_prefix.rstrip('/')}/{topic}", OUTPUT_TYPES[topic],
                                                 typestore=store,
                                                 offered_qos_profiles=[node_qos(latched=topic == LABEL_INFO)])
