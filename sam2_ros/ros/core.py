@@ -298,7 +298,7 @@ class TrackerCore:
             for prompt, obj_id in zip(prompts, ids):
                 twin = next((p for p in prompts if p.obj_id == obj_id), None)
                 if twin is not None:
-                    raise PromptError(f"object ids {twin.caller_id!r} and {prompt.caller_id!r} name the same object "
+                    raise PromptError(f"object ids '{twin.caller_id}' and '{prompt.caller_id}' name the same object "
                                       f"(tracker id {obj_id}); use one of them")
                 prompt.obj_id = obj_id
             for prompt in prompts:
