@@ -279,7 +279,7 @@ def test_add_and_remove_objects_services(model):
     reply = core.add_objects(add_objects(["5"], [(0, 0, 10, 10)]))
     assert reply.success and reply.object_indices.tolist() == [2, 1]  # object 3's label is free again
 
-    for request, why in [(remove_object("9"), "unknown object id '9'"), (remove_object("x"), "unknown object id 'x'"),
+    for request, why in [(remove_object("9"), "unknown object id 9;"), (remove_object("x"), "unknown object id 'x'"),
                          (remove_object(""), "object id is empty")]:
         reply = core.remove_object(request)
         assert not reply.success and why in reply.message and list(reply.object_ids) == ["1", "5"]

@@ -319,9 +319,10 @@ class TrackerCore:
     def remove_object(self, request: Any) -> Any:
         """RemoveObject: forget one object (known or queued), by name or decimal tracker id; unknown ids are refused."""
         def queue() -> str:
-            obj_id = self._objects.known(parse_caller_id(request.object_id))
+            caller_id = parse_caller_id(request.object_id)
+            obj_id = self._objects.known(caller_id)
             if obj_id is None:
-                raise PromptError(f"unknown object id {request.object_id!r}; tracked ids: "
+                raise PromptError(f"unknown object id {caller_id!r}; tracked ids: "
                                   f"{[name for name, _ in self._objects.named_snapshot()]}")
             self._require_room(1)
             name = self._objects.name(obj_id)
