@@ -294,13 +294,12 @@ class TrackerCore:
         """
         def queue() -> str:
             prompts = prompts_from_add_objects(request)
-            ids = self._objects.resolve([p.caller_id for p in prompts])
-            for prompt, obj_id in zip(prompts, ids):
-                twin = next((p for p in prompts if p.obj_id == obj_id), None)
-                if twin is not None:
-                    raise PromptError(f"object ids '{twin.caller_id}' and '{prompt.caller_id}' name the same object "
-                                      f"(tracker id {obj_id}); use one of them")
-                prompt.obj_id = obj_id
+            seen: dict[int, Prompt] = {}
+            for prompt, obj_id in zip(prompts, self._objects.resolve([p.caller_id for p in prompts])):
+                if obj_id in seen:
+                    raise PromptError(f"object ids '{seen[obj_id].caller_id}' and '{prompt.caller_id}' name the same "
+                                      f"object (tracker id {obj_id}); use one of them")
+                seen[obj_id], prompt.obj_id = prompt, obj_id
             for prompt in prompts:
                 self._check_inside(prompt)
             new = {p.obj_id for p in prompts} - set(self._objects.labels)
