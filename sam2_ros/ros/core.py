@@ -249,7 +249,7 @@ class TrackerCore:
         self._tap(lambda: prompt_from_point(msg))
 
     def on_detections(self, msg: Any) -> None:
-        """Box seeds from vision_msgs/Detection2DArray; a detection's id names its object (see ``object_ids``), "" is new."""
+        """Box seeds from vision_msgs/Detection2DArray; a detection's id names its object (``object_ids``), "" is new."""
         try:
             prompts = prompts_from_detections(msg)
         except PromptError as exc:
