@@ -18,7 +18,9 @@ kernels, and the numerically sensitive layers are pinned to float32 with
 (the build fails rather than silently ignoring a constraint). Pinned: normalisations
 (``LayerNormalization`` and the mean/variance/sqrt/divide chain of SAM's channel
 LayerNorm2d), softmaxes, the sine encodings (sin/cos and the arithmetic that builds their
-angles) and the RoPE rotations (products with constant cos/sin tables). The alternative,
+angles) and the RoPE rotations (products with constant cos/sin tables), by layer name: the
+same list as the trtexec script's ``--layerPrecisions`` (``export/precision.py`` says which
+names qualify), and engines.json lists the layers really pinned. The alternative,
 ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, makes TensorRT follow the ONNX types
 exactly; with our float32 graphs that is a float32 engine, and half precision would need
 graphs exported with explicit casts. TensorRT 10.12 deprecated weak typing and TensorRT 11
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.precision import Fp32Node, constrain_fp32, fp32_nodes, onnx_layer_names  # noqa: F401 (API)
+from export.precision import Fp32Node, constrain_fp32, fp32_nodes, network_layer_names, pinned_layer_names
 from export.progress import BuildProgress, progress_monitor
 from export.trtexec import ENGINE_SUFFIX, trtexec_command, trtexec_script  # noqa: F401 (API)
 
@@ -95,6 +97,8 @@ class GraphPlan:
     dims: dict[str, list[int | str]]
     profile: dict[str, dict[str, list[int]]]
     fp32: tuple[Fp32Node, ...]
+    #: The layer names both builders pin to float32 (:func:`export.precision.pinned_layer_names`).
+    fp32_layers: tuple[str, ...] = ()
 
     def reasons(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -111,9 +115,9 @@ def plan_graph(graph: str, onnx_path: Path, precision: str, max_objects: int, ma
     from sam2_ros.utils.files import sha256_file
 
     model = onnx.load(str(onnx_path), load_external_data=False)  # structure and inline constants suffice
+    fp32 = fp32_nodes(model) if precision != "fp32" else []
     return GraphPlan(graph, onnx_path, onnx_sha256 or sha256_file(onnx_path), graph_dims(model),
-                     profile_shapes(model, max_objects, max_points),
-                     tuple(fp32_nodes(model)) if precision != "fp32" else ())
+                     profile_shapes(model, max_objects, max_points), tuple(fp32), pinned_layer_names(model, fp32))
 
 
 def model_settings(manifest, plans: Mapping[str, GraphPlan]):
@@ -177,13 +181,28 @@ def describe_engine(trt, runtime, blob: bytes, plan: GraphPlan) -> dict[str, Any
     return {"inputs": inputs, "outputs": outputs}
 
 
-def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_gb: float, cache,
-               verbose: bool) -> tuple[bytes, list[str]]:
+def _parse(trt, builder, logger, plan: GraphPlan) -> tuple[Any, Any]:
+    """The network TensorRT's ONNX parser makes of ``plan``'s graph, and the parser (it owns the weights)."""
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.onnx_path)):
         raise BuildError(parser_error_report(plan.graph, plan.onnx_path,
                                              [str(parser.get_error(i)) for i in range(parser.num_errors)]))
+    return network, parser
+
+
+def _warn_unmatched(plan: GraphPlan, pinned: list[str], tool: str) -> None:
+    """Say which planned layer names the parsed network lacks (they stay in reduced precision)."""
+    missing = [n for n in plan.fp32_layers if n not in set(pinned)]
+    if missing:
+        print(f"warning: {plan.graph}: {len(missing)} of {len(plan.fp32_layers)} layers planned for fp32 are not "
+              f"in TensorRT's network ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); {tool} "
+              f"leaves them in reduced precision and engines.json does not list them", file=sys.stderr)
+
+
+def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_gb: float, cache,
+               verbose: bool) -> tuple[bytes, list[str]]:
+    network, _parser = _parse(trt, builder, logger, plan)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     config.set_timing_cache(cache, False)
@@ -193,7 +212,8 @@ def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_
     else:
         config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.BF16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        pinned = constrain_fp32(trt, network, plan.fp32)
+        pinned = constrain_fp32(trt, network, plan.fp32_layers)
+        _warn_unmatched(plan, pinned, "the builder")
     if plan.profile:
         profile = builder.create_optimization_profile()
         for name, p in plan.profile.items():
@@ -357,14 +377,19 @@ def adopt_engines(onnx_dir: Path | str, out_dir: Path | str | None = None, preci
     job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
     trt = import_tensorrt()
     env = runtime_environment()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder, runtime = trt.Builder(logger), trt.Runtime(logger)
     described, pinned = {}, {}
     for graph, plan in job.plans.items():
         path = job.engine_path(graph)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run {job.out / 'trtexec.sh'} first")
         described[graph] = describe_engine(trt, runtime, path.read_bytes(), plan)
-        pinned[graph] = [n.name for n in plan.fp32 if n.name]  # what trtexec was told to pin
+        # trtexec pins a name only where the parsed network has a layer of exactly that name.
+        network, _parser = _parse(trt, builder, logger, plan)
+        layers = network_layer_names(network)
+        pinned[graph] = [n for n in plan.fp32_layers if n in layers]
+        _warn_unmatched(plan, pinned[graph], "trtexec")
     return write_engines_manifest(job, env, described, pinned, "trtexec")
 
 

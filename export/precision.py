@@ -1,7 +1,25 @@
-"""Which layers of an fp16/bf16 engine stay in float32: the plan on the ONNX graph, and applying it."""
+"""Which layers of an fp16/bf16 engine stay in float32: planned on the ONNX graph, applied by name.
+
+The plan (pure, no TensorRT): normalisations (``LayerNormalization`` and the
+mean/variance/sqrt/divide chain of SAM's channel LayerNorm2d), softmaxes, the sine encodings
+(sin/cos and the arithmetic that builds their angles) and the RoPE rotations (products with
+constant cos/sin tables) -- :func:`fp32_nodes`.
+
+Both builders pin the same layers, by name: ``python -m export engines`` through
+:func:`constrain_fp32`, the generated trtexec script through ``--layerPrecisions`` and
+``--layerOutputTypes``, which match exact layer names and silently skip names they cannot
+find (``setLayerPrecisions`` in trtexec's ``sampleEngines.cpp``). So the one list both use,
+:func:`pinned_layer_names`, holds only planned nodes that TensorRT's ONNX parser turns into
+a layer of the node's own name. onnx-tensorrt (``ImporterContext::registerLayer``) names the
+layer it registers for a node after the node (``getNodeName``); helper layers get
+``ONNXTRT_*`` names, later layers of the same node a numbered suffix, and a ``Constant`` node
+gives no layer at all. Left out as well: nodes whose inputs are all constants (they compute
+constants, which TensorRT folds while building) and nodes without float outputs (shape
+arithmetic has no float32 choice, and an exact trtexec match would force one on it).
+"""
 from __future__ import annotations
 
-import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -149,37 +167,79 @@ def fp32_nodes(model) -> list[Fp32Node]:
     return [picked[k] for k in sorted(picked, key=order.__getitem__)]
 
 
-_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
+#: ONNX element types TensorRT runs as float tensors (float32, float16, bfloat16; double becomes float32).
+FLOAT_TYPES = frozenset({1, 10, 16, 11})
 
 
-def onnx_layer_names(metadata: str) -> set[str]:
-    """ONNX node names in a TensorRT layer's metadata (``[ONNX Layer: name]``, fused layers have several)."""
-    return set(_ONNX_LAYER.findall(metadata or ""))
+def _elem_types(model, needed: Iterable[str]) -> dict[str, int]:
+    """ONNX element types of the graph's tensors; ONNX shape inference fills in any of ``needed`` not declared."""
+    def declared(graph) -> dict[str, int]:
+        types = {t.name: t.data_type for t in graph.initializer}
+        for v in (*graph.input, *graph.value_info, *graph.output):
+            if v.type.HasField("tensor_type"):
+                types[v.name] = v.type.tensor_type.elem_type
+        return types
+
+    types = declared(model.graph)
+    if any(n not in types for n in needed):
+        from onnx import shape_inference
+
+        try:
+            types = {**declared(shape_inference.infer_shapes(model).graph), **types}
+        except Exception:  # noqa: BLE001 - inference only adds knowledge; unknown types stay unpinned
+            pass
+    return types
 
 
-def constrain_fp32(trt, network, nodes: Iterable[Fp32Node]) -> list[str]:
-    """Pin the TensorRT layers of ``nodes`` to float32 (precision and output types); their names.
+def pinned_layer_names(model, nodes: list[Fp32Node]) -> tuple[str, ...]:
+    """The names of the planned ``nodes`` that name a float layer after TensorRT parses ``model``.
 
-    Layers are matched by the ONNX node names in their metadata (``[ONNX Layer: name]``), by
-    name, or by an output tensor's name. Layers with non-float outputs (shape arithmetic) and
-    constants are left alone: they have no float32 choice to make.
+    Left out, because no layer of that name and precision exists to pin: unnamed nodes,
+    ``Constant`` nodes, names used by more than one node, nodes whose inputs are all
+    constants, and nodes with non-float (or unknown) output types. Graph order.
     """
-    nodes = list(nodes)
-    names = {n.name for n in nodes if n.name}
-    outputs = {o for n in nodes for o in n.outputs}
+    g = _Graph(model.graph)
+    counts = Counter(n.name for n in g.nodes)
+    by_name = {n.name: n for n in g.nodes}
+    types = _elem_types(model, [o for n in nodes for o in n.outputs if o])
+    names = []
+    for planned in nodes:
+        node = by_name.get(planned.name)
+        if not planned.name or node is None or counts[planned.name] != 1 or node.op_type == "Constant":
+            continue
+        if all(g.is_constant(i) for i in node.input if i):
+            continue
+        if not all(types.get(o) in FLOAT_TYPES for o in node.output if o):
+            continue
+        names.append(planned.name)
+    return tuple(names)
+
+
+def constrain_fp32(trt, network, names: Iterable[str]) -> list[str]:
+    """Pin the layers called ``names`` to float32 (precision and output types); the names pinned.
+
+    Exact layer names, as trtexec's ``--layerPrecisions``/``--layerOutputTypes`` match them,
+    so both builders make the same engine. Layers with non-float outputs and constants are
+    left alone (they have no float32 choice to make); names absent from the network are
+    not pinned and so not returned.
+    """
+    wanted = set(names)
     floats = (trt.DataType.FLOAT, trt.DataType.HALF, trt.DataType.BF16)
     pinned = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if layer.type in (trt.LayerType.CONSTANT, trt.LayerType.SHAPE):
+        if layer.name not in wanted or layer.type in (trt.LayerType.CONSTANT, trt.LayerType.SHAPE):
             continue
         outs = [layer.get_output(k) for k in range(layer.num_outputs)]
-        matched = (onnx_layer_names(getattr(layer, "metadata", "")) | {layer.name}) & names or \
-            any(t.name in outputs for t in outs)
-        if not matched or not all(t.dtype in floats for t in outs):
+        if not all(t.dtype in floats for t in outs):
             continue
         layer.precision = trt.DataType.FLOAT
         for k in range(layer.num_outputs):
             layer.set_output_type(k, trt.DataType.FLOAT)
         pinned.append(layer.name)
     return pinned
+
+
+def network_layer_names(network) -> set[str]:
+    """The names of a parsed ``INetworkDefinition``'s layers (what trtexec's name matching sees)."""
+    return {network.get_layer(i).name for i in range(network.num_layers)}

@@ -26,7 +26,7 @@ def trtexec_command(plan: GraphPlan, engine_path: Path, precision: str, workspac
             cmd.append(flag + "=" + ",".join(f"{n}:{'x'.join(map(str, p[key]))}" for n, p in plan.profile.items()))
     if timing_cache is not None:
         cmd.append(f"--timingCacheFile={timing_cache}")
-    names = [n.name for n in plan.fp32 if n.name]
+    names = list(plan.fp32_layers)  # the same list the Python builder pins
     bad = [n for n in names if "," in n or ":" in n]
     if bad:
         raise ValueError(f"{plan.graph}: node names {bad[:3]} contain ',' or ':' and cannot be passed to "
