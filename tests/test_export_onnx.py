@@ -387,12 +387,14 @@ def parse_like_onnx_tensorrt(model: onnx.ModelProto) -> list:
 
 
 def fake_tensorrt(exported_dir: Path, folded: set[str] = frozenset()):
-    """A ``tensorrt`` stand-in: the parser above (less the ``folded`` node names), engines described from ONNX."""
+    """A ``tensorrt`` stand-in: the parser above (less the ``folded`` node names), a builder that records
+    its configuration, engines described from their ONNX graphs."""
     from tests.test_tensorrt import FakeTrt
 
     class Network:
         def __init__(self) -> None:
             self.layers: list = []
+            self.path = ""
 
         @property
         def num_layers(self) -> int:
@@ -406,6 +408,7 @@ def fake_tensorrt(exported_dir: Path, folded: set[str] = frozenset()):
             self.network = network
 
         def parse_from_file(self, path: str) -> bool:
+            self.network.path = path
             self.network.layers = [la for la in parsed_layers(path) if la.name not in folded]
             return True
 
@@ -443,10 +446,41 @@ def fake_tensorrt(exported_dir: Path, folded: set[str] = frozenset()):
         def __init__(self, severity) -> None:
             pass
 
+    class Config:
+        def __init__(self) -> None:
+            self.flags: set = set()
+
+        def create_timing_cache(self, data: bytes):
+            return types.SimpleNamespace(serialize=lambda: b"")
+
+        def set_timing_cache(self, cache, ignore_mismatch: bool) -> bool:
+            return True
+
+        def set_memory_pool_limit(self, pool, size: int) -> None:
+            pass
+
+        def set_flag(self, flag) -> None:
+            self.flags.add(flag)
+
+        def clear_flag(self, flag) -> None:
+            self.flags.discard(flag)
+
+        def add_optimization_profile(self, profile) -> None:
+            pass
+
+    def build(network, config) -> bytes:
+        assert {"FP16", "OBEY_PRECISION_CONSTRAINTS"} <= config.flags
+        return Path(network.path).name.encode()  # the "plan": which graph it was built from
+
+    builder = types.SimpleNamespace(
+        create_network=lambda flags: Network(), create_builder_config=Config, build_serialized_network=build,
+        create_optimization_profile=lambda: types.SimpleNamespace(set_shape=lambda *shapes: None))
+    flags = types.SimpleNamespace(FP16="FP16", BF16="BF16", TF32="TF32",
+                                  OBEY_PRECISION_CONSTRAINTS="OBEY_PRECISION_CONSTRAINTS")
     return types.SimpleNamespace(
         __version__="10.3.0", Logger=Logger, OnnxParser=OnnxParser, TensorIOMode=FakeTrt.TensorIOMode,
-        DataType=FakeTrt.DataType, LayerType=FakeTrt.LayerType,
-        Builder=lambda logger: types.SimpleNamespace(create_network=lambda flags: Network()),
+        DataType=FakeTrt.DataType, LayerType=FakeTrt.LayerType, BuilderFlag=flags,
+        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"), Builder=lambda logger: builder,
         Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=deserialize))
 
 
@@ -464,8 +498,8 @@ def script_layer_names(script: str) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tmp_path, monkeypatch, capsys):
-    """One list of layer names: the trtexec script, engines.json (trtexec path and builder) agree, and
-    each is a node the ONNX parser turns into a float layer of that exact name."""
+    """One list of layer names: the trtexec script and engines.json (``--adopt`` of trtexec's engines, and
+    the builder's own) agree, and each is a node the ONNX parser turns into a float layer of that name."""
     from export import engines
     from sam2_ros.backends import tensorrt as rt
     from tests.test_tensorrt import ENV, FakeTrt
@@ -484,6 +518,9 @@ def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tm
         return {g: manifest["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES}
 
     recorded = adopt()
+    built = json.loads(engines.build_engines(exported, tmp_path / "built", "fp16", timing_cache=None,
+                                             verbose=True).read_text())
+    assert {g: built["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES} == recorded
     job = engines.prepare(exported, out, "fp16", timing_cache=None)
     for graph in contract.GRAPH_NAMES:
         precisions, output_types = script[graph]
