@@ -101,9 +101,11 @@ class GraphPlan:
     fp32_layers: tuple[str, ...] = ()
 
     def reasons(self) -> dict[str, int]:
+        """How many of the layers to pin each reason accounts for (norm, softmax, sine, rope)."""
         counts: dict[str, int] = {}
         for n in self.fp32:
-            counts[n.reason] = counts.get(n.reason, 0) + 1
+            if n.name in self.fp32_layers:
+                counts[n.reason] = counts.get(n.reason, 0) + 1
         return counts
 
 
