@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sam2_ros.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
     from sam2_ros.model import Sam2Model
     from sam2_ros.tracking import Backend, Sam2Tracker
+
+
+class BackendUnavailableError(UserError):
+    """An exported backend's runtime (ONNX Runtime, TensorRT, cuda-python) is missing or at a version we cannot use."""
+
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 #: Backends that run an export folder (``--engines DIR``) instead of building the model.
@@ -92,15 +99,18 @@ def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.d
     if engine_dir is None:
         raise ValueError(f"{names.backend} {name} runs exported graphs: pass {names.engine_dir}, a folder written by "
                          f"{EXPORT_HINTS[name]}")
-    if name == "onnxruntime":
-        if dtype != torch.float32:
-            raise ValueError("the exported ONNX graphs are float32; --backend onnxruntime needs --dtype float32")
-        from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend
+    if name == "onnxruntime" and dtype != torch.float32:
+        raise ValueError("the exported ONNX graphs are float32; --backend onnxruntime needs --dtype float32")
+    try:
+        if name == "onnxruntime":
+            from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(engine_dir, device)
-    from sam2_ros.backends.tensorrt import TensorRTBackend  # precision is fixed when engines are built
+            return OnnxRuntimeBackend(engine_dir, device)
+        from sam2_ros.backends.tensorrt import TensorRTBackend  # precision is fixed when engines are built
 
-    return TensorRTBackend.from_dir(engine_dir, device)
+        return TensorRTBackend.from_dir(engine_dir, device)
+    except ImportError as exc:  # a missing or wrongly pinned optional runtime: the message names the install step
+        raise BackendUnavailableError(f"backend {name} is not available: {exc}") from exc
 
 
 def resolve_device(name: str | None, names: OptionNames = CLI_OPTION_NAMES) -> str:

@@ -35,6 +35,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message, serialize_message
 from rosidl_runtime_py.utilities import get_message, get_service
 
+from sam2_ros.errors import UserError
 from sam2_ros.ros.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
 from sam2_ros.ros.messages import header_msg
 from sam2_ros.ros.params import NODE_NAME, TrackerParams, parameter_specs, spec
@@ -99,7 +100,7 @@ QOS = {
 #: How long the inference thread waits for a frame before looking at the stop flag again.
 STEP_TIMEOUT_S = 0.1
 #: What a node that cannot start raises: bad parameters, missing weights (CheckpointError is a RuntimeError).
-STARTUP_ERRORS = (FileNotFoundError, ValueError, KeyError, RuntimeError, ParameterException)
+STARTUP_ERRORS = (UserError, FileNotFoundError, ValueError, KeyError, RuntimeError, ParameterException)
 
 
 class TrackerWiring:
