@@ -6,10 +6,10 @@ that a prompt @N acts on frame N. Runs use a 128-pixel model input to stay fast 
 """
 from __future__ import annotations
 
-import sys
 import contextlib
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
