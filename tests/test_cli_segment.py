@@ -120,3 +120,39 @@ def test_errors_are_one_line(images, tmp_path, capsys, argv, message):
 def test_missing_input(tmp_path, capsys):
     assert _run(tmp_path / "nope.jpg", "--point", "1:5,5", "--out", tmp_path / "x") == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_track_auto_tracks_first_frame_masks(images, tmp_path, monkeypatch):
+    """``sam2-ros track --auto``: automatic masks on frame 0 become the tracked objects.
+
+    Random weights fail Meta's default filters, so both sides use the same lowered ones.
+    """
+    import functools
+
+    import sam2_ros.image as image_api
+    from sam2_ros.factory import TrackerOptions, build_tracker
+    from sam2_ros.io.sources import open_source
+
+    lowered = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+    monkeypatch.setattr(image_api, "prompt_everything", functools.partial(image_api.prompt_everything, **lowered))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    bgr = cv2.imread(str(images / "img2.jpg"))
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i}.png"), bgr)
+    out = tmp_path / "track"
+    assert main(["track", str(frames), "--auto", "--max-objects", "3", "--random-weights", "--image-size",
+                 str(SIZE), "--device", "cpu", "--no-overlay", "--out", str(out)]) == 0
+    tracker = build_tracker(TrackerOptions(random_weights=True, image_size=SIZE, device="cpu", max_objects=3)).tracker
+    with open_source(str(frames)) as source:
+        expected = []
+        for index, frame in enumerate(source):
+            result = tracker.track(frame)
+            if index == 0:
+                result = image_api.prompt_everything.func(tracker, frame, 3, **lowered)
+            expected.append(result.label_image())
+    summary = json.loads((out / "summary.json").read_text())
+    assert [o["id"] for o in summary["frames"][1]["objects"]] == [1, 2, 3]
+    for index, want in enumerate(expected):
+        assert np.array_equal(np.asarray(Image.open(out / "masks" / f"{index:05d}.png")), want)
+    assert main(["track", str(frames), "--auto", "--point", "1:5,5", "--random-weights", "--out", str(out)]) == 2
