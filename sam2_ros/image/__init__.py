@@ -10,5 +10,5 @@ from sam2_ros.image.auto_track import prompt_everything, prompt_tracker_with_rec
 from sam2_ros.image.generator import AutomaticMaskGenerator
 from sam2_ros.image.predictor import SamImagePredictor
 
-__all__ = ["AutomaticMaskGenerator", "SamImagePredictor", "prompt_everything", "prompt_tracker_with_records", "record_mask",
-           "select_records"]
+__all__ = ["AutomaticMaskGenerator", "SamImagePredictor", "prompt_everything", "prompt_tracker_with_records",
+           "record_mask", "select_records"]
