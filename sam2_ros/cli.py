@@ -1,4 +1,4 @@
-"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags."""
+"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags, segment images."""
 from __future__ import annotations
 
 import argparse
@@ -55,11 +55,29 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_track)
 
 
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from sam2_ros.io.segment_command import run
+
+    return run(args)
+
+
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    from sam2_ros.io.segment_command import add_arguments
+
+    p = sub.add_parser("segment", help="segment single images from --point/--box prompts, or everything (--auto)",
+                       description="SAM 2 image mode on an image or a folder of images: masks for --point/--box "
+                                   "prompts (one encoding per image, all objects decoded from it), or automatic "
+                                   "masks for everything (--auto). Writes labels/, overlays/ and results.json.")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_segment)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam2-ros", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_download(sub)
     _add_track(sub)
+    _add_segment(sub)
     return parser
 
 

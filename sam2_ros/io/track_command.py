@@ -84,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="objects tracked at once; sizes the preallocated memory (default 16)")
     p.add_argument("--fill-hole-area", type=_non_negative_int, default=8, metavar="AREA",
                    help="fill mask holes up to this many low-res pixels, 0 disables (default 8)")
+    p.add_argument("--auto", action="store_true",
+                   help="find the objects on the first frame with automatic masks (Meta's generator defaults) and "
+                        "track the --max-objects best of them (ids 1..N); torch backend, no --point/--box")
     p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     replay.add_arguments(p)
@@ -99,6 +102,9 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
 
 def run(args: argparse.Namespace) -> int:
     """Track INPUT and write DIR; returns the exit code (130 when stopped with Ctrl+C)."""
+    if args.auto and (args.point or args.box or args.bag is not None):
+        raise ValueError("--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not "
+                         "supported)")
     if args.bag is not None or args.out_bag is not None:
         from sam2_ros.ros.replay import run_replay
 
@@ -153,6 +159,10 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
                 t0 = time.perf_counter()
                 result = tracker.track(frame)
                 tracker_ms = result.timings_ms
+                if index == 0 and args.auto:
+                    from sam2_ros.image import prompt_everything
+
+                    result = prompt_everything(tracker, frame, args.max_objects) or result
                 for prompt in schedule.get(index, []):
                     result = prompt.apply(tracker)
                 objects, labels = result.objects, result.label_image()

@@ -180,10 +180,15 @@ class Sam2Model(nn.Module):
         point_coords: Tensor | None,
         point_labels: Tensor | None,
         mask_inputs: Tensor | None,
+        pad_missing_points: bool = True,
     ) -> DecoderOutputs:
-        """All four masks, IoUs and object pointers, without selection (export-friendly)."""
+        """All four masks, IoUs and object pointers, without selection (export-friendly).
+
+        Without clicks, Meta's video heads (``_forward_sam_heads``) send one padding point;
+        its image predictor sends no point token at all: ``pad_missing_points=False``.
+        """
         b = pix_feat.shape[0]
-        if point_coords is None:
+        if point_coords is None and pad_missing_points:
             point_coords = pix_feat.new_zeros(b, 1, 2)
             point_labels = -torch.ones(b, 1, dtype=torch.int32, device=pix_feat.device)
         mask_prompt = None
@@ -193,7 +198,8 @@ class Sam2Model(nn.Module):
             if tuple(mask_inputs.shape[-2:]) != tuple(size):
                 mask_prompt = F.interpolate(mask_inputs.float(), size=size, mode="bilinear",
                                             align_corners=False, antialias=True)
-        sparse, dense = self.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=mask_prompt)
+        points = None if point_coords is None else (point_coords, point_labels)
+        sparse, dense = self.sam_prompt_encoder(points=points, boxes=None, masks=mask_prompt)
         masks, ious, tokens, obj_logits = self.sam_mask_decoder.predict_masks(
             image_embeddings=pix_feat,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
