@@ -18,7 +18,9 @@ kernels, and the numerically sensitive layers are pinned to float32 with
 (the build fails rather than silently ignoring a constraint). Pinned: normalisations
 (``LayerNormalization`` and the mean/variance/sqrt/divide chain of SAM's channel
 LayerNorm2d), softmaxes, the sine encodings (sin/cos and the arithmetic that builds their
-angles) and the RoPE rotations (products with constant cos/sin tables). The alternative,
+angles) and the RoPE rotations (products with constant cos/sin tables), by layer name: the
+same list as the trtexec script's ``--layerPrecisions`` (``export/precision.py`` says which
+names qualify), and engines.json lists the layers really pinned. The alternative,
 ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, makes TensorRT follow the ONNX types
 exactly; with our float32 graphs that is a float32 engine, and half precision would need
 graphs exported with explicit casts. TensorRT 10.12 deprecated weak typing and TensorRT 11
@@ -33,165 +35,22 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import shlex
 import sys
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from export.precision import Fp32Node, constrain_fp32, fp32_nodes, network_layer_names, pinned_layer_names
+from export.progress import BuildProgress, progress_monitor
+from export.trtexec import ENGINE_SUFFIX, trtexec_command, trtexec_script  # noqa: F401 (API)
 
-ENGINE_SUFFIX = ".engine"
 PRECISIONS = ("fp16", "bf16", "fp32")
 DEFAULT_TIMING_CACHE = Path("engines") / "timing.cache"
 
-#: Ops always kept in float32 under fp16/bf16, with the reason recorded in engines.json.
-FP32_OPS = {"LayerNormalization": "norm", "GroupNormalization": "norm", "InstanceNormalization": "norm",
-            "Softmax": "softmax", "LogSoftmax": "softmax", "Sin": "sine", "Cos": "sine"}
-ARITH_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Neg", "Reciprocal"})
-#: Ops that may build a sine encoding's angle: arithmetic, and the projection of random-Fourier encodings.
-ANGLE_OPS = ARITH_OPS | {"MatMul", "Gemm"}
-#: Ops that move or relabel data without arithmetic; walked through when tracing angles and tables.
-PASS_OPS = frozenset({"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Expand", "Cast", "Identity", "Transpose"})
-ANGLE_DEPTH = 8  # nodes walked back from a sin/cos to find the arithmetic that builds its angle
 
-_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
-
-
-# ------------------------------------------------------------------ precision plan (pure)
-@dataclass(frozen=True)
-class Fp32Node:
-    """An ONNX node whose TensorRT layers stay float32, and why (norm, softmax, sine, rope)."""
-
-    name: str
-    op: str
-    reason: str
-    outputs: tuple[str, ...]
-
-
-class _Graph:
-    """Producer/consumer lookups over an ONNX graph, and its constant tensors as numpy."""
-
-    def __init__(self, graph) -> None:
-        from onnx import helper, numpy_helper
-
-        self._to_array, self._attr_value = numpy_helper.to_array, helper.get_attribute_value
-        self.nodes = list(graph.node)
-        self.producer = {o: n for n in self.nodes for o in n.output}
-        self.consumers: dict[str, list] = {}
-        for n in self.nodes:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
-        self._inits = {t.name: t for t in graph.initializer}
-        self._values: dict[str, Any] = {}
-
-    def constant(self, name: str, depth: int = 4):
-        """The value of tensor ``name`` if it is a constant (through data-movement ops), else None."""
-        if name in self._values:
-            return self._values[name]
-        value = None
-        init = self._inits.get(name)
-        node = self.producer.get(name)
-        if init is not None:  # external data (not loaded) counts as unknown
-            value = None if init.data_location == init.EXTERNAL else self._to_array(init)
-        elif node is not None and node.op_type == "Constant" and node.attribute:
-            attr = self._attr_value(node.attribute[0])
-            value = self._to_array(attr) if hasattr(attr, "raw_data") else np.asarray(attr)
-        elif node is not None and node.op_type in PASS_OPS and depth > 0 and node.input:
-            value = self.constant(node.input[0], depth - 1)
-        self._values[name] = value
-        return value
-
-    def is_constant(self, name: str) -> bool:
-        return self.constant(name) is not None
-
-
-def _node(n, reason: str) -> Fp32Node:
-    return Fp32Node(n.name, n.op_type, reason, tuple(n.output))
-
-
-def _norm_chain(g: _Graph, sqrt) -> list:
-    """SAM's LayerNorm2d: mean -> x-mean -> (.)^2 -> mean -> +eps -> sqrt -> divide; [] if not that."""
-    add = g.producer.get(sqrt.input[0])
-    if add is None or add.op_type != "Add":
-        return []
-    var = next((g.producer.get(i) for i in add.input if not g.is_constant(i)), None)
-    if var is None or var.op_type != "ReduceMean":
-        return []
-    sq = g.producer.get(var.input[0])
-    if sq is None or sq.op_type not in ("Pow", "Mul"):
-        return []
-    sub = g.producer.get(sq.input[0])
-    if sub is None or sub.op_type != "Sub":
-        return []
-    mean = g.producer.get(sub.input[1])
-    if mean is None or mean.op_type != "ReduceMean":
-        return []
-    divs = [c for c in g.consumers.get(sqrt.output[0], []) if c.op_type == "Div" and c.input[1] == sqrt.output[0]]
-    return [mean, sub, sq, var, add, sqrt, *divs]
-
-
-def _angle_chain(g: _Graph, trig) -> list:
-    """The arithmetic nodes that compute a sin/cos argument (positions x frequencies, or a projection)."""
-    found, frontier, seen = [], [trig.input[0]], set()
-    for _ in range(ANGLE_DEPTH):
-        nxt = []
-        for name in frontier:
-            n = g.producer.get(name)
-            if n is None or id(n) in seen or n.op_type not in ANGLE_OPS | PASS_OPS:
-                continue
-            seen.add(id(n))
-            if n.op_type in ANGLE_OPS:
-                found.append(n)
-            nxt += [i for i in n.input if i and not g.is_constant(i)]
-        frontier = nxt
-    return found
-
-
-def _rotation(g: _Graph, combine) -> list:
-    """RoPE: ``a*cos - b*sin`` / ``a*sin + b*cos`` with constant tables where cos^2 + sin^2 = 1."""
-    muls, tables = [], []
-    for i in combine.input:
-        m = g.producer.get(i)
-        if m is None or m.op_type != "Mul":
-            return []
-        consts = [g.constant(x) for x in m.input if g.is_constant(x)]
-        if len(consts) != 1 or consts[0].ndim == 0 or consts[0].dtype.kind != "f":
-            return []
-        muls.append(m)
-        tables.append(consts[0].astype(np.float64))
-    a, b = tables
-    if a.shape != b.shape or np.abs(a).max() > 1 + 1e-6 or not np.allclose(a * a + b * b, 1.0, atol=1e-4):
-        return []
-    return [*muls, combine]
-
-
-def fp32_nodes(model) -> list[Fp32Node]:
-    """The nodes of ``model`` (an ``onnx.ModelProto``) kept in float32 under fp16/bf16, in graph order."""
-    g = _Graph(model.graph)
-    picked: dict[int, Fp32Node] = {}
-
-    def pick(nodes: Iterable, reason: str) -> None:
-        for n in nodes:
-            picked.setdefault(id(n), _node(n, reason))
-
-    for n in g.nodes:
-        reason = FP32_OPS.get(n.op_type)
-        if reason:
-            pick([n], reason)
-        if n.op_type == "Sqrt":
-            pick(_norm_chain(g, n), "norm")
-        elif n.op_type in ("Sin", "Cos"):
-            pick(_angle_chain(g, n), "sine")
-        elif n.op_type in ("Sub", "Add") and len(n.input) == 2:
-            pick(_rotation(g, n), "rope")
-    order = {id(n): i for i, n in enumerate(g.nodes)}
-    return [picked[k] for k in sorted(picked, key=order.__getitem__)]
-
-
+# ----------------------------------------------------------------------- profiles
 def graph_dims(model) -> dict[str, list[int | str]]:
     """Each graph input's dimensions: sizes, or the contract's symbols (``B``, ``N``)."""
     inits = {t.name for t in model.graph.initializer}
@@ -227,11 +86,6 @@ def profile_shapes(model, max_objects: int, max_points: int) -> dict[str, dict[s
     return profile
 
 
-def onnx_layer_names(metadata: str) -> set[str]:
-    """ONNX node names in a TensorRT layer's metadata (``[ONNX Layer: name]``, fused layers have several)."""
-    return set(_ONNX_LAYER.findall(metadata or ""))
-
-
 # -------------------------------------------------------------------------- plans
 @dataclass(frozen=True)
 class GraphPlan:
@@ -243,11 +97,15 @@ class GraphPlan:
     dims: dict[str, list[int | str]]
     profile: dict[str, dict[str, list[int]]]
     fp32: tuple[Fp32Node, ...]
+    #: The layer names both builders pin to float32 (:func:`export.precision.pinned_layer_names`).
+    fp32_layers: tuple[str, ...] = ()
 
     def reasons(self) -> dict[str, int]:
+        """How many of the layers to pin each reason accounts for (norm, softmax, sine, rope)."""
         counts: dict[str, int] = {}
         for n in self.fp32:
-            counts[n.reason] = counts.get(n.reason, 0) + 1
+            if n.name in self.fp32_layers:
+                counts[n.reason] = counts.get(n.reason, 0) + 1
         return counts
 
 
@@ -259,9 +117,9 @@ def plan_graph(graph: str, onnx_path: Path, precision: str, max_objects: int, ma
     from sam2_ros.utils.files import sha256_file
 
     model = onnx.load(str(onnx_path), load_external_data=False)  # structure and inline constants suffice
+    fp32 = fp32_nodes(model) if precision != "fp32" else []
     return GraphPlan(graph, onnx_path, onnx_sha256 or sha256_file(onnx_path), graph_dims(model),
-                     profile_shapes(model, max_objects, max_points),
-                     tuple(fp32_nodes(model)) if precision != "fp32" else ())
+                     profile_shapes(model, max_objects, max_points), tuple(fp32), pinned_layer_names(model, fp32))
 
 
 def model_settings(manifest, plans: Mapping[str, GraphPlan]):
@@ -290,124 +148,6 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
     return settings
 
 
-# ------------------------------------------------------------------------- trtexec
-def trtexec_command(plan: GraphPlan, engine_path: Path, precision: str, workspace_gb: float,
-                    timing_cache: Path | None) -> list[str]:
-    """The trtexec call that builds the same engine as ``build_engines`` (TensorRT 10 flags)."""
-    cmd = ["trtexec", f"--onnx={plan.onnx_path}", f"--saveEngine={engine_path}", "--skipInference",
-           f"--memPoolSize=workspace:{int(workspace_gb * 1024)}"]
-    if precision == "fp32":
-        cmd.append("--noTF32")
-    else:
-        cmd.append(f"--{precision}")
-    for key, flag in (("min", "--minShapes"), ("opt", "--optShapes"), ("max", "--maxShapes")):
-        if plan.profile:
-            cmd.append(flag + "=" + ",".join(f"{n}:{'x'.join(map(str, p[key]))}" for n, p in plan.profile.items()))
-    if timing_cache is not None:
-        cmd.append(f"--timingCacheFile={timing_cache}")
-    names = [n.name for n in plan.fp32 if n.name]
-    bad = [n for n in names if "," in n or ":" in n]
-    if bad:
-        raise ValueError(f"{plan.graph}: node names {bad[:3]} contain ',' or ':' and cannot be passed to "
-                         f"--layerPrecisions; use `python -m export engines` instead of trtexec")
-    if names:
-        cmd += ["--precisionConstraints=obey", "--layerPrecisions=" + ",".join(f"{n}:fp32" for n in names),
-                "--layerOutputTypes=" + ",".join(f"{n}:fp32" for n in names)]
-    return cmd
-
-
-def trtexec_script(plans: Mapping[str, GraphPlan], out_dir: Path, precision: str, workspace_gb: float,
-                   timing_cache: Path | None, adopt_command: str) -> str:
-    """A shell script with the five trtexec builds, then the command that writes engines.json."""
-    folders = [out_dir] + ([timing_cache.parent] if timing_cache is not None else [])
-    lines = ["#!/usr/bin/env bash",
-             "# TensorRT 10 trtexec equivalent of `python -m export engines` (generated; see README, TensorRT).",
-             "# Layers kept in float32 are named by their ONNX nodes, which the ONNX parser uses as layer names.",
-             "# Relative paths are relative to the folder this script was generated from: run it from there.",
-             "set -euo pipefail",
-             "# JetPack installs trtexec outside PATH; TRTEXEC=/path/to/trtexec overrides both.",
-             'TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"',
-             "mkdir -p " + " ".join(shlex.quote(str(f)) for f in folders)]
-    for graph, plan in plans.items():
-        cmd = trtexec_command(plan, out_dir / f"{graph}{ENGINE_SUFFIX}", precision, workspace_gb, timing_cache)
-        lines.append(" \\\n    ".join(['"$TRTEXEC"'] + [shlex.quote(c) for c in cmd[1:]]))
-    lines.append(adopt_command)
-    return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------------- progress
-class BuildProgress:
-    """TensorRT's nested build phases as tqdm bars; thread-safe; ``cancel()`` stops the build.
-
-    The TensorRT ``IProgressMonitor`` (:func:`progress_monitor`) forwards to this, so the
-    display logic runs and is tested without TensorRT.
-    """
-
-    def __init__(self, label: str, file=None) -> None:
-        self.label, self.file = label, file
-        self.cancelled = False
-        self._bars: dict[str, Any] = {}
-        self._depth: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def start(self, phase: str, parent: str | None, steps: int) -> None:
-        from tqdm import tqdm
-
-        with self._lock:
-            depth = self._depth.get(parent, -1) + 1 if parent else 0
-            self._depth[phase] = depth
-            desc = f"{self.label}: {phase}" if depth == 0 else f"{'  ' * depth}{phase}"
-            self._bars[phase] = tqdm(total=steps, desc=desc, position=depth, leave=depth == 0, file=self.file,
-                                     dynamic_ncols=True)
-
-    def step(self, phase: str, step: int) -> bool:
-        """Record step ``step`` (0-based) of ``phase`` as done; False asks TensorRT to stop."""
-        with self._lock:
-            bar = self._bars.get(phase)
-            if bar is not None:
-                bar.update(step + 1 - bar.n)
-        return not self.cancelled
-
-    def finish(self, phase: str) -> None:
-        with self._lock:
-            bar = self._bars.pop(phase, None)
-            self._depth.pop(phase, None)
-        if bar is not None:
-            bar.close()
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-def progress_monitor(trt, progress: BuildProgress):
-    """A ``trt.IProgressMonitor`` driving ``progress``; Ctrl+C inside a callback cancels the build."""
-
-    class Monitor(trt.IProgressMonitor):
-        def __init__(self) -> None:
-            trt.IProgressMonitor.__init__(self)
-
-        def phase_start(self, phase_name, parent_phase, num_steps):
-            try:
-                progress.start(phase_name, parent_phase, num_steps)
-            except KeyboardInterrupt:
-                progress.cancel()
-
-        def step_complete(self, phase_name, step):
-            try:
-                return progress.step(phase_name, step)
-            except KeyboardInterrupt:
-                progress.cancel()
-                return False
-
-        def phase_finish(self, phase_name):
-            try:
-                progress.finish(phase_name)
-            except KeyboardInterrupt:
-                progress.cancel()
-
-    return Monitor()
-
-
 # ---------------------------------------------------------------------------- build
 class BuildError(RuntimeError):
     """An ONNX graph TensorRT cannot parse or build."""
@@ -418,34 +158,6 @@ def parser_error_report(graph: str, onnx_path: Path, errors: list[str]) -> str:
     listed = "\n".join(f"  {i + 1}. {e}" for i, e in enumerate(errors)) or "  (the parser reported no details)"
     return (f"TensorRT's ONNX parser rejected {onnx_path} ({graph}) with {len(errors)} error(s):\n{listed}\n"
             f"Check the graph with `python -m export check` or re-export it; run with --verbose for TensorRT's log.")
-
-
-def constrain_fp32(trt, network, nodes: Iterable[Fp32Node]) -> list[str]:
-    """Pin the TensorRT layers of ``nodes`` to float32 (precision and output types); their names.
-
-    Layers are matched by the ONNX node names in their metadata (``[ONNX Layer: name]``), by
-    name, or by an output tensor's name. Layers with non-float outputs (shape arithmetic) and
-    constants are left alone: they have no float32 choice to make.
-    """
-    nodes = list(nodes)
-    names = {n.name for n in nodes if n.name}
-    outputs = {o for n in nodes for o in n.outputs}
-    floats = (trt.DataType.FLOAT, trt.DataType.HALF, trt.DataType.BF16)
-    pinned = []
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if layer.type in (trt.LayerType.CONSTANT, trt.LayerType.SHAPE):
-            continue
-        outs = [layer.get_output(k) for k in range(layer.num_outputs)]
-        matched = (onnx_layer_names(getattr(layer, "metadata", "")) | {layer.name}) & names or \
-            any(t.name in outputs for t in outs)
-        if not matched or not all(t.dtype in floats for t in outs):
-            continue
-        layer.precision = trt.DataType.FLOAT
-        for k in range(layer.num_outputs):
-            layer.set_output_type(k, trt.DataType.FLOAT)
-        pinned.append(layer.name)
-    return pinned
 
 
 def describe_engine(trt, runtime, blob: bytes, plan: GraphPlan) -> dict[str, Any]:
@@ -471,13 +183,28 @@ def describe_engine(trt, runtime, blob: bytes, plan: GraphPlan) -> dict[str, Any
     return {"inputs": inputs, "outputs": outputs}
 
 
-def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_gb: float, cache,
-               verbose: bool) -> tuple[bytes, list[str]]:
+def _parse(trt, builder, logger, plan: GraphPlan) -> tuple[Any, Any]:
+    """The network TensorRT's ONNX parser makes of ``plan``'s graph, and the parser (it owns the weights)."""
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.onnx_path)):
         raise BuildError(parser_error_report(plan.graph, plan.onnx_path,
                                              [str(parser.get_error(i)) for i in range(parser.num_errors)]))
+    return network, parser
+
+
+def _warn_unmatched(plan: GraphPlan, pinned: list[str], tool: str) -> None:
+    """Say which planned layer names the parsed network lacks (they stay in reduced precision)."""
+    missing = [n for n in plan.fp32_layers if n not in set(pinned)]
+    if missing:
+        print(f"warning: {plan.graph}: {len(missing)} of {len(plan.fp32_layers)} layers planned for fp32 are not "
+              f"in TensorRT's network ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); {tool} "
+              f"leaves them in reduced precision and engines.json does not list them", file=sys.stderr)
+
+
+def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_gb: float, cache,
+               verbose: bool) -> tuple[bytes, list[str]]:
+    network, _parser = _parse(trt, builder, logger, plan)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     config.set_timing_cache(cache, False)
@@ -487,7 +214,8 @@ def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_
     else:
         config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.BF16)
         config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        pinned = constrain_fp32(trt, network, plan.fp32)
+        pinned = constrain_fp32(trt, network, plan.fp32_layers)
+        _warn_unmatched(plan, pinned, "the builder")
     if plan.profile:
         profile = builder.create_optimization_profile()
         for name, p in plan.profile.items():
@@ -651,14 +379,19 @@ def adopt_engines(onnx_dir: Path | str, out_dir: Path | str | None = None, preci
     job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
     trt = import_tensorrt()
     env = runtime_environment()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder, runtime = trt.Builder(logger), trt.Runtime(logger)
     described, pinned = {}, {}
     for graph, plan in job.plans.items():
         path = job.engine_path(graph)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run {job.out / 'trtexec.sh'} first")
         described[graph] = describe_engine(trt, runtime, path.read_bytes(), plan)
-        pinned[graph] = [n.name for n in plan.fp32 if n.name]  # what trtexec was told to pin
+        # trtexec pins a name only where the parsed network has a layer of exactly that name.
+        network, _parser = _parse(trt, builder, logger, plan)
+        layers = network_layer_names(network)
+        pinned[graph] = [n for n in plan.fp32_layers if n in layers]
+        _warn_unmatched(plan, pinned[graph], "trtexec")
     return write_engines_manifest(job, env, described, pinned, "trtexec")
 
 

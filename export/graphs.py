@@ -9,8 +9,9 @@ arithmetic selects on an input (``has_mask_input``), so one graph serves every c
 
 Image preprocessing (resize + normalisation) stays outside the graphs, in torch on the
 device, for every backend (see :mod:`sam2_ros.tracking.imageops`): one image-encoder graph
-then serves any camera resolution, and the resize matches Meta's loader (Pillow's
-antialiased bicubic) within one grey level. TensorRT could not build that resize into an
+then serves any camera resolution, and the resize stays close to Meta's loader (Pillow's
+antialiased bicubic: at most 9 grey levels apart, 0.2 on average; tests/test_preprocessing_pillow.py).
+TensorRT could not build that resize into an
 engine anyway: the ONNX-TensorRT operator matrix (onnx/onnx-tensorrt ``docs/operators.md``,
 TensorRT 10) lists for ``Resize`` only the ``nearest`` and ``linear`` modes and states
 "Antialiasing is not supported".

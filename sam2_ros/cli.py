@@ -1,16 +1,24 @@
-"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags."""
+"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags, segment images."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+from sam2_ros.errors import UserError
+
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from sam2_ros.download import DEFAULT_DIR, download
+    from sam2_ros.download import DEFAULT_DIR, DownloadError, download
+    from sam2_ros.model.config import checkpoint_filename
 
-    out = download(args.model, out_dir=args.out or DEFAULT_DIR, sha256=args.sha256, url=args.url,
-                   progress=not args.quiet, force=args.force)
+    try:
+        out = download(args.model, out_dir=args.out or DEFAULT_DIR, sha256=args.sha256, url=args.url,
+                       progress=not args.quiet, force=args.force)
+    except DownloadError as exc:  # say what to do on a machine that cannot reach the server
+        raise UserError(f"{exc}; pass --url with a mirror or a local copy of {checkpoint_filename(args.model)} "
+                        f"(path or file:// URL), or try `sam2-ros track --random-weights` for a smoke run "
+                        f"without weights") from exc
     print(out)
     return 0
 
@@ -23,7 +31,7 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for checkpoints (default: $SAM2_ROS_CHECKPOINTS or "
                                            "~/.cache/sam2_ros/checkpoints)")
     p.add_argument("--sha256", help="expected SHA-256 hex digest (recommended for reproducible setups)")
-    p.add_argument("--url", help="download from this URL instead of Meta's (mirrors, file:// paths)")
+    p.add_argument("--url", help="download from this URL instead of Meta's: a mirror, or a local file (path or file:// URL)")
     p.add_argument("--force", action="store_true", help="download again even if the file exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_download)
@@ -45,6 +53,23 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
                                    "frame.")
     add_arguments(p)
     p.set_defaults(func=_cmd_track)
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from sam2_ros.io.segment_command import run
+
+    return run(args)
+
+
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    from sam2_ros.io.segment_command import add_arguments
+
+    p = sub.add_parser("segment", help="segment single images from --point/--box prompts, or everything (--auto)",
+                       description="SAM 2 image mode on an image or a folder of images: masks for --point/--box "
+                                   "prompts (one encoding per image, all objects decoded from it), or automatic "
+                                   "masks for everything (--auto). Writes labels/, overlays/ and results.json.")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_segment)
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
@@ -71,19 +96,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_download(sub)
     _add_track(sub)
+    _add_segment(sub)
     _add_annotate(sub)
     return parser
 
 
 def run_command(args: argparse.Namespace, prog: str) -> int:
-    """Run the chosen subcommand; expected errors become one clear line and exit code 2."""
+    """Run the chosen subcommand; expected errors become one clear line and exit code 2.
+
+    Expected: ``UserError`` (messages written for the user), bad input (``ValueError``,
+    ``KeyError``), a missing or unreadable file, the network or a full disk (``OSError``), a
+    graph or checkpoint failing its checks (``RuntimeError``), a bag rosbags cannot read or
+    write. Anything else is a bug and keeps its traceback.
+    """
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-        # Expected user errors (bad input, missing checkpoint, a graph failing its checks): no traceback.
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"{prog} {args.command}: error: {msg}", file=sys.stderr)
+    except Exception as exc:
+        if not isinstance(exc, _expected_errors()):
+            raise
+        print(f"{prog} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [UserError, OSError, ValueError, KeyError, RuntimeError]
+    bag_errors = sys.modules.get("rosbags.rosbag2.errors")  # loaded only once a bag was opened
+    if bag_errors is not None:  # a bag the user named that rosbags cannot read or write
+        kinds += [bag_errors.ReaderError, bag_errors.WriterError]
+    return tuple(kinds)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line (library messages such as YAML parser errors span several)."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(msg).split()) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,17 @@ loads (``verify_sidecar``) detect corruption or tampering.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from sam2_ros.errors import UserError
 from sam2_ros.model.config import canonical_name, checkpoint_filename, get_config
 from sam2_ros.utils.files import CHUNK, atomic_write, sha256_file
 
@@ -35,8 +39,23 @@ KNOWN_SHA256: dict[str, str] = {}
 DEFAULT_DIR = Path(os.environ.get("SAM2_ROS_CHECKPOINTS", Path.home() / ".cache" / "sam2_ros" / "checkpoints"))
 
 
+#: What a server or a network can do to a download (a full disk or a read-only folder stays an OSError).
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
 class ChecksumError(RuntimeError):
     """A downloaded or cached file whose SHA-256 is not the expected one."""
+
+
+class DownloadError(UserError):
+    """``url`` could not be fetched (no network, server error, missing file); nothing was written."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        reason = getattr(cause, "reason", None) if isinstance(cause, urllib.error.URLError) else None
+        if isinstance(cause, urllib.error.HTTPError):
+            reason = f"HTTP {cause.code} {cause.msg}"
+        super().__init__(f"cannot download {url}: {reason or cause or type(cause).__name__}")
+        self.url = url
 
 
 def checkpoint_url(name: str) -> str:
@@ -47,13 +66,17 @@ def checkpoint_url(name: str) -> str:
 def _fetch(url: str, dest: Path, progress: bool) -> tuple[str, str]:
     """Stream ``url`` to a temp file beside ``dest``; return (temp path, SHA-256); caller renames."""
     digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (fixed https/file URLs)
+    try:
+        resp = urllib.request.urlopen(url, timeout=60)  # noqa: S310 (https, or file for mirrors)
+    except (*_NETWORK_ERRORS, ValueError) as exc:  # ValueError: not a URL
+        raise DownloadError(url, exc) from exc
+    with resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
                                                   desc=dest.name, disable=not progress) as bar:
-                for chunk in iter(lambda: resp.read(CHUNK), b""):
+                for chunk in iter(_reader(resp.read, url), b""):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
@@ -61,6 +84,21 @@ def _fetch(url: str, dest: Path, progress: bool) -> tuple[str, str]:
             Path(tmp).unlink(missing_ok=True)
             raise
     return tmp, digest.hexdigest()
+
+
+def _reader(read: Callable[[int], bytes], url: str) -> Callable[[], bytes]:
+    """``read(CHUNK)`` with a connection lost halfway reported as a DownloadError."""
+    def chunk() -> bytes:
+        try:
+            return read(CHUNK)
+        except _NETWORK_ERRORS as exc:
+            raise DownloadError(url, exc) from exc
+    return chunk
+
+
+def source_url(url: str) -> str:
+    """``url`` as given, or a local path (``--url ~/sam2.1_hiera_tiny.pt``) as a file:// URL."""
+    return url if "://" in url else Path(url).expanduser().resolve().as_uri()
 
 
 def download(
@@ -73,8 +111,9 @@ def download(
 ) -> Path:
     """Download checkpoint ``name`` into ``out_dir`` and verify it; returns its path.
 
-    The file appears under its final name only after the checksum (when known) and the
-    structural check pass; a failed download leaves nothing behind.
+    ``url`` may be a mirror's URL or a local file (path or file:// URL). The file appears under
+    its final name only after the checksum (when known) and the structural check pass; a failed
+    download leaves nothing behind. Raises ``DownloadError`` when ``url`` cannot be fetched.
     """
     from sam2_ros.model.build import verify_checkpoint  # torch import deferred
 
@@ -86,7 +125,7 @@ def download(
     if dest.exists() and not force:
         verify_sidecar(dest, expected)
         return dest
-    tmp, digest = _fetch(url or checkpoint_url(name), dest, progress)
+    tmp, digest = _fetch(source_url(url) if url else checkpoint_url(name), dest, progress)
     try:
         if expected is not None and digest != expected:
             raise ChecksumError(f"{dest.name}: SHA-256 {digest} does not match expected {expected}; "

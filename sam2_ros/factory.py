@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sam2_ros.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
     from sam2_ros.model import Sam2Model
     from sam2_ros.tracking import Backend, Sam2Tracker
+
+
+class BackendUnavailableError(UserError):
+    """An exported backend's runtime (ONNX Runtime, TensorRT, cuda-python) is missing or at a version we cannot use."""
+
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 #: Backends that run an export folder (``--engines DIR``) instead of building the model.
@@ -26,6 +33,20 @@ EXPORT_HINTS = {
     "onnxruntime": "`python -m export onnx --model NAME --checkpoint PATH --out DIR`",
     "tensorrt": "`python -m export onnx ... --out ONNX_DIR` then `python -m export engines --onnx ONNX_DIR --out DIR`",
 }
+
+
+@dataclass(frozen=True)
+class OptionNames:
+    """How errors name the options: the CLI's flags by default; the ROS node passes its parameter names."""
+
+    checkpoint: str = "--checkpoint PATH"
+    random_weights: str = "--random-weights"
+    engine_dir: str = "--engines DIR"
+    device: str = "--device"
+    backend: str = "--backend"
+
+
+CLI_OPTION_NAMES = OptionNames()
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,7 @@ class TrackerOptions:
     max_objects: int = 16
     fill_hole_area: int = 8
     compile: str | None = None  # torch backend: torch.compile mode ("reduce-overhead" = CUDA graphs)
+    names: OptionNames = CLI_OPTION_NAMES  # how errors name the options above
 
 
 @dataclass(frozen=True)
@@ -53,7 +75,8 @@ class BuiltTracker:
 
 
 def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.dtype,
-                 engine_dir: str | Path | None = None, compile: str | None = None) -> Backend:
+                 engine_dir: str | Path | None = None, compile: str | None = None,
+                 names: OptionNames = CLI_OPTION_NAMES) -> Backend:
     """The inference backend called ``name``.
 
     ``torch`` runs ``model``; the exported backends run the folder ``engine_dir`` and need
@@ -66,27 +89,31 @@ def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.d
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     if name == "torch":
         if engine_dir is not None:
-            raise ValueError("--engines DIR is for the exported backends; --backend torch runs the model itself")
+            raise ValueError(f"{names.engine_dir} is for the exported backends; {names.backend} torch runs the "
+                             f"model itself")
         from sam2_ros.tracking import TorchBackend
 
         return TorchBackend(model, device, dtype, compile=compile)
     if compile:
         raise ValueError("--compile applies to --backend torch; exported backends are compiled when they are built")
     if engine_dir is None:
-        raise ValueError(f"--backend {name} runs exported graphs: pass --engines DIR, a folder written by "
+        raise ValueError(f"{names.backend} {name} runs exported graphs: pass {names.engine_dir}, a folder written by "
                          f"{EXPORT_HINTS[name]}")
-    if name == "onnxruntime":
-        if dtype != torch.float32:
-            raise ValueError("the exported ONNX graphs are float32; --backend onnxruntime needs --dtype float32")
-        from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend
+    if name == "onnxruntime" and dtype != torch.float32:
+        raise ValueError("the exported ONNX graphs are float32; --backend onnxruntime needs --dtype float32")
+    try:
+        if name == "onnxruntime":
+            from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(engine_dir, device)
-    from sam2_ros.backends.tensorrt import TensorRTBackend  # precision is fixed when engines are built
+            return OnnxRuntimeBackend(engine_dir, device)
+        from sam2_ros.backends.tensorrt import TensorRTBackend  # precision is fixed when engines are built
 
-    return TensorRTBackend.from_dir(engine_dir, device)
+        return TensorRTBackend.from_dir(engine_dir, device)
+    except ImportError as exc:  # a missing or wrongly pinned optional runtime: the message names the install step
+        raise BackendUnavailableError(f"backend {name} is not available: {exc}") from exc
 
 
-def resolve_device(name: str | None) -> str:
+def resolve_device(name: str | None, names: OptionNames = CLI_OPTION_NAMES) -> str:
     """``name``, or cuda when there is a GPU; refuses cuda without one instead of failing mid-model."""
     import torch
 
@@ -94,13 +121,14 @@ def resolve_device(name: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     kind, _, index = name.partition(":")
     if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
-        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
+        raise ValueError(f"{names.device} must be cpu, cuda or cuda:N, got {name!r}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        raise ValueError(f"{names.device} {name}: CUDA is not available on this machine; use {names.device} cpu")
     return name
 
 
-def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool) -> Path | None:
+def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool,
+                       names: OptionNames = CLI_OPTION_NAMES) -> Path | None:
     """The weights to load (None = random), with how to get them when they are missing."""
     from sam2_ros import download
     from sam2_ros.model import checkpoint_filename
@@ -116,7 +144,7 @@ def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool
     if not path.is_file():
         raise FileNotFoundError(
             f"no checkpoint for {model}: {path} does not exist. Get it with `sam2-ros download {model}` "
-            f"(or pass --checkpoint PATH; --random-weights runs untrained weights for smoke tests only)")
+            f"(or set {names.checkpoint}; {names.random_weights} runs untrained weights for smoke tests only)")
     return path
 
 
@@ -131,8 +159,8 @@ def check_options(opts: TrackerOptions) -> None:
     if opts.backend not in BACKENDS:
         raise ValueError(f"unknown backend {opts.backend!r}; available: {', '.join(BACKENDS)}")
     if opts.backend in EXPORTED_BACKENDS and (opts.checkpoint is not None or opts.random_weights):
-        raise ValueError(f"--backend {opts.backend} runs the weights exported into --engines DIR; "
-                         f"drop --checkpoint/--random-weights")
+        raise ValueError(f"{opts.names.backend} {opts.backend} runs the weights exported into "
+                         f"{opts.names.engine_dir}; drop {opts.names.checkpoint} and {opts.names.random_weights}")
 
 
 def build_tracker(opts: TrackerOptions) -> BuiltTracker:
@@ -143,19 +171,19 @@ def build_tracker(opts: TrackerOptions) -> BuiltTracker:
     from sam2_ros.tracking import Sam2Tracker
 
     check_options(opts)
-    device = resolve_device(opts.device)
+    device = resolve_device(opts.device, opts.names)
     dtype = getattr(torch, opts.dtype)
     if opts.backend in EXPORTED_BACKENDS:
-        backend = make_backend(opts.backend, None, device, dtype, opts.engine_dir, opts.compile)
+        backend = make_backend(opts.backend, None, device, dtype, opts.engine_dir, opts.compile, opts.names)
         model_name = backend.settings.name
         weights = getattr(backend, "checkpoint_sha256", str(opts.engine_dir))
     else:
         model_name = canonical_name(opts.model)
-        checkpoint = resolve_checkpoint(opts.checkpoint, model_name, opts.random_weights)
+        checkpoint = resolve_checkpoint(opts.checkpoint, model_name, opts.random_weights, opts.names)
         if checkpoint is None:
             torch.manual_seed(0)  # reproducible smoke runs
         model = build_sam2(model_name, checkpoint, image_size=opts.image_size, device=device)
-        backend = make_backend(opts.backend, model, device, dtype, opts.engine_dir, opts.compile)
+        backend = make_backend(opts.backend, model, device, dtype, opts.engine_dir, opts.compile, opts.names)
         weights = "random" if checkpoint is None else str(checkpoint)
     if weights == "random":
         warn_random_weights()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -308,3 +309,25 @@ def test_camera_source_hands_over_the_newest_frame() -> None:
     assert seen == sorted(seen) and len(set(seen)) == len(seen)  # in order, never repeated
     assert len(seen) < 100 and cam.dropped > 100  # most frames were skipped, not queued
     assert seen[-1] >= 190  # and the last one handed over is (nearly) the newest
+
+
+def test_missing_tensorrt_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--backend tensorrt` without TensorRT names the install step in one line, not an ImportError traceback.
+
+    The engines folder is checked before TensorRT is imported, so the backend's loader is replaced
+    by the real import step alone (also on a machine that has TensorRT: `tensorrt` is hidden).
+    """
+    from sam2_ros.backends import tensorrt as trt_backend
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    monkeypatch.setattr(trt_backend.TensorRTBackend, "from_dir",
+                        classmethod(lambda cls, *a, **k: trt_backend.import_tensorrt()))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "00000.png"), np.zeros((32, 48, 3), dtype=np.uint8))
+    code = main(["track", str(frames), "--out", str(tmp_path / "out"), "--backend", "tensorrt", "--engines",
+                 str(tmp_path), "--point", "1:10,10", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "backend tensorrt is not available" in err[0] and "pip install" in err[0], err

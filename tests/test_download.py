@@ -59,3 +59,20 @@ def test_cli_download(served, tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith("sam2.1_hiera_tiny.pt")
     assert main(["download", "sam3", "--out", str(tmp_path), "--quiet"]) == 2
     assert "unknown SAM 2 model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/sam2.1_hiera_tiny.pt", "file:///nonexistent/sam2.1_hiera_tiny.pt",
+                                 "/nonexistent/sam2.1_hiera_tiny.pt"])
+def test_unreachable_url_is_one_line_that_says_what_to_do(url, tmp_path, capsys):
+    """Finding 14: no network (refused, missing file) ends in one line naming the URL, --url and --random-weights."""
+    assert main(["download", "sam2.1_hiera_t", "--out", str(tmp_path), "--url", url, "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"sam2-ros download: error: cannot download {url if '://' in url else 'file://' + url}: ")
+    assert "--url" in line and "sam2.1_hiera_tiny.pt" in line and "--random-weights" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_url_may_be_a_local_path(served, tmp_path):
+    src, digest = served
+    path = download("sam2.1_hiera_t", tmp_path, sha256=digest, url=str(src), progress=False)
+    assert path.read_bytes() == src.read_bytes()

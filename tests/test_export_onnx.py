@@ -7,19 +7,23 @@ tracking parity would be trivial). Graph parity compares each ONNX graph, run by
 Runtime on CPU in fp32, with the PyTorch step it was exported from; tracking parity runs the
 streaming tracker on the bedroom clip once with ``TorchBackend`` and once with
 ``OnnxRuntimeBackend``. Tolerances are fp32 reordering noise with headroom (measured values
-are printed in the parity table at the end of the run).
+are printed in the parity table at the end of the run). The TensorRT layer names pinned to
+fp32 are checked on the same export, with a stand-in for TensorRT's ONNX parser.
 """
 from __future__ import annotations
 
+import functools
 import json
+import shlex
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from PIL import Image
 
 from sam2_ros.backends import contract
 from export.__main__ import main as export_main
@@ -88,6 +92,7 @@ def run(exported, specs):
 
 @pytest.fixture(scope="module")
 def frames(data_dir) -> list[np.ndarray]:
+    Image = pytest.importorskip("PIL.Image")  # the test extra's; tests/ must collect without it
     folder = data_dir / "videos" / "bedroom"
     return [np.asarray(Image.open(folder / f"{i:05d}.jpg").convert("RGB")) for i in range(NUM_FRAMES)]
 
@@ -334,3 +339,207 @@ def test_cli_tracks_with_the_onnxruntime_backend(exported, data_dir, tmp_path):
     assert cli_main(["track", str(folder), "--out", str(out), "--backend", "onnxruntime"]) == 2
     assert cli_main(["track", str(folder), "--out", str(out), "--backend", "onnxruntime", "--engines",
                      str(exported), "--random-weights"]) == 2
+
+
+# ------------------------------------------------------- TensorRT layer pinning (no TensorRT)
+@functools.lru_cache(maxsize=8)
+def parsed_layers(path: str) -> tuple:
+    """:func:`parse_like_onnx_tensorrt` of the graph at ``path`` (each graph is parsed once per run)."""
+    return tuple(parse_like_onnx_tensorrt(onnx.load(path, load_external_data=False)))
+
+
+def parse_like_onnx_tensorrt(model: onnx.ModelProto) -> list:
+    """The layers TensorRT's ONNX parser makes of ``model``, named as onnx-tensorrt names them.
+
+    ``ImporterContext::registerLayer``: a ``Constant`` node adds no layer; an initializer a
+    node reads becomes a constant layer named after it; the node's own layer is named by
+    ``getNodeName`` (its name, else ``node_of_<first output>``), made unique with a numbered
+    suffix. Output types as ONNX shape inference gives them.
+    """
+    from tests.test_tensorrt import FakeLayer
+
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    kinds = {onnx.TensorProto.FLOAT: "FLOAT", onnx.TensorProto.FLOAT16: "HALF", onnx.TensorProto.INT64: "INT64",
+             onnx.TensorProto.INT32: "INT32", onnx.TensorProto.BOOL: "BOOL"}
+    types_ = {v.name: kinds.get(v.type.tensor_type.elem_type, "INT32")
+              for v in (*inferred.value_info, *inferred.output)}
+    inits = {t.name for t in model.graph.initializer}
+    layers, used, made = [], set(), set()
+
+    def unique(base: str) -> str:
+        name, k = base, 0
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        used.add(name)
+        return name
+
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue
+        for i in node.input:
+            if i in inits and i not in made:
+                made.add(i)
+                layers.append(FakeLayer(unique(i), "CONSTANT"))
+        name = unique(node.name or f"node_of_{node.output[0]}")
+        layers.append(FakeLayer(name, "ELEMENTWISE", outputs=tuple((o, types_.get(o, "INT32")) for o in node.output)))
+    return layers
+
+
+def fake_tensorrt(exported_dir: Path, folded: set[str] = frozenset()):
+    """A ``tensorrt`` stand-in: the parser above (less the ``folded`` node names), a builder that records
+    its configuration, engines described from their ONNX graphs."""
+    from tests.test_tensorrt import FakeTrt
+
+    class Network:
+        def __init__(self) -> None:
+            self.layers: list = []
+            self.path = ""
+
+        @property
+        def num_layers(self) -> int:
+            return len(self.layers)
+
+        def get_layer(self, i):
+            return self.layers[i]
+
+    class OnnxParser:
+        def __init__(self, network, logger) -> None:
+            self.network = network
+
+        def parse_from_file(self, path: str) -> bool:
+            self.network.path = path
+            self.network.layers = [la for la in parsed_layers(path) if la.name not in folded]
+            return True
+
+    class Engine:
+        def __init__(self, model: onnx.ModelProto) -> None:
+            inputs = [(t.name, "INPUT", [d.dim_value or -1 for d in t.type.tensor_type.shape.dim])
+                      for t in model.graph.input]
+            outputs = [(t.name, "OUTPUT", [d.dim_value or -1 for d in t.type.tensor_type.shape.dim])
+                       for t in model.graph.output]
+            self.io = {n: (mode, shape) for n, mode, shape in inputs + outputs}
+            self.num_io_tensors = len(self.io)
+
+        def get_tensor_name(self, i):
+            return list(self.io)[i]
+
+        def get_tensor_mode(self, name):
+            return self.io[name][0]
+
+        def get_tensor_dtype(self, name):
+            return FakeTrt.DataType.FLOAT
+
+        def get_tensor_shape(self, name):
+            return self.io[name][1]
+
+        def get_tensor_profile_shape(self, name, profile):
+            shape = [max(d, 1) for d in self.io[name][1]]
+            return shape, shape, shape
+
+    def deserialize(blob: bytes):
+        return Engine(onnx.load(str(exported_dir / blob.decode()), load_external_data=False))
+
+    class Logger:
+        WARNING = VERBOSE = 0
+
+        def __init__(self, severity) -> None:
+            pass
+
+    class Config:
+        def __init__(self) -> None:
+            self.flags: set = set()
+
+        def create_timing_cache(self, data: bytes):
+            return types.SimpleNamespace(serialize=lambda: b"")
+
+        def set_timing_cache(self, cache, ignore_mismatch: bool) -> bool:
+            return True
+
+        def set_memory_pool_limit(self, pool, size: int) -> None:
+            pass
+
+        def set_flag(self, flag) -> None:
+            self.flags.add(flag)
+
+        def clear_flag(self, flag) -> None:
+            self.flags.discard(flag)
+
+        def add_optimization_profile(self, profile) -> None:
+            pass
+
+    def build(network, config) -> bytes:
+        assert {"FP16", "OBEY_PRECISION_CONSTRAINTS"} <= config.flags
+        return Path(network.path).name.encode()  # the "plan": which graph it was built from
+
+    builder = types.SimpleNamespace(
+        create_network=lambda flags: Network(), create_builder_config=Config, build_serialized_network=build,
+        create_optimization_profile=lambda: types.SimpleNamespace(set_shape=lambda *shapes: None))
+    flags = types.SimpleNamespace(FP16="FP16", BF16="BF16", TF32="TF32",
+                                  OBEY_PRECISION_CONSTRAINTS="OBEY_PRECISION_CONSTRAINTS")
+    return types.SimpleNamespace(
+        __version__="10.3.0", Logger=Logger, OnnxParser=OnnxParser, TensorIOMode=FakeTrt.TensorIOMode,
+        DataType=FakeTrt.DataType, LayerType=FakeTrt.LayerType, BuilderFlag=flags,
+        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"), Builder=lambda logger: builder,
+        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=deserialize))
+
+
+def script_layer_names(script: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Per graph, the layer names of a trtexec script's --layerPrecisions and --layerOutputTypes."""
+    found = {}
+    for line in script.replace(" \\\n    ", " ").splitlines():
+        if not line.startswith('"$TRTEXEC"'):
+            continue
+        args = dict(a.split("=", 1) for a in shlex.split(line)[1:] if "=" in a)
+        lists = [[x.rsplit(":", 1)[0] for x in args.get(k, "").split(",") if x]
+                 for k in ("--layerPrecisions", "--layerOutputTypes")]
+        found[Path(args["--onnx"]).stem] = (lists[0], lists[1])
+    return found
+
+
+def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tmp_path, monkeypatch, capsys):
+    """One list of layer names: the trtexec script and engines.json (``--adopt`` of trtexec's engines, and
+    the builder's own) agree, and each is a node the ONNX parser turns into a float layer of that name."""
+    from export import engines
+    from sam2_ros.backends import tensorrt as rt
+    from tests.test_tensorrt import ENV, FakeTrt
+
+    out = tmp_path / "engines"
+    script = script_layer_names(engines.write_trtexec_script(exported, out, "fp16", timing_cache=None).read_text())
+    assert sorted(script) == sorted(contract.GRAPH_NAMES)
+    for graph in contract.GRAPH_NAMES:
+        (out / f"{graph}.engine").write_bytes(f"{graph}.onnx".encode())  # what trtexec.sh would build
+    monkeypatch.setattr(rt, "runtime_environment", lambda device="cuda": ENV)
+
+    def adopt(folded=frozenset()) -> dict[str, list[str]]:
+        monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(exported, folded))
+        engines.adopt_engines(exported, out, "fp16", timing_cache=None)
+        manifest = json.loads((out / "engines.json").read_text())
+        return {g: manifest["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES}
+
+    recorded = adopt()
+    built = json.loads(engines.build_engines(exported, tmp_path / "built", "fp16", timing_cache=None,
+                                             verbose=True).read_text())
+    assert {g: built["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES} == recorded
+    job = engines.prepare(exported, out, "fp16", timing_cache=None)
+    for graph in contract.GRAPH_NAMES:
+        precisions, output_types = script[graph]
+        assert precisions == output_types == recorded[graph] == list(job.plans[graph].fp32_layers), graph
+        model = onnx.load(str(exported / f"{graph}.onnx"), load_external_data=False)
+        nodes = {n.name: n for n in model.graph.node}
+        layers = {la.name: la for la in parsed_layers(str(exported / f"{graph}.onnx"))}
+        for name in precisions:
+            assert name in nodes and nodes[name].op_type != "Constant", (graph, name)
+            layer = layers[name]  # a layer of exactly that name, with float outputs
+            assert layer.type != "CONSTANT" and all(t.dtype.name == "FLOAT" for t in layer._outs), (graph, name)
+        # The Python builder pins the same layers in the same parsed network.
+        network = types.SimpleNamespace(num_layers=len(layers), get_layer=list(layers.values()).__getitem__)
+        assert engines.constrain_fp32(FakeTrt, network, job.plans[graph].fp32_layers) == precisions
+    assert all(len(recorded[g]) > 0 for g in contract.GRAPH_NAMES if g != "mask_downsample")
+
+    # A node the parser does not turn into a layer of its name is not claimed as pinned.
+    gone = recorded["mask_decoder"][0]
+    capsys.readouterr()
+    assert adopt({gone})["mask_decoder"] == recorded["mask_decoder"][1:]
+    assert f"mask_decoder: 1 of {len(recorded['mask_decoder'])} layers planned for fp32 are not in TensorRT's " \
+           f"network ({gone}); trtexec leaves them in reduced precision" in capsys.readouterr().err

@@ -68,6 +68,8 @@ def test_colcon_builds_the_python_package(workspace: Path):
     site = next(prefix.glob("lib/python3*/site-packages"))
     assert (site / "sam2_ros" / "ros" / "typesys.py").is_file()
     assert (site / "sam2_ros" / "ros" / "msg" / "srv" / "AddObjects.srv").is_file()
+    for executable in ("tracker", "tracker_lifecycle"):  # where `ros2 run` / launch_ros look for them
+        assert (prefix / "lib" / "sam2_ros" / executable).is_file(), executable
 
 
 @pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.parent.name)
@@ -101,3 +103,5 @@ def test_interfaces_package_is_a_rosidl_package():
 def test_links_reach_the_repository_sources():
     assert (REPO / "ros" / "sam2_ros" / "sam2_ros").resolve() == REPO / "sam2_ros"
     assert (REPO / "sam2_ros" / "ros" / "msg").resolve() == REPO / "msg"
+    assert (REPO / "ros" / "sam2_ros_interfaces" / "msg").resolve() == REPO / "msg"
+    assert (REPO / "ros" / "sam2_ros_interfaces" / "srv").resolve() == REPO / "msg" / "srv"

@@ -279,7 +279,8 @@ def test_add_and_remove_objects_services(model):
     reply = core.add_objects(add_objects(["5"], [(0, 0, 10, 10)]))
     assert reply.success and reply.object_indices.tolist() == [2, 1]  # object 3's label is free again
 
-    for request, why in [(remove_object("9"), "unknown object id 9"), (remove_object("x"), "not a non-negative")]:
+    for request, why in [(remove_object("9"), "unknown object id 9;"), (remove_object("x"), "unknown object id 'x'"),
+                         (remove_object(""), "object id is empty")]:
         reply = core.remove_object(request)
         assert not reply.success and why in reply.message and list(reply.object_ids) == ["1", "5"]
     for request, why in [(add_objects([], [], ["2"], [(70, 10)]), "outside the 64x48 image"),
@@ -376,19 +377,27 @@ def test_label_image_follows_the_highest_logit():
     np.testing.assert_array_equal(label_image(result, {4: 1, 5: 7}), [[1, 7, 7], [0, 0, 0]])
 
 
-def test_bad_images_are_logged_once_per_encoding_and_dropped(model):
-    core, _, log = make_core(model)
+def test_bad_images_are_logged_per_kind_rate_limited_and_dropped(model):
+    clock = [0.0]
+    core, _, log = make_core(model, clock=lambda: clock[0])
     depth = image(0, "16UC1", np.zeros(HW, np.uint16))
+    short = image(0, "rgb8")
+    short.data = short.data[:-3]
     jpeg = roundtrip(TYPES["sensor_msgs/msg/CompressedImage"](header=header(0), format="jpeg",
                                                               data=np.arange(100, dtype=np.uint8)))
-    for msg in [depth, depth, jpeg, b"\x00\x01\x00\x00garbage", depth]:
+    for msg in [depth, depth, jpeg, b"\x00\x01\x00\x00garbage", short, depth]:
         core.on_image(msg)  # never raises
         assert core.step() is None
     errors = [msg for level, msg in log.lines if level == "error"]
-    assert len(errors) == 3, errors
-    assert "unsupported image encoding '16UC1'" in errors[0] and "could not decode 100 bytes" in errors[1]
-    assert "not a sensor_msgs/msg/Image message" in errors[2]
-    assert core.stats.rejected_frames == 5
+    assert len(errors) == 4, errors  # one per distinct fault; the repeated depth images are held back
+    assert "image encoding '16UC1' holds depth" in errors[0] and "could not decode 100 bytes" in errors[1]
+    assert "not a sensor_msgs/msg/Image message" in errors[2] and "needs 9216 bytes, got 9213" in errors[3]
+    assert all("\n" not in e for e in errors)
+    assert core.stats.rejected_frames == 6
+    clock[0] += 5.0  # a period later the depth images are reported again, with the count held back
+    core.on_image(depth)
+    core.step()
+    assert "16UC1" in log.lines[-1][1] and "(2 more like this in the last 5 s not logged)" in log.lines[-1][1]
     core.on_image(bytes(STORE.serialize_cdr(image(1), "sensor_msgs/msg/Image")))  # the node's raw path
     out = core.step()
     assert out is not None and m.stamp_ns(out.header) == stamp(1)
@@ -459,8 +468,9 @@ def test_diagnostics(model):
     assert (first.dropped_frames, first.fps) == (2, 0.0) and first.latency_ms >= 0 and first.inference_ms > 0
     clock[0] += 0.25
     assert feed(core, 3).fps == pytest.approx(4.0)
-    core.on_image(image(9, "bayer_rggb8", np.zeros(HW, np.uint8)))
+    core.on_image(image(9, "16UC1", np.zeros(HW, np.uint16)))
     core.step()
+    core.report_bad_message("geometry_msgs/msg/Point", ValueError("truncated"))
     clock[0] += 1.75  # a 2 s window with 2 frames tracked
     (status,) = core.diagnostics(m.header_msg(5, ""), "tracker: tracking").status
     values = {kv.key: kv.value for kv in status.values}
@@ -469,6 +479,7 @@ def test_diagnostics(model):
     assert (values["fps"], values["frames_received"], values["frames_dropped"], values["frames_rejected"]) == (
         "1.00", "5", "2", "1")
     assert float(values["latency_ms_mean"]) >= 0 and values["enabled"] == "true"
+    assert values["messages_unreadable"] == "1"
     clock[0] += 1.0
     (status,) = core.diagnostics(m.header_msg(6, ""), "x").status
     assert status.level == status.WARN and "no frame tracked in the last 1.0 s" in status.message
@@ -478,7 +489,7 @@ def test_diagnostics(model):
 def test_config_file_matches_the_parameter_definitions():
     import yaml
 
-    section = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())[P.NODE_NAME]["ros__parameters"]
+    section = yaml.safe_load((REPO / "config" / "tracker.yaml").read_text())[P.PARAMS_FILE_KEY]["ros__parameters"]
     assert list(section) == [s.name for s in P.parameter_specs()]
     assert P.load_params_file(REPO / "config" / "tracker.yaml") == P.TrackerParams()
 
@@ -514,7 +525,7 @@ def test_node_is_reached_only_through_its_entry_point():
     """node.py needs rclpy: nothing else may import it, and the ``tracker`` executable must point at it."""
     compile((REPO / "sam2_ros" / "ros" / "node.py").read_text(), "node.py", "exec")
     importers = [p for p in (REPO / "sam2_ros").rglob("*.py") if "sam2_ros.ros.node" in p.read_text() and
-                 p.name != "node.py"]
+                 p.name not in ("node.py", "lifecycle_node.py")]
     assert importers == []
     assert '"tracker = sam2_ros.ros.node:main"' in (REPO / "ros" / "sam2_ros" / "setup.py").read_text()
 

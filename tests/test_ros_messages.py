@@ -196,10 +196,19 @@ def test_jpeg_decodes_closely(rgb, fmt):
     assert error.mean() < 4
 
 
-@pytest.mark.parametrize("encoding", ["16UC1", "32FC1", "bayer_rggb8", "8UC3", "nv21", "RGB8"])
+@pytest.mark.parametrize("encoding", ["8UC3", "nv21", "RGB8", "bayer_rggb16"])
 def test_unsupported_encodings_are_named(rgb, encoding):
-    with pytest.raises(ImageDecodeError, match=f"unsupported image encoding '{encoding}'"):
+    with pytest.raises(ImageDecodeError, match=f"unsupported image encoding '{encoding}'") as caught:
         image_to_rgb(raw_image(rgb, encoding))
+    assert caught.value.kind == "unsupported"
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_depth_encodings_are_refused_as_depth(encoding):
+    depth = np.full((6, 8), 1500, np.uint16 if encoding == "16UC1" else np.float32)
+    with pytest.raises(ImageDecodeError, match=f"image encoding '{encoding}' holds depth") as caught:
+        image_to_rgb(raw_image(depth.view(np.uint8), encoding))
+    assert caught.value.kind == "depth"
 
 
 def test_inconsistent_sizes_are_rejected(rgb):
@@ -216,10 +225,8 @@ def test_inconsistent_sizes_are_rejected(rgb):
 
 def test_bad_compressed_images_are_rejected(rgb):
     _, png = cv2.imencode(".png", rgb)
-    with pytest.raises(ImageDecodeError, match="unsupported compressed image format '16UC1; compressedDepth png'"):
+    with pytest.raises(ImageDecodeError, match="compressed image format '16UC1; compressedDepth png' holds depth"):
         image_to_rgb(compressed_image(png, "16UC1; compressedDepth png"))
-    with pytest.raises(ImageDecodeError, match="unsupported compressed image format 'tiff'"):
-        image_to_rgb(compressed_image(png, "tiff"))
     with pytest.raises(ImageDecodeError, match="could not decode 100 bytes of 'jpeg' data"):
         image_to_rgb(compressed_image(png[:100], "jpeg"))
 
@@ -322,8 +329,10 @@ def test_detections_seed_boxes():
     detections = m.detection_array_msg(HEADER, [OBJECTS[0], m.PublishedObject(4, 2, 0.8, True, (0, 0, 8, 4))])
     detections.detections[1].id = "person"
     prompts = m.prompts_from_detections(roundtrip(detections))
-    assert prompts == [m.Prompt(3, box=(10.0, 20.0, 30.0, 60.0), stamp_ns=m.stamp_ns(HEADER)),
-                       m.Prompt(None, box=(0.0, 0.0, 8.0, 4.0), stamp_ns=m.stamp_ns(HEADER))]
+    assert prompts == [m.Prompt(None, box=(10.0, 20.0, 30.0, 60.0), stamp_ns=m.stamp_ns(HEADER), caller_id=3),
+                       m.Prompt(None, box=(0.0, 0.0, 8.0, 4.0), stamp_ns=m.stamp_ns(HEADER), caller_id="person")]
+    detections.detections[1].id = ""  # no id: a new object each time
+    assert m.prompts_from_detections(roundtrip(detections))[1].caller_id is None
 
 
 def _object_prompt(object_id, points, labels, boxes, header=HEADER):
@@ -359,13 +368,14 @@ def _add_objects(box_ids, boxes, point_ids, points, labels):
 
 def test_add_objects_groups_prompts_per_object():
     stamp = m.stamp_ns(HEADER)
-    request = _add_objects(["2"], [(0, 0, 4, 4)], ["1", "2", "1"], [(1, 1), (2, 2), (3, 3)], [])
-    assert m.prompts_from_add_objects(request) == [
-        m.Prompt(2, [(2.0, 2.0)], [1], (0.0, 0.0, 4.0, 4.0), stamp),
-        m.Prompt(1, [(1.0, 1.0), (3.0, 3.0)], [1, 1], None, stamp)]
+    request = _add_objects(["2"], [(0, 0, 4, 4)], ["obj1", "02", "obj1"], [(1, 1), (2, 2), (3, 3)], [])
+    assert m.prompts_from_add_objects(request) == [  # "02" is tracker id 2, as "2" is
+        m.Prompt(None, [(2.0, 2.0)], [1], (0.0, 0.0, 4.0, 4.0), stamp, caller_id=2),
+        m.Prompt(None, [(1.0, 1.0), (3.0, 3.0)], [1, 1], None, stamp, caller_id="obj1")]
     labelled = _add_objects([], [], ["1", "1"], [(1, 1), (2, 2)], [1, 0])
     assert m.prompts_from_add_objects(labelled)[0].labels == [1, 0]
-    for bad, why in [(_add_objects(["x1"], [(0, 0, 4, 4)], [], [], []), "'x1' is not a non-negative decimal"),
+    for bad, why in [(_add_objects([""], [(0, 0, 4, 4)], [], [], []), "object id is empty"),
+                     (_add_objects(["x" * 129], [(0, 0, 4, 4)], [], [], []), "129 characters; at most 128"),
                      (_add_objects(["1", "1"], [(0, 0, 4, 4)] * 2, [], [], []), "more than one box"),
                      (_add_objects([], [], ["1"], [(1, 1)], [1, 1]), "1 points but 2 labels"),
                      (_add_objects([], [], [], [], []), "neither boxes nor points")]:

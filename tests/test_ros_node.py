@@ -1,8 +1,10 @@
-"""The ``tracker`` node end to end under ROS 2 (launch_testing); skipped where rclpy is missing.
+"""The ``tracker`` and ``tracker_lifecycle`` nodes end to end under ROS 2 (launch_testing); skipped without rclpy.
 
 The core's behaviour is tested without ROS in test_ros_core.py; this checks the rclpy shell on a
 ROS 2 machine: raw subscriptions, CDR conversion of services, QoS (latched LabelInfo), the
-inference thread, parameters and clean shutdown. Run after ``colcon build`` with the workspace
+inference thread, parameters and clean shutdown; and the managed node driven through its
+lifecycle services (topics and services appear on activate and go on deactivate, cleanup
+releases the tracker, configure loads it again). Run after ``colcon build`` with the workspace
 sourced and this package's Python dependencies installed (``pip install -e .[bag]``):
 
     python -m pytest tests/test_ros_node.py        # or: launch_test tests/test_ros_node.py
@@ -25,6 +27,8 @@ import launch_testing.actions
 import launch_testing.asserts
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -41,14 +45,21 @@ STARTUP_S = 180.0  # building the model on a slow CPU
 TIMEOUT_S = 30.0
 
 
+#: Parameters of both nodes; an int for the float diagnostics_period, as users write it (finding 2).
+SMOKE_PARAMETERS = {"random_weights": True, "image_size": 128, "device": "cpu", "max_objects": 4,
+                    "diagnostics_period": 1}
+
+
 @pytest.mark.launch_test
 def generate_test_description():
     tracker = launch_ros.actions.Node(
         package="sam2_ros", executable="tracker", name="tracker", output="screen",
-        parameters=[{"random_weights": True, "image_size": 128, "device": "cpu", "max_objects": 4,
-                     "diagnostics_period": 0.5}],
-        remappings=[("image", "/test/image"), ("~/click", "/test/click")])
-    return launch.LaunchDescription([tracker, launch_testing.actions.ReadyToTest()]), {"tracker": tracker}
+        parameters=[SMOKE_PARAMETERS], remappings=[("image", "/test/image"), ("~/click", "/test/click")])
+    managed = launch_ros.actions.Node(
+        package="sam2_ros", executable="tracker_lifecycle", name="managed_tracker", output="screen",
+        parameters=[SMOKE_PARAMETERS], remappings=[("image", "/test/managed_image")])
+    return (launch.LaunchDescription([tracker, managed, launch_testing.actions.ReadyToTest()]),
+            {"tracker": tracker, "managed": managed})
 
 
 class TestTrackerNode(unittest.TestCase):
@@ -190,6 +201,97 @@ class TestTrackerNode(unittest.TestCase):
         request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
             type=ParameterType.PARAMETER_STRING, string_value=value))])
         return self.call(SetParameters, "/tracker/set_parameters", request).results[0].successful
+
+
+class TestLifecycleNode(unittest.TestCase):
+    """configure -> activate -> deactivate -> activate -> deactivate -> cleanup -> configure, through the services."""
+
+    NAME = "/managed_tracker"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        rclpy.init()
+        cls.node = rclpy.create_node("managed_tracker_test_client")
+        cls.label_images: list = []
+        cls.node.create_subscription(Image, f"{cls.NAME}/label_image", cls.label_images.append, 10)
+        cls.images = cls.node.create_publisher(Image, "/test/managed_image", 10)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def spin_until(self, predicate, timeout: float = TIMEOUT_S, publish: bool = False) -> bool:
+        end, next_frame = time.monotonic() + timeout, 0.0
+        while time.monotonic() < end:
+            if publish and time.monotonic() >= next_frame:
+                msg = Image()
+                msg.header.frame_id, msg.height, msg.width, msg.encoding, msg.step = "camera", HEIGHT, WIDTH, \
+                    "rgb8", WIDTH * 3
+                msg.data = bytes(HEIGHT * WIDTH * 3)
+                self.images.publish(msg)
+                next_frame = time.monotonic() + 0.2
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+            if predicate():
+                return True
+        return False
+
+    def call(self, srv_type, name: str, request, timeout: float = TIMEOUT_S):
+        client = self.node.create_client(srv_type, name)
+        self.assertTrue(client.wait_for_service(timeout_sec=TIMEOUT_S), name)
+        future = client.call_async(request)
+        self.assertTrue(self.spin_until(future.done, timeout), name)
+        self.node.destroy_client(client)
+        return future.result()
+
+    def transition(self, transition_id: int, timeout: float = TIMEOUT_S) -> None:
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        self.assertTrue(self.call(ChangeState, f"{self.NAME}/change_state", request, timeout).success, transition_id)
+
+    def state(self) -> int:
+        return self.call(GetState, f"{self.NAME}/get_state", GetState.Request()).current_state.id
+
+    def serving(self) -> bool:
+        """The node advertises its outputs and its add_objects service."""
+        services = {name for name, _ in self.node.get_service_names_and_types()}
+        return self.node.count_publishers(f"{self.NAME}/label_image") > 0 and f"{self.NAME}/add_objects" in services
+
+    def not_serving(self) -> bool:
+        services = {name for name, _ in self.node.get_service_names_and_types()}
+        return self.node.count_publishers(f"{self.NAME}/label_image") == 0 and \
+            f"{self.NAME}/add_objects" not in services
+
+    def test_transitions_open_and_close_the_node(self, proc_output, managed) -> None:
+        self.assertEqual(self.state(), State.PRIMARY_STATE_UNCONFIGURED)
+        self.assertTrue(self.spin_until(self.not_serving, 2.0), "serves before it is configured")
+
+        self.transition(Transition.TRANSITION_CONFIGURE, STARTUP_S)  # loads the model
+        self.assertEqual(self.state(), State.PRIMARY_STATE_INACTIVE)
+        self.spin_until(lambda: False, timeout=1.0)
+        self.assertTrue(self.not_serving(), "an inactive node must not publish or serve")
+
+        for _ in range(2):  # activating again after a deactivate reuses the loaded tracker
+            self.transition(Transition.TRANSITION_ACTIVATE)
+            self.assertEqual(self.state(), State.PRIMARY_STATE_ACTIVE)
+            self.assertTrue(self.spin_until(self.serving), "topics and services did not appear on activate")
+            count = len(self.label_images)
+            self.assertTrue(self.spin_until(lambda: len(self.label_images) > count, publish=True), "not tracking")
+            self.transition(Transition.TRANSITION_DEACTIVATE)
+            self.assertEqual(self.state(), State.PRIMARY_STATE_INACTIVE)
+            self.assertTrue(self.spin_until(self.not_serving), "topics and services did not go on deactivate")
+            self.spin_until(lambda: False, timeout=1.0)
+            count = len(self.label_images)
+            self.spin_until(lambda: False, timeout=2.0, publish=True)
+            self.assertEqual(len(self.label_images), count, "tracked while inactive")
+
+        self.transition(Transition.TRANSITION_CLEANUP)
+        self.assertEqual(self.state(), State.PRIMARY_STATE_UNCONFIGURED)
+        # The tracker is dropped (on a GPU the log also gives the CUDA memory still allocated).
+        proc_output.assertWaitFor("tracker released", process=managed, timeout=TIMEOUT_S)
+
+        self.transition(Transition.TRANSITION_CONFIGURE, STARTUP_S)  # and can be loaded again
+        self.assertEqual(self.state(), State.PRIMARY_STATE_INACTIVE)
 
 
 @launch_testing.post_shutdown_test()

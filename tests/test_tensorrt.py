@@ -11,8 +11,12 @@ What runs everywhere (CPU, no TensorRT):
   profiles from the command line, the trtexec script, the build progress display;
 * the engines.json checks: wrong GPU name, compute capability or TensorRT version; a
   corrupt or missing engine; a truncated manifest;
-* ``EngineRunner`` against a stand-in engine that reads and writes the bound addresses,
-  and ``constrain_fp32`` against stand-in network layers;
+* ``EngineRunner`` against a stand-in engine that reads and writes the bound addresses and,
+  like TensorRT, refuses addresses off a 256-byte boundary; ``constrain_fp32`` against
+  stand-in network layers; which planned nodes name a float layer (the one list both
+  builders pin; tests/test_export_onnx.py checks it on the exported graphs);
+* the version gates against stand-in ``tensorrt`` and cuda-python modules: TensorRT 11, and
+  cuda-python 13 on a CUDA 12 driver, are refused with the pins setup.cfg installs;
 * ``GraphBackend`` -- everything ``TensorRTBackend`` does around the engines -- driving the
   streaming tracker with the exported graphs' torch modules, against ``TorchBackend``.
 """
@@ -26,6 +30,7 @@ import importlib.util
 import io
 import json
 import math
+import sys
 import types
 import warnings
 from pathlib import Path
@@ -362,6 +367,74 @@ def test_without_tensorrt_the_backend_and_builder_say_how_to_install_it(engine_d
     assert "TensorRT's Python package (10.x): `pip install -e .[tensorrt]`" in capsys.readouterr().err
 
 
+# -------------------------------------------------------------- dependency versions
+def fake_cuda_python(monkeypatch, version: str | None, layout: str = "bindings") -> types.ModuleType:
+    """Install a stand-in cuda-python: ``cuda.bindings.runtime`` (12.6.1+) or ``cuda.cudart`` (older)."""
+    cudart = types.ModuleType("runtime")
+    cudart.cudaError_t = types.SimpleNamespace(cudaSuccess=0)
+    cudart.cudaDriverGetVersion = lambda: (0, 12020)
+    cudart.cudaRuntimeGetVersion = lambda: (0, 12060)
+    cuda = types.ModuleType("cuda")
+    cuda.__path__ = []
+    monkeypatch.setitem(sys.modules, "cuda", cuda)
+    if layout == "bindings":
+        bindings = types.ModuleType("cuda.bindings")
+        bindings.__path__, bindings.__version__, bindings.runtime = [], version, cudart
+        cuda.bindings = bindings
+        monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+        monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cudart)
+    else:
+        cuda.cudart = cudart
+        monkeypatch.setitem(sys.modules, "cuda.bindings", None)  # the old layout has no cuda.bindings
+        monkeypatch.setitem(sys.modules, "cuda.cudart", cudart)
+    return cudart
+
+
+@pytest.mark.parametrize("version,ok", [("10.3.0", True), ("10.13.3.9", True), ("11.0.0.1", False),
+                                        ("8.6.1", False)])
+def test_tensorrt_version_gate(monkeypatch, version, ok):
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
+    if ok:
+        assert rt.import_tensorrt().__version__ == version
+        return
+    with pytest.raises(ImportError, match=rf"TensorRT {version} is installed; sam2_ros needs TensorRT 10.*"
+                                          r"`pip install 'tensorrt>=10.0,<11'`") as err:
+        rt.import_tensorrt()
+    if version.startswith("11"):
+        assert "removed the weakly typed fp16/bf16 path" in str(err.value)
+
+
+@pytest.mark.parametrize("version,layout,driver,ok", [
+    ("12.6.2", "bindings", 12020, True),   # JetPack 6.0 driver (CUDA 12.2), new module layout
+    ("12.4.0", "cudart", 12020, True),     # the layout before 12.6.1
+    ("13.0.3", "bindings", 13000, True),   # a CUDA 13 driver runs cuda-python 13
+    ("13.0.3", "bindings", 12060, False),  # what `cuda-python>=12.0` installed on JetPack 6
+    ("13.0.3", "bindings", None, True),    # driver unknown: nothing to compare
+])
+def test_cuda_python_version_gate(monkeypatch, version, layout, driver, ok):
+    cudart = fake_cuda_python(monkeypatch, version, layout)
+    monkeypatch.setattr(rt, "cuda_driver_version", lambda: driver)
+    if ok:
+        assert rt._import_cudart() is cudart
+        assert rt._cuda_versions() == {"driver": "12.2", "runtime": "12.6"}
+        return
+    msg = (r"cuda-python 13.0.3 is installed, but this machine's CUDA driver supports CUDA 12.6: cuda-python 13 "
+           r"needs a CUDA 13 driver \(JetPack 6 is CUDA 12\). Install `pip install 'cuda-python>=12.0,<13'`")
+    with pytest.raises(rt.CudaPythonVersionError, match=msg):
+        rt._import_cudart()
+    with pytest.raises(rt.CudaPythonVersionError, match=msg):  # what runtime_environment() asks first
+        rt._cuda_versions()
+
+
+def test_setup_cfg_pins_what_the_version_gates_name():
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    extra = cfg["options.extras_require"]["tensorrt"].split()
+    assert extra == [rt.TENSORRT_PIN, rt.CUDA_PYTHON_PIN] == ["tensorrt>=10.0,<11", "cuda-python>=12.0,<13"]
+
+
 def test_profile_limits_name_the_flag_to_rebuild_with():
     dims, prof = ["B", "N", 2], {"min": [1, 1, 2], "max": [16, 8, 2]}
     rt.check_profile("mask_decoder", "point_coords", (3, 8, 2), dims, prof)
@@ -433,6 +506,9 @@ class FakeContext:
         return (self.shapes["x"][0], 3)
 
     def set_tensor_address(self, name, ptr):
+        """Like TensorRT 10: False (and nothing bound) for an unknown name or an address off 256 bytes."""
+        if name not in self.engine.io or ptr % 256:
+            return False
         self.addresses[name] = ptr
         return True
 
@@ -487,23 +563,85 @@ class FakeLayer:
         self.output_types[k] = dtype
 
 
-def test_constrain_fp32_matches_layers_by_onnx_metadata_name_or_output():
+def test_constrain_fp32_pins_exactly_the_named_float_layers():
+    """The builder matches names as trtexec's --layerPrecisions does: exactly, float layers only."""
     layers = [
-        FakeLayer("fused_17", "NORMALIZATION", "[ONNX Layer: /ln/LayerNormalization]\x1f[ONNX Layer: /other]"),
-        FakeLayer("/Softmax"),  # layer named after its node, no metadata
-        FakeLayer("(Unnamed Layer* 3)", outputs=(("/Sin_output_0", "FLOAT"),)),  # an output tensor's name
-        FakeLayer("/Mul", metadata="[ONNX Layer: /Mul]"),  # not planned
-        FakeLayer("/Softmax_shape", "ELEMENTWISE", "[ONNX Layer: /Softmax]", (("dims", "INT64"),)),  # shape math
-        FakeLayer("/ln/Constant", "CONSTANT", "[ONNX Layer: /ln/LayerNormalization]"),
+        FakeLayer("/ln/LayerNormalization", "NORMALIZATION"),
+        FakeLayer("/ln/LayerNormalization_1"),  # a second layer of the same node: another name
+        FakeLayer("fused_17", "NORMALIZATION", "[ONNX Layer: /Softmax]"),  # metadata does not count
+        FakeLayer("/Softmax"),
+        FakeLayer("/shape/Mul", outputs=(("dims", "INT64"),)),  # named, but shape arithmetic
+        FakeLayer("/table", "CONSTANT"),
+        FakeLayer("/Mul"),  # not planned
     ]
     network = types.SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
-    plan = [engines.Fp32Node("/ln/LayerNormalization", "LayerNormalization", "norm", ("/ln/out",)),
-            engines.Fp32Node("/Softmax", "Softmax", "softmax", ("/Softmax_output_0",)),
-            engines.Fp32Node("", "Sin", "sine", ("/Sin_output_0",))]
-    assert engines.constrain_fp32(FakeTrt, network, plan) == ["fused_17", "/Softmax", "(Unnamed Layer* 3)"]
-    for layer in layers[:3]:
-        assert layer.precision is FakeTrt.DataType.FLOAT and layer.output_types == {0: FakeTrt.DataType.FLOAT}
-    assert all(layer.precision is None for layer in layers[3:])
+    names = ["/Softmax", "/ln/LayerNormalization", "/shape/Mul", "/table", "/absent"]
+    assert engines.constrain_fp32(FakeTrt, network, names) == ["/ln/LayerNormalization", "/Softmax"]
+    for layer in layers:
+        pinned = layer.name in ("/ln/LayerNormalization", "/Softmax")
+        assert (layer.precision is FakeTrt.DataType.FLOAT) == pinned, layer.name
+        assert layer.output_types == ({0: FakeTrt.DataType.FLOAT} if pinned else {}), layer.name
+
+
+def test_only_nodes_the_parser_turns_into_float_layers_of_their_name_are_pinned():
+    """Planned nodes without a float layer of their own name are left out of the one list."""
+    f, i64 = TensorProto.FLOAT, TensorProto.INT64
+    nodes = [
+        helper.make_node("Constant", [], ["c"], name="const", value=helper.make_tensor("v", f, [3], [1, 2, 3])),
+        helper.make_node("Sin", ["c"], ["sin_c"], name="sin_of_constant"),  # computes a constant
+        helper.make_node("Sin", ["x"], ["sin_x"], name="sin_x"),
+        helper.make_node("Mul", ["n", "n"], ["nn"], name="mul_int"),  # int64 arithmetic in a sine's angle
+        helper.make_node("Cast", ["nn"], ["nn_f"], name="cast", to=f),
+        helper.make_node("Sin", ["nn_f"], ["sin_n"], name="sin_n"),
+        helper.make_node("Cos", ["x"], ["cos_x"]),  # unnamed
+        helper.make_node("Softmax", ["x"], ["s1"], name="dup"),
+        helper.make_node("Softmax", ["sin_x"], ["s2"], name="dup"),  # the parser would rename one of them
+        helper.make_node("Sum", ["sin_c", "sin_x", "sin_n", "cos_x", "s1", "s2"], ["y"], name="sum"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, [3]),
+                                           helper.make_tensor_value_info("n", i64, [3])],
+                              [helper.make_tensor_value_info("y", f, [3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    planned = engines.fp32_nodes(model)
+    assert {n.name for n in planned} == {"sin_of_constant", "sin_x", "mul_int", "sin_n", "", "dup"}
+    with_constant = [*planned, engines.Fp32Node("const", "Constant", "sine", ("c",))]
+    assert engines.pinned_layer_names(model, with_constant) == ("sin_x", "sin_n")
+
+
+def test_engine_runner_checks_every_address_and_aligns_views():
+    """A view starting off a 256-byte boundary is copied; an address TensorRT refuses is an error."""
+    engine = FakeEngine()
+    runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda blob: engine)
+    runner = rt.EngineRunner(FakeTrt, runtime, "double", b"plan", 0, torch.device("cpu"),
+                             {"x": ["B", 3], "flag": ["B"]})
+    base = rt.aligned_empty((70,), torch.float32, torch.device("cpu"))
+    base.copy_(torch.arange(70.0))
+    x = base[1:7].view(2, 3)  # starts 4 bytes past an aligned address
+    assert x.data_ptr() % 256 == 4
+    y = runner(x=x, flag=torch.tensor([True, False]))["y"]
+    assert torch.equal(y, 2 * x + torch.tensor([[1.0], [0.0]]))
+    assert all(ptr % 256 == 0 for ptr in runner.context.addresses.values())
+    assert runner.context.addresses["x"] != x.data_ptr()  # bound to the aligned copy
+    # Without the copy TensorRT would refuse the view; a refusal names the graph and tensor.
+    with pytest.raises(rt.EngineError, match=r"double: TensorRT refused the address 0x[0-9a-f]+ of input 'x' "
+                                             r"\(shape \(2, 3\), torch.float32, cpu\); addresses must be "
+                                             r"256-byte aligned"):
+        runner._bind("input", "x", x)
+    runner.context.set_tensor_address = lambda name, ptr: name != "y"
+    with pytest.raises(rt.EngineError, match="refused the address .* of output 'y'"):
+        runner(x=x, flag=torch.tensor([True, False]))
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float16, torch.float32, torch.int64])
+def test_aligned_buffers(dtype):
+    for shape in [(1,), (3, 5), (2, 1, 7)]:
+        t = rt.aligned_empty(shape, dtype, torch.device("cpu"))
+        assert t.shape == shape and t.dtype == dtype and t.is_contiguous() and t.data_ptr() % 256 == 0
+    big = torch.zeros(64, dtype=dtype)
+    view = big[3:9]
+    assert rt.aligned(view).data_ptr() % 256 == 0 and torch.equal(rt.aligned(view), view)
+    ok = rt.aligned_empty((4,), dtype, torch.device("cpu"))
+    assert rt.aligned(ok) is ok  # already aligned: no copy
 
 
 def test_build_progress_tracks_nested_phases_and_cancels():
@@ -527,12 +665,6 @@ def test_parser_errors_are_listed():
                                       ["In node 3 with name: /Resize and operator: Resize (importResize): "
                                        "UNSUPPORTED_NODE: antialias"])
     assert "rejected x/mask_decoder.onnx (mask_decoder) with 1 error(s):\n  1. In node 3 with name: /Resize" in msg
-
-
-def test_onnx_layer_names_from_metadata():
-    assert engines.onnx_layer_names("[ONNX Layer: /a/Mul]\x1f[ONNX Layer: /b/Add]\x1e[ONNX Layer: /c]") == {
-        "/a/Mul", "/b/Add", "/c"}
-    assert engines.onnx_layer_names("") == set()
 
 
 # ------------------------------------------------ the backend around the engines (CPU)

@@ -6,7 +6,6 @@ import gc
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sam2_ros.model import build_sam2
 from sam2_ros.tracking import (
@@ -165,6 +164,7 @@ def test_fill_holes_fills_small_background_components_only():
 
 
 def test_device_preprocessing_matches_meta_pillow_loader_within_one_level(data_dir):
+    Image = pytest.importorskip("PIL.Image")  # the test extra's; tests/ must collect without it
     img = Image.open(data_dir / "videos" / "bedroom" / "00000.jpg").convert("RGB")
     size = 256
     ref = np.asarray(img.resize((size, size)), dtype=np.float32) / 255.0  # Meta's load_img_as_tensor

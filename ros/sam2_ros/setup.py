@@ -33,5 +33,6 @@ setup(
     # Runtime dependencies come from package.xml through rosdep, as usual for ROS packages.
     install_requires=["setuptools"],
     zip_safe=True,
-    entry_points={"console_scripts": ["tracker = sam2_ros.ros.node:main"]},
+    entry_points={"console_scripts": ["tracker = sam2_ros.ros.node:main",
+                                      "tracker_lifecycle = sam2_ros.ros.lifecycle_node:main"]},
 )

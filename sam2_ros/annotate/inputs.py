@@ -7,13 +7,16 @@ two cameras both recorded ``front.mp4``.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from sam2_ros.io.sources import IMAGE_SUFFIXES, FrameSource, natural_key, open_source
 from sam2_ros.utils.files import sha256_file
@@ -113,46 +116,45 @@ def content_sha256(path: Path, kind: str) -> str:
 
 
 class BagSource(FrameSource):
-    """The images of one topic of a ROS 2 bag, decoded as the node decodes them.
+    """The images of one topic of a ROS 2 bag, read and decoded as the replay and the node do.
 
-    The topic is chosen as ``sam2-ros track --bag`` chooses it, and each message is decoded by
-    the node's codec, so a bag annotated here sees the frames the replay and the node see.
+    The bag is opened, its topic chosen and its messages read by ``sam2_ros.ros.bag_io`` (the
+    replay's reader: a damaged bag is a one-line ``BagError``), and each image is decoded by the
+    node's codec, so a bag annotated here gives the frames the replay and the node see.
     ``stamp_ns`` holds the header stamp of the frame last yielded (to match detections to it).
     """
 
     kind = "bag"
 
     def __init__(self, path: Path, image_topic: str | None) -> None:
-        from rosbags.rosbag2 import Reader
+        from sam2_ros.ros.bag_io import image_connections, open_bag
+        from sam2_ros.ros.core import IMAGE_TYPES
 
-        from sam2_ros.ros.replay import _image_connection
-
-        self._reader = Reader(path)
-        self._reader.open()
+        self._stack = contextlib.ExitStack()
+        self._reader = self._stack.enter_context(open_bag(path))
         try:
-            self.connection = _image_connection(self._reader, image_topic)
+            self.connections = image_connections(self._reader, image_topic, list(IMAGE_TYPES.values()))
         except Exception:
-            self._reader.close()
+            self._stack.close()
             raise
         self.stamp_ns: int | None = None
-        super().__init__(str(path), None, self.connection.msgcount or None)
+        super().__init__(str(path), None, sum(c.msgcount for c in self.connections) or None)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[np.ndarray]:
+        from sam2_ros.ros.bag_io import read_messages
         from sam2_ros.ros.image_codec import image_to_rgb
         from sam2_ros.ros.messages import stamp_ns
         from sam2_ros.ros.typesys import typestore
 
-        store = typestore()
-        for index, (_, _, raw) in enumerate(self._reader.messages(connections=[self.connection])):
-            msg = store.deserialize_cdr(raw, self.connection.msgtype)
+        for index, (_, msg) in enumerate(read_messages(self._reader, self.connections, typestore())):
             self.stamp_ns = stamp_ns(msg.header)
             try:
                 yield image_to_rgb(msg)
             except ValueError as exc:  # an undecodable image would shift every later frame's index
-                raise ValueError(f"image {index} on {self.connection.topic}: {exc}") from exc
+                raise ValueError(f"image {index} on {self.connections[0].topic}: {exc}") from exc
 
     def close(self) -> None:
-        self._reader.close()
+        self._stack.close()
 
 
 def open_input(spec: InputSpec, image_topic: str | None) -> FrameSource:

@@ -300,22 +300,19 @@ class DetectionPlan(PromptPlan):
 
 def read_detections(bag: Path, topic: str) -> DetectionPlan:
     """All detections of ``topic``, by header stamp (a pre-pass: they may be recorded after their image)."""
-    from rosbags.rosbag2 import Reader
-
+    from sam2_ros.ros.bag_io import open_bag, read_messages
     from sam2_ros.ros.messages import PromptError, prompts_from_detections
     from sam2_ros.ros.typesys import typestore
 
-    store = typestore()
     by_stamp: dict[int, list[Any]] = {}
     problems: list[str] = []
-    with Reader(bag) as reader:
+    with open_bag(bag) as reader:
         connections = [c for c in reader.connections if c.topic == topic]
         if not connections:
             raise ValueError(f"{bag}: no topic {topic!r}")
         if connections[0].msgtype != "vision_msgs/msg/Detection2DArray":
             raise ValueError(f"{bag}: {topic} is {connections[0].msgtype}, not vision_msgs/msg/Detection2DArray")
-        for _, _, raw in reader.messages(connections=connections):
-            msg = store.deserialize_cdr(raw, connections[0].msgtype)
+        for _, msg in read_messages(reader, connections, typestore()):
             try:
                 prompts = prompts_from_detections(msg)
             except PromptError as exc:

@@ -25,6 +25,14 @@ Design:
   reusing fixed output buffers would alias results the tracker still holds (a prompt's
   decoder output for one object would overwrite another's). What is cached per input shape
   is the output shape plan, and input shapes are only re-set when they change.
+* Versions: TensorRT 10 only (``tensorrt>=10.0,<11``; TensorRT 11 removed the weakly typed
+  fp16 path the builder uses) and cuda-python 12 (``cuda-python>=12.0,<13``): cuda-python 13
+  removed the ``cuda.cudart`` module and needs a CUDA 13 driver, while JetPack 6 is CUDA 12.
+  Both layouts (``cuda.bindings.runtime`` since 12.6.1, ``cuda.cudart`` before 13) are read;
+  cuda-python 13 is refused with the pin where the driver is older than CUDA 13.
+* Addresses: ``set_tensor_address`` returns False for an address TensorRT cannot use (a
+  tensor must start on a 256-byte boundary); that is an error naming the tensor, and inputs
+  that start elsewhere (views into a larger tensor) are first copied to an aligned buffer.
 * I/O types: the graphs take float32, int32, int64 (``mem_t_pos``) and bool (``mem_valid``,
   ``ptr_valid``, ``from_points``) tensors. TensorRT 10 supports INT64 and BOOL network I/O
   natively (``DataType.INT64``; ``BOOL`` is one byte, 0/1, the layout of ``torch.bool``), so
@@ -47,6 +55,11 @@ from sam2_ros.backends.graph import GraphBackend, ModelSettings
 from sam2_ros.utils.files import sha256_file
 
 ENGINES_FILE = "engines.json"
+#: What the ``tensorrt`` extra of setup.cfg installs; the version checks below name these pins.
+TENSORRT_PIN = "tensorrt>=10.0,<11"
+CUDA_PYTHON_PIN = "cuda-python>=12.0,<13"
+#: TensorRT requires every I/O tensor address to be a multiple of this (bytes).
+ADDRESS_ALIGNMENT = 256
 FORMAT_VERSION = 1
 GRAPHS = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder", "mask_downsample")
 CONSTANTS = ("no_obj_ptr", "no_mem_embed")
@@ -60,6 +73,10 @@ TORCH_DTYPES = {
 
 class EngineError(RuntimeError):
     """Engines that cannot be used here: missing, corrupt, or built for another GPU/TensorRT."""
+
+
+class CudaPythonVersionError(ImportError):
+    """cuda-python is installed, but in a version this machine's CUDA driver cannot run."""
 
 
 # ------------------------------------------------------------------- engines.json checks
@@ -173,27 +190,127 @@ def torch_dtype(trt_type_name: str) -> torch.dtype:
 
 
 # --------------------------------------------------------------------------- TensorRT
+def _major(version: str | None) -> int | None:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return None
+
+
 def import_tensorrt():
-    """``tensorrt``, imported on first use with an install hint; TensorRT 10 or newer."""
+    """``tensorrt``, imported on first use with an install hint; TensorRT 10 only."""
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise ImportError("the TensorRT backend needs TensorRT's Python package (10.x): `pip install -e .[tensorrt]` "
-                          "(or `pip install tensorrt cuda-python`); on a Jetson it comes with JetPack "
-                          "(python3-libnvinfer)") from exc
-    if int(trt.__version__.split(".")[0]) < 10:
-        raise ImportError(f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10 or newer "
-                          f"(named I/O tensors, execute_async_v3, INT64 I/O)")
+        raise ImportError(f"the TensorRT backend needs TensorRT's Python package (10.x): `pip install -e .[tensorrt]` "
+                          f"(or `pip install '{TENSORRT_PIN}' '{CUDA_PYTHON_PIN}'`); on a Jetson it comes with "
+                          f"JetPack (python3-libnvinfer)") from exc
+    major = _major(trt.__version__)
+    if major is None or major < 10:
+        raise ImportError(f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10 (named I/O tensors, "
+                          f"execute_async_v3, INT64 I/O): `pip install '{TENSORRT_PIN}'`")
+    if major > 10:
+        raise ImportError(f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10: TensorRT 11 removed "
+                          f"the weakly typed fp16/bf16 path its engines are built with (BuilderFlag.FP16, "
+                          f"OBEY_PRECISION_CONSTRAINTS, ILayer.precision). Install `pip install '{TENSORRT_PIN}'` "
+                          f"(the `tensorrt` extra's pin; JetPack 6 ships TensorRT 10.3)")
     return trt
 
 
+def cuda_driver_version() -> int | None:
+    """The CUDA version the installed driver supports (12020 for 12.2), from libcuda itself; None if unknown.
+
+    Asked of the driver directly rather than through cuda-python, whose version is what is
+    being checked.
+    """
+    import ctypes
+
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    version = ctypes.c_int(0)
+    if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value <= 0:
+        return None
+    return version.value
+
+
+def _cuda_python_version() -> str | None:
+    """The installed cuda-python (cuda-bindings) version, whichever module layout it has."""
+    try:
+        from cuda import bindings
+
+        return str(bindings.__version__)
+    except (ImportError, AttributeError):
+        pass
+    from importlib import metadata
+
+    for dist in ("cuda-python", "cuda-bindings"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def check_cuda_python(version: str | None, driver: int | None) -> None:
+    """Refuse a cuda-python newer than the driver's CUDA major version (pure; ``driver`` like 12020).
+
+    cuda-python N.x links the CUDA N runtime, which needs a CUDA N driver: cuda-python 13 on
+    a CUDA 12 driver (JetPack 6) cannot even create a stream.
+    """
+    major, driver_major = _major(version), None if driver is None else driver // 1000
+    if major is None or driver_major is None or major <= driver_major:
+        return
+    raise CudaPythonVersionError(
+        f"cuda-python {version} is installed, but this machine's CUDA driver supports CUDA {driver_major}."
+        f"{driver % 1000 // 10}: cuda-python {major} needs a CUDA {major} driver (JetPack 6 is CUDA 12). "
+        f"Install `pip install '{CUDA_PYTHON_PIN}'` (the `tensorrt` extra's pin)")
+
+
 def _import_cudart():
-    """cuda-python's runtime module (``cuda.bindings.runtime`` since 12.6, ``cuda.cudart`` before)."""
+    """cuda-python's runtime module, checked against the driver.
+
+    ``cuda.bindings.runtime`` since cuda-python 12.6.1; ``cuda.cudart`` before (a deprecated
+    alias through 12.9, removed in 13.0).
+    """
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
         from cuda import cudart
+    check_cuda_python(_cuda_python_version(), cuda_driver_version())
     return cudart
+
+
+def _stream_handle(stream) -> int:
+    """A cuda-python ``cudaStream_t`` as an integer (``get_cuda_native_handle`` where it exists, 12.9.1+)."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(stream)
+    return int(get_cuda_native_handle(stream))
+
+
+def aligned(t: Tensor, alignment: int = ADDRESS_ALIGNMENT) -> Tensor:
+    """``t`` if its data starts on an ``alignment``-byte boundary, else an aligned contiguous copy.
+
+    Fresh CUDA allocations are aligned (torch's caching allocator hands out 512-byte blocks);
+    views that start inside a larger tensor, such as a slice of the memory bank, may not be.
+    """
+    if t.data_ptr() % alignment == 0:
+        return t
+    return aligned_empty(t.shape, t.dtype, t.device, alignment).copy_(t)
+
+
+def aligned_empty(shape, dtype: torch.dtype, device: torch.device, alignment: int = ADDRESS_ALIGNMENT) -> Tensor:
+    """An uninitialised contiguous tensor whose data starts on an ``alignment``-byte boundary."""
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if out.data_ptr() % alignment == 0:
+        return out
+    item = out.element_size()
+    buf = torch.empty(out.numel() + alignment // item, dtype=dtype, device=device)
+    skip = (-buf.data_ptr()) % alignment // item
+    return buf[skip:skip + out.numel()].view(shape)
 
 
 def _cuda_device(device: torch.device | str) -> torch.device:
@@ -221,6 +338,8 @@ def _cuda_versions() -> dict[str, str | None]:
         return f"{v // 1000}.{v % 1000 // 10}"
     try:
         cudart = _import_cudart()
+    except CudaPythonVersionError:
+        raise
     except ImportError:
         return {"driver": None, "runtime": torch.version.cuda}
     err_d, driver = cudart.cudaDriverGetVersion()
@@ -240,19 +359,21 @@ def create_stream(device: torch.device) -> tuple[int, object]:
         torch.cuda.current_stream(device)  # the primary context exists before either library looks for it
         try:
             cudart = _import_cudart()
+        except CudaPythonVersionError:
+            raise
         except ImportError:
             cudart = None
         if cudart is not None:
             err, stream = cudart.cudaStreamCreate()
             if err != cudart.cudaError_t.cudaSuccess:
                 raise EngineError(f"cudaStreamCreate failed: {err}")
-            return int(stream), stream
+            return _stream_handle(stream), stream
         try:
             import pycuda.driver as drv
         except ImportError as exc:
-            raise ImportError("the TensorRT backend creates its CUDA stream with cuda-python (`pip install "
-                              "'cuda-python>=12'`, part of `pip install -e .[tensorrt]`) or pycuda; neither is "
-                              "installed") from exc
+            raise ImportError(f"the TensorRT backend creates its CUDA stream with cuda-python (`pip install "
+                              f"'{CUDA_PYTHON_PIN}'`, part of `pip install -e .[tensorrt]`) or pycuda; neither is "
+                              f"installed") from exc
         drv.init()
         ctx = drv.Device(device.index).retain_primary_context()
         ctx.push()
@@ -298,25 +419,32 @@ class EngineRunner:
     def __call__(self, **tensors: Tensor) -> dict[str, Tensor]:
         bound = []  # keeps converted inputs alive until the launch is enqueued
         for name in self.inputs:
-            t = tensors[name].to(self.device, self.dtypes[name]).contiguous()
+            t = aligned(tensors[name].to(self.device, self.dtypes[name]).contiguous())
             shape = tuple(t.shape)
             if name in self.profiles and self._shapes.get(name) != shape:
                 check_profile(self.graph, name, shape, self._dims[name], self.profiles[name])
                 if not self.context.set_input_shape(name, shape):
                     raise EngineError(f"{self.graph}: TensorRT refused shape {shape} for input '{name}'")
                 self._shapes[name] = shape
-            self.context.set_tensor_address(name, t.data_ptr())
+            self._bind("input", name, t)
             bound.append(t)
         key = tuple(self._shapes.get(n) for n in self.profiles)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = [(n, tuple(self.context.get_tensor_shape(n))) for n in self.outputs]
-        outputs = {n: torch.empty(shape, dtype=self.dtypes[n], device=self.device) for n, shape in plan}
+        outputs = {n: aligned_empty(shape, self.dtypes[n], self.device) for n, shape in plan}
         for n, t in outputs.items():
-            self.context.set_tensor_address(n, t.data_ptr())
+            self._bind("output", n, t)
         if not self.context.execute_async_v3(self._stream):
             raise EngineError(f"{self.graph}: execute_async_v3 failed (see the TensorRT log above)")
         return outputs
+
+    def _bind(self, kind: str, name: str, t: Tensor) -> None:
+        """``set_tensor_address``, whose False (unknown name, unusable address) is an error here."""
+        if not self.context.set_tensor_address(name, t.data_ptr()):
+            raise EngineError(f"{self.graph}: TensorRT refused the address {t.data_ptr():#x} of {kind} '{name}' "
+                              f"(shape {tuple(t.shape)}, {t.dtype}, {t.device}); addresses must be "
+                              f"{ADDRESS_ALIGNMENT}-byte aligned device memory (see the TensorRT log above)")
 
 
 class TensorRTBackend(GraphBackend):

@@ -48,3 +48,20 @@ def prompt_tracker_with_records(tracker: Sam2Tracker, records: list[dict[str, An
     for i, record in enumerate(records):
         result = tracker.add_mask(first_id + i, record_mask(record))
     return result
+
+
+def prompt_everything(tracker: Sam2Tracker, frame: np.ndarray, max_objects: int, **generator_kwargs: Any
+                      ) -> TrackResult | None:
+    """Run the automatic mask generator on ``frame`` (the tracker's current frame) and track the best masks.
+
+    Needs the eager torch backend (the generator runs the model's prompt heads directly);
+    ``generator_kwargs`` are ``AutomaticMaskGenerator``'s (Meta's defaults otherwise).
+    """
+    from sam2_ros.image.generator import AutomaticMaskGenerator
+
+    model = getattr(tracker.backend, "model", None)
+    if model is None:
+        raise ValueError(f"automatic masks need --backend torch (the {tracker.backend.name} backend runs exported "
+                         f"graphs without the model)")
+    records = AutomaticMaskGenerator(model, **generator_kwargs).generate(frame)
+    return prompt_tracker_with_records(tracker, select_records(records, max_objects))

@@ -145,9 +145,9 @@ class SamImagePredictor:
         1 x h x w or B x 1 x h x w low-res logits from an earlier call. With
         ``normalize_coords=False`` coordinates are 0..1 fractions of the image.
 
-        Returns (masks C x H x W bool (logits with ``return_logits``), predicted IoUs C,
-        low-res logits C x h x w), with a leading B for a batch; C is 3 with
-        ``multimask_output``, else 1.
+        Returns (masks C x H x W as float32 0/1 like Meta's (logits with ``return_logits``),
+        predicted IoUs C, low-res logits C x h x w), with a leading B for a batch; C is 3
+        with ``multimask_output``, else 1.
         """
         coords, labels = self._prep_prompts(point_coords, point_labels, box, normalize_coords)
         masks_in = None

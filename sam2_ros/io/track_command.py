@@ -93,6 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="box in frame pixels; FRAME default 0; repeatable; combines with --point for the "
                         "same object and frame")
     add_tracker_arguments(p)
+    p.add_argument("--auto", action="store_true",
+                   help="find the objects on the first frame with automatic masks (Meta's generator defaults) and "
+                        "track the --max-objects best of them (ids 1..N); torch backend, no --point/--box")
     p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     replay.add_arguments(p)
@@ -108,6 +111,9 @@ def tracker_options(args: argparse.Namespace) -> TrackerOptions:
 
 def run(args: argparse.Namespace) -> int:
     """Track INPUT and write DIR; returns the exit code (130 when stopped with Ctrl+C)."""
+    if args.auto and (args.point or args.box or args.bag is not None):
+        raise ValueError("--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not "
+                         "supported)")
     if args.bag is not None or args.out_bag is not None:
         from sam2_ros.ros.replay import run_replay
 
@@ -141,15 +147,21 @@ def run(args: argparse.Namespace) -> int:
         return _track(source, tracker, schedule, summary, args)
 
 
-def track_frame(tracker: Sam2Tracker, frame: np.ndarray,
-                prompts: Sequence[FramePrompt]) -> tuple[TrackResult, dict[str, float]]:
+def track_frame(tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[FramePrompt],
+                auto_objects: int = 0) -> tuple[TrackResult, dict[str, float]]:
     """One frame as on a robot: ``track(frame)``, then that frame's prompts as taps on it.
 
     Returns the frame's final result and the tracking step's timing breakdown. ``sam2-ros
     annotate`` calls this too, so its label images equal ``track``'s by construction.
+    ``auto_objects`` > 0 (``track --auto`` on the first frame): the best automatic masks of the
+    frame become objects before the prompts.
     """
     result = tracker.track(frame)
     tracker_ms = result.timings_ms
+    if auto_objects:
+        from sam2_ros.image import prompt_everything
+
+        result = prompt_everything(tracker, frame, auto_objects) or result
     for prompt in prompts:
         result = prompt.apply(tracker)
     return result, tracker_ms
@@ -174,7 +186,8 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
         with tqdm(frames, total=total, unit="frame", desc="track", dynamic_ncols=True) as bar:
             for index, frame in enumerate(bar):
                 t0 = time.perf_counter()
-                result, tracker_ms = track_frame(tracker, frame, schedule.get(index, []))
+                auto = args.max_objects if index == 0 and args.auto else 0
+                result, tracker_ms = track_frame(tracker, frame, schedule.get(index, []), auto_objects=auto)
                 objects, labels = result.objects, result.label_image()
                 host_logits = result.logits.float().cpu().numpy() if logits is not None else None
                 latency_ms = (time.perf_counter() - t0) * 1e3

@@ -35,6 +35,7 @@ import torch
 
 from sam2_ros.io.writers import OVERLAY_ALPHA, object_color
 from sam2_ros.ros.image_codec import ImageDecodeError, image_to_rgb, label_image_msg, rgb_to_image_msg
+from sam2_ros.ros.log_limits import KindRateLimiter, one_line
 from sam2_ros.ros.messages import (
     Box,
     Prompt,
@@ -42,7 +43,7 @@ from sam2_ros.ros.messages import (
     PublishedObject,
     detection_array_msg,
     label_info_msg,
-    object_id_from_string,
+    parse_caller_id,
     prompt_from_msg,
     prompt_from_point,
     prompt_from_point_stamped,
@@ -51,6 +52,7 @@ from sam2_ros.ros.messages import (
     stamp_ns,
     tracked_object_array_msg,
 )
+from sam2_ros.ros.object_ids import ObjectRegistry
 from sam2_ros.ros.params import MAX_LABELS, TrackerParams, spec
 from sam2_ros.ros.typesys import ADD_OBJECTS_RESPONSE, REMOVE_OBJECT_RESPONSE, TRACKED_OBJECT_ARRAY, typestore
 from sam2_ros.tracking.errors import TrackerError
@@ -153,42 +155,6 @@ class _ResetCommand:
 _Command = _PromptCommand | _RemoveCommand | _ResetCommand
 
 
-class _ObjectRegistry:
-    """Object ids and their label values as the callbacks see them: ahead of the tracker by the queue.
-
-    Why: services answer at once with the ids and labels the objects will have, and labels must
-    stay fixed while an object lives (consumers keep LabelInfo). Labels are 1..capacity, reused
-    after removal; new ids count up from 1 and restart after a reset.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.labels: dict[int, int] = {}
-        self._next_id = 1
-
-    def new_id(self) -> int:
-        obj_id = max(self._next_id, max(self.labels, default=0) + 1)
-        self._next_id = obj_id + 1
-        return obj_id
-
-    def add(self, obj_id: int) -> int:
-        """The label of ``obj_id``, assigning the lowest free one to a new object."""
-        if obj_id not in self.labels:
-            free = sorted(set(range(1, self.capacity + 1)) - set(self.labels.values()))
-            if not free:
-                raise PromptError(f"cannot start object {obj_id}: already tracking {self.capacity} objects "
-                                  f"(max_objects); remove one first")
-            self.labels[obj_id] = free[0]
-        return self.labels[obj_id]
-
-    def clear(self) -> None:
-        self.labels.clear()
-        self._next_id = 1
-
-    def snapshot(self) -> list[tuple[int, int]]:
-        return sorted(self.labels.items())
-
-
 class _Stats:
     """Counters for diagnostics: totals, plus a window that ``take_window`` reads and restarts."""
 
@@ -196,6 +162,7 @@ class _Stats:
         self._lock = threading.Lock()
         self.rejected_frames = 0
         self.refused_prompts = 0
+        self.bad_messages = 0  # messages other than images that could not be deserialized
         self._window_start = now
         self._latency: list[float] = []
         self._inference: list[float] = []
@@ -210,6 +177,10 @@ class _Stats:
         with self._lock:
             self.rejected_frames += 1
             self._rejected_in_window += 1
+
+    def bad_message(self) -> None:
+        with self._lock:
+            self.bad_messages += 1
 
     def refused(self) -> None:
         with self._lock:
@@ -242,13 +213,13 @@ class TrackerCore:
         self._image_type = IMAGE_TYPES[params.image_transport]
         self._lock = threading.Lock()  # registry, queue and the current frame's stamp and size
         self._commands: deque[_Command] = deque()
-        self._objects = _ObjectRegistry(min(params.max_objects, tracker.bank.max_objects, MAX_LABELS))
+        self._objects = ObjectRegistry(min(params.max_objects, tracker.bank.max_objects, MAX_LABELS))
         self._enabled = True
         self._has_frame = False  # the tracker holds a frame that prompts can go to
         self._stamp: int | None = None  # that frame's stamp (None: unstamped)
         self._frame_hw: tuple[int, int] | None = None  # size of the latest decoded frame, to check prompts
-        self._bad_encodings: set[str] = set()
-        self._published_labels: dict[int, int] = {}  # label -> id, as last sent in LabelInfo
+        self._limiter = KindRateLimiter(self.log, clock=clock)  # decode errors: per encoding / message type
+        self._published_labels: dict[int, str] = {}  # label -> caller id, as last sent in LabelInfo
         self._label_info_sent = False
         self._last_output: float | None = None  # clock() when the previous outputs were ready
 
@@ -278,7 +249,7 @@ class TrackerCore:
         self._tap(lambda: prompt_from_point(msg))
 
     def on_detections(self, msg: Any) -> None:
-        """Box seeds from vision_msgs/Detection2DArray; a decimal detection id names the object, others are new."""
+        """Box seeds from vision_msgs/Detection2DArray; a detection's id names its object (``object_ids``), "" is new."""
         try:
             prompts = prompts_from_detections(msg)
         except PromptError as exc:
@@ -288,9 +259,11 @@ class TrackerCore:
             try:
                 with self._lock:
                     self._require_room(1)
-                    if prompt.obj_id is None:
+                    if prompt.caller_id is None:
                         prompt.obj_id = self._objects.new_id()
-                    self._objects.add(prompt.obj_id)
+                    else:
+                        prompt.obj_id = self._objects.resolve([prompt.caller_id])[0]
+                    self._objects.add(prompt.obj_id, prompt.caller_id)
                     self._commands.append(_PromptCommand(prompt, "detection", clip_box=True))
             except PromptError as exc:
                 self.log.warning(f"detection ignored: {exc}")
@@ -314,9 +287,19 @@ class TrackerCore:
 
     # ---------------------------------------------------------------- services
     def add_objects(self, request: Any) -> Any:
-        """AddObjects: queue every object's prompts, or none of them; answers at once with the ids and labels."""
+        """AddObjects: queue every object's prompts, or none of them; answers at once with the ids and labels.
+
+        Object ids are the caller's strings (names or decimal tracker ids, see ``object_ids``); an
+        id already tracked refines that object.
+        """
         def queue() -> str:
             prompts = prompts_from_add_objects(request)
+            seen: dict[int, Prompt] = {}
+            for prompt, obj_id in zip(prompts, self._objects.resolve([p.caller_id for p in prompts])):
+                if obj_id in seen:
+                    raise PromptError(f"object ids '{seen[obj_id].caller_id}' and '{prompt.caller_id}' name the same "
+                                      f"object (tracker id {obj_id}); use one of them")
+                seen[obj_id], prompt.obj_id = prompt, obj_id
             for prompt in prompts:
                 self._check_inside(prompt)
             new = {p.obj_id for p in prompts} - set(self._objects.labels)
@@ -326,23 +309,25 @@ class TrackerCore:
                                   f"{self._objects.capacity} are free")
             self._require_room(len(prompts))
             for prompt in prompts:
-                self._objects.add(prompt.obj_id)
+                self._objects.add(prompt.obj_id, prompt.caller_id)
                 self._commands.append(_PromptCommand(prompt, "add_objects"))
-            return f"queued prompts for objects {', '.join(str(p.obj_id) for p in prompts)}"
+            return f"queued prompts for objects {', '.join(self._objects.name(p.obj_id) for p in prompts)}"
 
         return self._answer(ADD_OBJECTS_RESPONSE, queue)
 
     def remove_object(self, request: Any) -> Any:
-        """RemoveObject: forget one object (known or queued); unknown ids are refused."""
+        """RemoveObject: forget one object (known or queued), by name or decimal tracker id; unknown ids are refused."""
         def queue() -> str:
-            obj_id = object_id_from_string(request.object_id)
-            if obj_id not in self._objects.labels:
-                raise PromptError(f"unknown object id {obj_id}; tracked ids: "
-                                  f"{[i for i, _ in self._objects.snapshot()]}")
+            caller_id = parse_caller_id(request.object_id)
+            obj_id = self._objects.known(caller_id)
+            if obj_id is None:
+                raise PromptError(f"unknown object id {caller_id!r}; tracked ids: "
+                                  f"{[name for name, _ in self._objects.named_snapshot()]}")
             self._require_room(1)
-            del self._objects.labels[obj_id]
+            name = self._objects.name(obj_id)
+            self._objects.remove(obj_id)
             self._commands.append(_RemoveCommand(obj_id))
-            return f"removing object {obj_id}"
+            return f"removing object {name}"
 
         return self._answer(REMOVE_OBJECT_RESPONSE, queue)
 
@@ -356,7 +341,7 @@ class TrackerCore:
                 success, message = True, queue()
             except PromptError as exc:
                 success, message = False, str(exc)
-            objects = self._objects.snapshot()
+            objects = self._objects.named_snapshot()
         self.slot.wake()
         return _object_list_response(typestore().types[response_type], objects, success, message)
 
@@ -376,6 +361,16 @@ class TrackerCore:
         if not self._enabled:
             self.slot.take()
         return ServiceResult(True, "tracking enabled" if self._enabled else "tracking paused")
+
+    def report_bad_message(self, typename: str, error: Exception) -> None:
+        """A message the node could not deserialize (``typename``, e.g. "geometry_msgs/msg/Point").
+
+        Counted for diagnostics and logged, rate-limited per (type, exception type): a second,
+        different fault is reported even while the first one repeats.
+        """
+        self.stats.bad_message()
+        self._limiter.log("error", f"{typename}:{type(error).__name__}",
+                          f"dropping a {typename} message that cannot be read ({type(error).__name__}: {error})")
 
     # --------------------------------------------------------------- inference
     def step(self, overlay: bool = False, timeout: float = 0.0) -> Outputs | None:
@@ -446,6 +441,7 @@ class TrackerCore:
             "frames_dropped": str(self.slot.dropped),
             "frames_rejected": str(self.stats.rejected_frames),
             "prompts_refused": str(self.stats.refused_prompts),
+            "messages_unreadable": str(self.stats.bad_messages),
             "objects": str(len(self._published_labels)),
             "enabled": str(self._enabled).lower(),
         }
@@ -546,34 +542,39 @@ class TrackerCore:
         with self._lock:
             waiting = any(isinstance(c, _PromptCommand) and c.prompt.obj_id == obj_id for c in self._commands)
             if obj_id not in self.tracker.object_ids and not waiting:
-                self._objects.labels.pop(obj_id, None)
+                self._objects.remove(obj_id)
 
     def _decode(self, msg: Any) -> tuple[np.ndarray, Any] | None:
-        """(RGB pixels, header), or None after logging the problem once per encoding."""
+        """(RGB pixels, header), or None after counting the frame and logging why (rate-limited per kind).
+
+        Kinds: (encoding or format, sort of decode error), and (image type, exception type) for
+        malformed CDR, so that each distinct fault is reported.
+        """
         try:
             if isinstance(msg, (bytes, bytearray, memoryview)):
                 msg = typestore().deserialize_cdr(msg, self._image_type)
             return image_to_rgb(msg), msg.header
         except ImageDecodeError as exc:
-            key, problem = getattr(msg, "encoding", None) or getattr(msg, "format", ""), str(exc)
+            source = msg.encoding if hasattr(msg, "encoding") else f"format {msg.format!r}"
+            kind, problem = f"image {source}: {exc.kind}", str(exc)
         except Exception as exc:  # noqa: BLE001 - any malformed CDR; rosbags raises several types
-            key, problem = "cdr", f"not a {self._image_type} message ({type(exc).__name__}: {exc})"
+            kind = f"{self._image_type}:{type(exc).__name__}"
+            problem = f"not a {self._image_type} message ({type(exc).__name__}: {one_line(str(exc))})"
         self.stats.rejected()
-        if key not in self._bad_encodings:
-            self._bad_encodings.add(key)
-            self.log.error(f"dropping images: {problem} (logged once per encoding)")
+        self._limiter.log("error", kind, f"dropping images: {problem}")
         return None
 
     def _outputs(self, rgb: np.ndarray, header: Any, result: TrackResult, overlay: bool) -> Outputs:
         with self._lock:
             labels = {obj_id: label for obj_id, label in self._objects.labels.items() if obj_id in result.object_ids}
+            names = {obj_id: self._objects.name(obj_id) for obj_id in labels}
         masks = self.params.publish_masks
         # Objects without a label were removed or reset while this frame was tracked: left out.
         objects = [PublishedObject(o.obj_id, labels[o.obj_id], o.probability, o.visible, _continuous(o.box),
-                                   o.mask if masks else None)
+                                   o.mask if masks else None, names[o.obj_id])
                    for o in result.objects if o.obj_id in labels]
         label_map = label_image(result, labels)
-        by_label = {label: obj_id for obj_id, label in labels.items()}
+        by_label = {label: names[obj_id] for obj_id, label in labels.items()}
         outputs = Outputs(header, label_image_msg(label_map, header), detection_array_msg(header, objects),
                           tracked_object_array_msg(header, objects), objects)
         if by_label != self._published_labels or not self._label_info_sent:
@@ -584,17 +585,21 @@ class TrackerCore:
         return outputs
 
 
-def build_tracker(params: TrackerParams) -> Sam2Tracker:
-    """The tracker ``params`` describe, built exactly as ``sam2-ros track`` builds its own."""
-    from sam2_ros.factory import TrackerOptions
+def build_tracker(params: TrackerParams, node: bool = False) -> Sam2Tracker:
+    """The tracker ``params`` describe, built exactly as ``sam2-ros track`` builds its own.
+
+    ``node``: errors name the node's parameters (``checkpoint``) instead of the CLI's flags.
+    """
+    from sam2_ros.factory import CLI_OPTION_NAMES, TrackerOptions
     from sam2_ros.factory import build_tracker as build
+    from sam2_ros.ros.params import NODE_OPTION_NAMES
 
     return build(TrackerOptions(
         backend=params.backend, model=params.model,
         checkpoint=Path(params.checkpoint) if params.checkpoint else None, random_weights=params.random_weights,
         engine_dir=Path(params.engine_dir) if params.engine_dir else None, device=params.device or None,
         dtype=params.precision, image_size=params.image_size, max_objects=params.max_objects,
-        fill_hole_area=params.fill_hole_area)).tracker
+        fill_hole_area=params.fill_hole_area, names=NODE_OPTION_NAMES if node else CLI_OPTION_NAMES)).tracker
 
 
 def label_image(result: TrackResult, labels: dict[int, int]) -> np.ndarray:
@@ -623,13 +628,13 @@ def overlay_image(rgb: np.ndarray, label_map: np.ndarray, objects: list[Publishe
             x1, y1, x2, y2 = (round(v) for v in obj.box)
             c = tuple(int(v) for v in color)
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), c, 2)
-            cv2.putText(out, f"{obj.obj_id} {obj.score:.2f}", (x1, max(y1 - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+            cv2.putText(out, f"{obj.caller_id} {obj.score:.2f}", (x1, max(y1 - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         c, 2, cv2.LINE_AA)
     return out
 
 
-def _object_list_response(response_type: Any, objects: list[tuple[int, int]], success: bool, message: str) -> Any:
-    return response_type(object_ids=[str(obj_id) for obj_id, _ in objects],
+def _object_list_response(response_type: Any, objects: list[tuple[str, int]], success: bool, message: str) -> Any:
+    return response_type(object_ids=[name for name, _ in objects],
                          object_indices=np.array([label for _, label in objects], dtype=np.int32),
                          success=success, message=message)
 

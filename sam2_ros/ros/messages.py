@@ -3,9 +3,10 @@
 Why: the tracker core knows nothing about ROS and the node should hold no conversion logic, so
 both directions live here, on rosbags message objects (testable without ROS; the rclpy node
 converts its messages to and from these). Conventions: boxes are (x1, y1, x2, y2) in pixels;
-object ids are non-negative integers, written in decimal where a message has string ids
-(Detection2D.id, the AddObjects / RemoveObject services); an object's label is its value in
-the label image (0 is background).
+the tracker's object ids are non-negative integers; where a message has string ids
+(Detection2D.id, the AddObjects / RemoveObject services) a decimal string is that integer and
+any other string a caller's name for an object (``object_ids.py`` maps names to tracker ids);
+an object's label is its value in the label image (0 is background).
 """
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ Box = tuple[float, float, float, float]
 FOREGROUND, BACKGROUND = 1, 0
 
 _DECIMAL = re.compile(r"[0-9]+")
+#: Longest accepted object name: names live as long as their objects and appear in every output message.
+MAX_NAME_LENGTH = 128
+
+CallerId = int | str  # what a caller's string id means: a tracker id (decimal) or a name
 
 
 class PromptError(ValueError):
@@ -35,8 +40,9 @@ class PromptError(ValueError):
 class Prompt:
     """One object's prompt, free of ROS types: what the tracker's add-prompt call needs.
 
-    ``obj_id`` None asks for a new object. ``stamp_ns`` names the frame the prompt was made on
-    (None: the latest frame), so a tap lands on the frame the user saw.
+    ``obj_id`` None asks for a new object, or for the object ``caller_id`` names (the core
+    resolves names to tracker ids). ``stamp_ns`` names the frame the prompt was made on (None:
+    the latest frame), so a tap lands on the frame the user saw.
     """
 
     obj_id: int | None
@@ -44,6 +50,7 @@ class Prompt:
     labels: list[int] = field(default_factory=list)
     box: Box | None = None
     stamp_ns: int | None = None
+    caller_id: CallerId | None = None
 
 
 @dataclass
@@ -52,7 +59,8 @@ class PublishedObject:
 
     ``score`` is the object presence probability (not the logit). ``box`` is in continuous pixel
     coordinates (a one-pixel mask at column x spans x .. x + 1) and None when the mask is empty.
-    ``mask`` (HxW bool) is given only when per-object masks are published.
+    ``mask`` (HxW bool) is given only when per-object masks are published. ``name`` is the
+    caller's id for it (Detection2D.id, LabelInfo); None: its decimal tracker id.
     """
 
     obj_id: int
@@ -61,6 +69,12 @@ class PublishedObject:
     visible: bool
     box: Box | None = None
     mask: np.ndarray | None = None
+    name: str | None = None
+
+    @property
+    def caller_id(self) -> str:
+        """The object's id as callers know it: its name, or its tracker id in decimal."""
+        return self.name if self.name is not None else str(self.obj_id)
 
 
 # --- headers and boxes -------------------------------------------------------------------------
@@ -104,7 +118,7 @@ def box_from_bbox2d(bbox: Any) -> Box:
 # --- outgoing ----------------------------------------------------------------------------------
 
 def detection_array_msg(header: Any, objects: Iterable[PublishedObject]) -> Any:
-    """vision_msgs/Detection2DArray of the visible objects: id and class_id = object id, score = presence."""
+    """vision_msgs/Detection2DArray of the visible objects: id and class_id = the caller's id, score = presence."""
     types = typestore().types
     no_pose = types["geometry_msgs/msg/PoseWithCovariance"](
         pose=types["geometry_msgs/msg/Pose"](position=types["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
@@ -115,16 +129,16 @@ def detection_array_msg(header: Any, objects: Iterable[PublishedObject]) -> Any:
         types["vision_msgs/msg/Detection2D"](
             header=header,
             results=[types["vision_msgs/msg/ObjectHypothesisWithPose"](
-                hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=str(obj.obj_id),
+                hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=obj.caller_id,
                                                                 score=float(obj.score)),
                 pose=no_pose)],
-            bbox=bbox2d(obj.box), id=str(obj.obj_id))
+            bbox=bbox2d(obj.box), id=obj.caller_id)
         for obj in objects if obj.visible and obj.box is not None]
     return types["vision_msgs/msg/Detection2DArray"](header=header, detections=detections)
 
 
-def label_info_msg(header: Any, object_ids: Mapping[int, int], threshold: float) -> Any:
-    """vision_msgs/LabelInfo mapping label-image values to object ids (``object_ids``: label -> id).
+def label_info_msg(header: Any, object_ids: Mapping[int, int | str], threshold: float) -> Any:
+    """vision_msgs/LabelInfo mapping label-image values to object ids (``object_ids``: label -> caller's id).
 
     Value 0 is listed as "background"; ``threshold`` is the presence probability above which an
     object counts as visible.
@@ -152,11 +166,18 @@ def tracked_object_array_msg(header: Any, objects: Iterable[PublishedObject]) ->
 
 # --- incoming ----------------------------------------------------------------------------------
 
-def object_id_from_string(text: str) -> int:
-    """An object id from its decimal string form (Detection2D.id, the services' object ids)."""
-    if not _DECIMAL.fullmatch(text):
-        raise PromptError(f"object id {text!r} is not a non-negative decimal integer")
-    return int(text)
+def parse_caller_id(text: str) -> CallerId:
+    """What a string object id means: a decimal string is that tracker id, any other string a name.
+
+    Empty and overlong (> MAX_NAME_LENGTH) strings are refused.
+    """
+    if _DECIMAL.fullmatch(text):
+        return int(text)
+    if not text:
+        raise PromptError("object id is empty; give a name (e.g. 'obj1') or a decimal tracker id")
+    if len(text) > MAX_NAME_LENGTH:
+        raise PromptError(f"object id {text[:20]!r}... has {len(text)} characters; at most {MAX_NAME_LENGTH}")
+    return text
 
 
 def prompt_from_point_stamped(msg: Any) -> Prompt:
@@ -170,10 +191,14 @@ def prompt_from_point(msg: Any) -> Prompt:
 
 
 def prompts_from_detections(msg: Any) -> list[Prompt]:
-    """One box prompt per vision_msgs/Detection2D; a decimal detection id names the object, others start new ones."""
+    """One box prompt per vision_msgs/Detection2D; its id names the object (decimal: the tracker id), "" is new.
+
+    vision_msgs defines Detection2D.id as the same for the same object across messages, so a
+    detector's track id seeds (then re-seeds) one object.
+    """
     stamp = stamp_ns(msg.header)
-    return [Prompt(int(det.id) if _DECIMAL.fullmatch(det.id) else None, box=box_from_bbox2d(det.bbox),
-                   stamp_ns=stamp)
+    return [Prompt(None, box=box_from_bbox2d(det.bbox), stamp_ns=stamp,
+                   caller_id=parse_caller_id(det.id) if det.id else None)
             for det in msg.detections]
 
 
@@ -193,7 +218,11 @@ def prompt_from_msg(msg: Any) -> Prompt:
 
 
 def prompts_from_add_objects(request: Any) -> list[Prompt]:
-    """One Prompt per object of an AddObjects request (Isaac ROS SAM 2's fields), in order of first mention."""
+    """One Prompt per object of an AddObjects request (Isaac ROS SAM 2's fields), in order of first mention.
+
+    An object may have a box, points, or both (one SAM 2 prompt); its ``caller_id`` is what the
+    request calls it (the core resolves names to tracker ids).
+    """
     if len(request.bbox_object_ids) != len(request.bbox_coords):
         raise PromptError(f"{len(request.bbox_object_ids)} box ids but {len(request.bbox_coords)} boxes")
     if len(request.point_object_ids) != len(request.point_coords):
@@ -202,16 +231,16 @@ def prompts_from_add_objects(request: Any) -> list[Prompt]:
     if len(labels) != len(request.point_coords):
         raise PromptError(f"{len(request.point_coords)} points but {len(labels)} labels")
     stamp = stamp_ns(request.request_header)
-    prompts: dict[int, Prompt] = {}
+    prompts: dict[CallerId, Prompt] = {}
 
     def prompt_for(text: str) -> Prompt:
-        obj_id = object_id_from_string(text)
-        return prompts.setdefault(obj_id, Prompt(obj_id, stamp_ns=stamp))
+        caller_id = parse_caller_id(text)
+        return prompts.setdefault(caller_id, Prompt(None, stamp_ns=stamp, caller_id=caller_id))
 
     for text, bbox in zip(request.bbox_object_ids, request.bbox_coords):
         prompt = prompt_for(text)
         if prompt.box is not None:
-            raise PromptError(f"object {text} has more than one box")
+            raise PromptError(f"object {text!r} has more than one box")
         prompt.box = box_from_bbox2d(bbox)
     for text, point, label in zip(request.point_object_ids, request.point_coords, labels):
         prompt = prompt_for(text)

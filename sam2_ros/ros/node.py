@@ -1,4 +1,4 @@
-"""The rclpy node ``tracker``: a thin shell that moves CDR bytes between ROS 2 and ``TrackerCore``.
+"""The rclpy node ``tracker``, and the wiring it shares with the managed node ``tracker_lifecycle``.
 
 Why so thin: rclpy cannot be installed where CI runs, so this module decides nothing. Topics are
 subscribed raw (CDR bytes); images go to the core as bytes and are deserialized (by rosbags) only
@@ -7,128 +7,208 @@ rosbags messages, serialized by rosbags and published as bytes; services convert
 ``rclpy.serialization``. The code behind this shell is therefore exactly what
 tests/test_ros_core.py and the bag replay run.
 
-Needs rclpy and the built sam2_ros_interfaces; import it only through the ``tracker`` entry point.
+The wiring is table-driven (``INPUTS``, ``OUTPUT_QOS``, ``SERVICES``) and names ROS types only as
+strings, resolved by ``rosidl_runtime_py``: a new input or output is one row. ``TrackerWiring``
+has the steps a managed node takes one transition at a time (load, start, stop, unload); the
+plain ``TrackerNode`` takes them all at once (lifecycle_node.py has the managed one).
+
+Needs rclpy and the built sam2_ros_interfaces; import it only through the ``tracker`` and
+``tracker_lifecycle`` entry points.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point, PointStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from sam2_ros_interfaces.msg import ObjectPrompt, TrackedObjectArray
-from sam2_ros_interfaces.srv import AddObjects, RemoveObject
-from sensor_msgs.msg import CompressedImage, Image
-from std_srvs.srv import SetBool, Trigger
-from vision_msgs.msg import Detection2DArray, LabelInfo
+from rosidl_runtime_py.utilities import get_message, get_service
 
-from sam2_ros.ros.core import (
-    DETECTIONS,
-    LABEL_IMAGE,
-    LABEL_INFO,
-    OVERLAY,
-    TRACKED_OBJECTS,
-    TrackerCore,
-    build_tracker,
-)
+from sam2_ros.errors import UserError
+from sam2_ros.ros.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
 from sam2_ros.ros.messages import header_msg
 from sam2_ros.ros.params import NODE_NAME, TrackerParams, parameter_specs, spec
-from sam2_ros.ros.typesys import ADD_OBJECTS_REQUEST, OBJECT_PROMPT, REMOVE_OBJECT_REQUEST, typestore
+from sam2_ros.ros.typesys import typestore
 
-#: rclpy types of the core's outputs (published as bytes; the type fixes the topic's type).
-OUTPUT_RCLPY_TYPES = {LABEL_INFO: LabelInfo, LABEL_IMAGE: Image, DETECTIONS: Detection2DArray,
-                      TRACKED_OBJECTS: TrackedObjectArray, OVERLAY: Image}
-#: Only the newest frame matters: depth 1, and best effort accepts reliable and best-effort cameras.
-IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-#: LabelInfo is latched: late subscribers get the current label -> id map.
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-#: How long the inference thread waits for a frame before looking at the shutdown flag again.
+
+@dataclass(frozen=True)
+class Input:
+    """A subscription feeding the ``TrackerCore`` method ``handler``."""
+
+    type_name: str
+    topic: str
+    handler: str
+    qos: str = "input"
+    cdr: bool = False  # the handler takes the CDR bytes itself (images: decoded only when tracked)
+    transport: str = ""  # subscribed only with this image_transport parameter
+    suffix: str = ""  # appended to the resolved (remapped) topic, as image_transport names its topics
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """A service answered by the ``TrackerCore`` method ``handler``.
+
+    ``call``: ``cdr`` hands the handler the rosbags request and answers its rosbags reply;
+    ``none`` / ``data`` call it without arguments / with ``request.data`` and answer its
+    success and message (std_srvs types, which the rosbags store lacks).
+    """
+
+    type_name: str
+    name: str
+    handler: str
+    call: str = "cdr"
+
+
+INPUTS = (
+    Input("sensor_msgs/msg/Image", "image", "on_image", qos="image", cdr=True, transport="raw"),
+    Input("sensor_msgs/msg/CompressedImage", "image", "on_image", qos="image", cdr=True, transport="compressed",
+          suffix="/compressed"),
+    Input("geometry_msgs/msg/PointStamped", "~/tap", "on_point_stamped"),
+    Input("geometry_msgs/msg/Point", "~/click", "on_point"),
+    Input("vision_msgs/msg/Detection2DArray", "~/seed_detections", "on_detections"),
+    Input("sam2_ros_interfaces/msg/ObjectPrompt", "~/prompt", "on_prompt"),
+)
+SERVICES = (
+    ServiceRow("sam2_ros_interfaces/srv/AddObjects", "~/add_objects", "add_objects"),
+    ServiceRow("sam2_ros_interfaces/srv/RemoveObject", "~/remove_object", "remove_object"),
+    ServiceRow("std_srvs/srv/Trigger", "~/reset", "reset", call="none"),
+    ServiceRow("std_srvs/srv/SetBool", "~/enable", "enable", call="data"),
+)
+#: The core's outputs (core.OUTPUT_TYPES: topic -> type) go to ``~/<topic>`` with this QoS, by default "output".
+OUTPUT_QOS = {LABEL_INFO: "latched"}
+DIAGNOSTICS = ("diagnostic_msgs/msg/DiagnosticArray", "/diagnostics")
+QOS = {
+    "input": QoSProfile(depth=10),
+    "output": QoSProfile(depth=5),
+    # Only the newest frame matters: depth 1, and best effort accepts reliable and best-effort cameras.
+    "image": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT),
+    # LabelInfo is latched: late subscribers get the current label -> id map.
+    "latched": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL),
+}
+#: How long the inference thread waits for a frame before looking at the stop flag again.
 STEP_TIMEOUT_S = 0.1
+#: What a node that cannot start raises: bad parameters, missing weights (CheckpointError is a RuntimeError).
+STARTUP_ERRORS = (UserError, FileNotFoundError, ValueError, KeyError, RuntimeError, ParameterException)
 
 
-class TrackerNode(Node):
-    """Declares the parameters, builds the tracker, wires topics and services to a ``TrackerCore``."""
+class TrackerWiring:
+    """Parameters, tracker, topics, services and the inference thread of an rclpy node (mixed into one).
 
-    def __init__(self) -> None:
-        super().__init__(NODE_NAME)
+    The steps, in order: ``declare_tracker_parameters`` (construction), ``load_tracker`` (model,
+    engines, memory bank), ``start_tracking`` (subscribe, publish, serve, infer), ``stop_tracking``
+    (undo the start; the tracker stays loaded), ``unload_tracker`` (free its memory).
+    """
+
+    core: TrackerCore | None
+
+    def declare_tracker_parameters(self) -> None:
+        """Declare every parameter with its description; values are checked by params.py when loading."""
+        self.core = None
         self._cdr = typestore()
+        self._group = ReentrantCallbackGroup()  # every callback is short and thread-safe: none waits for another
+        self._entities: list[tuple[Callable[[Any], Any], Any]] = []  # (destroy, entity) of the started node
+        self._out_pubs: dict[str, Any] = {}
+        self._inference_on = threading.Event()
+        self._inference_thread: threading.Thread | None = None
         for p in parameter_specs():
-            self.declare_parameter(p.name, p.default, ParameterDescriptor(
-                description=p.description, additional_constraints=p.constraints, read_only=not p.dynamic))
-        params = TrackerParams.from_dict({p.name: self.get_parameter(p.name).value for p in parameter_specs()})
-        self.core = TrackerCore(build_tracker(params), params, self.get_logger())
+            self.declare_parameter(p.name, p.default, ParameterDescriptor(**p.descriptor()))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        group = ReentrantCallbackGroup()  # every callback is short and thread-safe: none waits for another
-        if params.image_transport == "compressed":
-            self.create_subscription(CompressedImage, self.resolve_topic_name("image") + "/compressed",
-                                     self.core.on_image, IMAGE_QOS, callback_group=group, raw=True)
-        else:
-            self.create_subscription(Image, "image", self.core.on_image, IMAGE_QOS, callback_group=group, raw=True)
-        for rclpy_type, topic, typename, handler in [
-            (PointStamped, "~/tap", "geometry_msgs/msg/PointStamped", self.core.on_point_stamped),
-            (Point, "~/click", "geometry_msgs/msg/Point", self.core.on_point),
-            (Detection2DArray, "~/seed_detections", "vision_msgs/msg/Detection2DArray", self.core.on_detections),
-            (ObjectPrompt, "~/prompt", OBJECT_PROMPT, self.core.on_prompt),
-        ]:
-            self.create_subscription(rclpy_type, topic, self._deserialized(typename, handler), 10,
-                                     callback_group=group, raw=True)
+    def load_tracker(self) -> TrackerParams:
+        """Build the tracker the parameters describe; ValueError naming the parameter if one is wrong."""
+        params = TrackerParams.from_dict({p.name: self.get_parameter(p.name).value for p in parameter_specs()})
+        self.core = TrackerCore(build_tracker(params, node=True), params, self.get_logger())
+        if params.random_weights:
+            self.get_logger().warning("random_weights: the model is UNTRAINED; its masks are meaningless")
+        return params
 
-        self.create_service(AddObjects, "~/add_objects",
-                            self._converted(AddObjects, ADD_OBJECTS_REQUEST, self.core.add_objects),
-                            callback_group=group)
-        self.create_service(RemoveObject, "~/remove_object",
-                            self._converted(RemoveObject, REMOVE_OBJECT_REQUEST, self.core.remove_object),
-                            callback_group=group)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
-        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=group)
-
-        self._out_pubs = {topic: self.create_publisher(rclpy_type, f"~/{topic}",
-                                                         LATCHED_QOS if topic == LABEL_INFO else 5)
-                            for topic, rclpy_type in OUTPUT_RCLPY_TYPES.items()}
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(params.diagnostics_period, self._publish_diagnostics, callback_group=group)
+    def start_tracking(self) -> None:
+        """Subscribe, advertise the outputs and services, publish LabelInfo and start inferring."""
+        params = self.core.params
+        for row in INPUTS:
+            if row.transport and row.transport != params.image_transport:
+                continue
+            topic = self.resolve_topic_name(row.topic) + row.suffix if row.suffix else row.topic
+            callback = self._handler(row.handler) if row.cdr else self._deserialized(row.type_name, row.handler)
+            self._keep(self.destroy_subscription, self.create_subscription(
+                get_message(row.type_name), topic, callback, QOS[row.qos], callback_group=self._group, raw=True))
+        for row in SERVICES:
+            srv_type = get_service(row.type_name)
+            self._keep(self.destroy_service, self.create_service(
+                srv_type, row.name, self._answer(srv_type, row), callback_group=self._group))
+        for topic, type_name in OUTPUT_TYPES.items():
+            self._out_pubs[topic] = self._keep(self.destroy_publisher, self.create_publisher(
+                get_message(type_name), f"~/{topic}", QOS[OUTPUT_QOS.get(topic, "output")]))
+        self._diag_pub = self._keep(self.destroy_publisher, self.create_publisher(
+            get_message(DIAGNOSTICS[0]), DIAGNOSTICS[1], QOS["input"]))
+        self._keep(self.destroy_timer, self.create_timer(params.diagnostics_period, self._publish_diagnostics,
+                                                         callback_group=self._group))
         self._publish(LABEL_INFO, self.core.label_info(self._header()))
-
-        self._inference_on = threading.Event()
         self._inference_on.set()
         self._inference_thread = threading.Thread(target=self._inference_loop, name="sam2_inference", daemon=True)
         self._inference_thread.start()
         self.get_logger().info(f"tracking {self.resolve_topic_name('image')} ({params.image_transport}) with the "
                                f"{params.backend} backend on {self.core.tracker.device}; tap mode {params.tap_mode}")
-        if params.random_weights:
-            self.get_logger().warning("random_weights: the model is UNTRAINED; its masks are meaningless")
 
-    def destroy_node(self) -> None:
+    def stop_tracking(self) -> None:
+        """Stop inferring, drop the subscriptions, publishers, services and timer; the tracker stays loaded."""
         self._inference_on.clear()
-        self._inference_thread.join(timeout=5.0)
-        super().destroy_node()
+        if self._inference_thread is not None:
+            self._inference_thread.join(timeout=5.0)
+            self._inference_thread = None
+        while self._entities:
+            destroy, entity = self._entities.pop()
+            destroy(entity)
+        self._out_pubs.clear()
+
+    def unload_tracker(self) -> None:
+        """Drop the tracker (model, engines, memory bank) and hand its GPU memory back to the driver."""
+        if self.core is None:
+            return
+        device = str(self.core.tracker.device)
+        self.core = None
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+            self.get_logger().info(f"tracker released; {torch.cuda.memory_allocated() / 2**20:.0f} MiB of CUDA "
+                                   f"memory still allocated by this process")
+        else:
+            self.get_logger().info("tracker released")
 
     # --------------------------------------------------------------- plumbing
+    def _keep(self, destroy: Callable[[Any], Any], entity: Any) -> Any:
+        self._entities.append((destroy, entity))
+        return entity
+
     def _inference_loop(self) -> None:
         """Runs ``core.step`` back to back; the overlay is drawn only while someone subscribes to it."""
+        core, overlay = self.core, self._out_pubs[OVERLAY]
         while self._inference_on.is_set() and self.context.ok():
             try:
-                outputs = self.core.step(overlay=self._out_pubs[OVERLAY].get_subscription_count() > 0,
-                                         timeout=STEP_TIMEOUT_S)
+                outputs = core.step(overlay=overlay.get_subscription_count() > 0, timeout=STEP_TIMEOUT_S)
                 for topic, msg in outputs.messages() if outputs is not None else []:
                     self._publish(topic, msg)
             except Exception as exc:  # noqa: BLE001 - keep serving; the cause is logged and shows in diagnostics
                 self.get_logger().error(f"inference step failed: {exc!r}", throttle_duration_sec=5.0)
 
     def _publish(self, topic: str, msg: Any) -> None:
-        self._out_pubs[topic].publish(bytes(self._cdr.serialize_cdr(msg, msg.__msgtype__)))
+        publisher = self._out_pubs.get(topic)
+        if publisher is not None:  # None: stopped while this frame was in flight
+            publisher.publish(bytes(self._cdr.serialize_cdr(msg, msg.__msgtype__)))
 
     def _publish_diagnostics(self) -> None:
         msg = self.core.diagnostics(self._header(), f"{self.get_name()}: tracking")
@@ -137,33 +217,33 @@ class TrackerNode(Node):
     def _header(self) -> Any:
         return header_msg(self.get_clock().now().nanoseconds, "")
 
-    def _deserialized(self, typename: str, handler: Callable[[Any], None]) -> Callable[[bytes], None]:
-        """A raw-subscription callback handing ``handler`` the rosbags message of the CDR bytes."""
+    def _handler(self, name: str) -> Callable[[Any], Any]:
+        """The current core's method ``name`` (looked up per call: nothing outlives an unloaded core)."""
+        return lambda msg: getattr(self.core, name)(msg)
+
+    def _deserialized(self, typename: str, handler: str) -> Callable[[bytes], None]:
+        """A raw-subscription callback handing the core's ``handler`` the rosbags message of the CDR bytes."""
         def callback(raw: bytes) -> None:
             try:
                 msg = self._cdr.deserialize_cdr(raw, typename)
             except Exception as exc:  # noqa: BLE001 - a definition mismatch must not stop the executor
-                self.get_logger().error(f"cannot read {typename}: {exc!r}", throttle_duration_sec=5.0)
+                self.core.report_bad_message(typename, exc)
                 return
-            handler(msg)
+            getattr(self.core, handler)(msg)
         return callback
 
-    def _converted(self, srv_type: Any, request_type: str, handler: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
-        """A service callback running ``handler`` on the rosbags form of the request, answering its rclpy form."""
-        def callback(request: Any, _response: Any) -> Any:
-            reply = handler(self._cdr.deserialize_cdr(serialize_message(request), request_type))
-            return deserialize_message(bytes(self._cdr.serialize_cdr(reply, reply.__msgtype__)), srv_type.Response)
+    def _answer(self, srv_type: Any, row: ServiceRow) -> Callable[[Any, Any], Any]:
+        """A service callback running the core's ``row.handler`` on the request, answering ``srv_type``'s response."""
+        def callback(request: Any, response: Any) -> Any:
+            handler = getattr(self.core, row.handler)
+            if row.call == "cdr":
+                reply = handler(self._cdr.deserialize_cdr(serialize_message(request), f"{row.type_name}_Request"))
+                return deserialize_message(bytes(self._cdr.serialize_cdr(reply, reply.__msgtype__)),
+                                           srv_type.Response)
+            result = handler(request.data) if row.call == "data" else handler()
+            response.success, response.message = result.success, result.message
+            return response
         return callback
-
-    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        result = self.core.reset()
-        response.success, response.message = result.success, result.message
-        return response
-
-    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        result = self.core.enable(request.data)
-        response.success, response.message = result.success, result.message
-        return response
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
         """Check every change first, then apply: a refused batch changes nothing. Foreign names pass through."""
@@ -175,17 +255,32 @@ class TrackerNode(Node):
                 spec(p.name).check(p.value)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        for p in ours:
-            self.core.set_param(p.name, p.value)
+        if self.core is not None:  # a managed node not configured yet reads them when it loads
+            for p in ours:
+                self.core.set_param(p.name, p.value)
         return SetParametersResult(successful=True)
 
 
-def main(args: list[str] | None = None) -> int:
-    """``ros2 run sam2_ros tracker``: exit code 1 when the tracker cannot start (bad parameters, no weights)."""
+class TrackerNode(TrackerWiring, Node):
+    """The plain node: loads the tracker and starts tracking as it is constructed."""
+
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        self.declare_tracker_parameters()
+        self.load_tracker()
+        self.start_tracking()
+
+    def destroy_node(self) -> None:
+        self.stop_tracking()
+        super().destroy_node()
+
+
+def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Run the node ``make_node`` builds until shutdown; exit code 1, with one line, when it cannot start."""
     rclpy.init(args=args)
     try:
-        node = TrackerNode()
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:  # CheckpointError is a RuntimeError
+        node = make_node()
+    except STARTUP_ERRORS as exc:
         get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
@@ -200,6 +295,11 @@ def main(args: list[str] | None = None) -> int:
         executor.shutdown()
         rclpy.try_shutdown()
     return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run sam2_ros tracker``."""
+    return spin(TrackerNode, args)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES
+from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES, OptionNames
 
-#: The node's name, which is also the key of its section in a ROS 2 parameters file.
+#: The node's default name.
 NODE_NAME = "tracker"
+#: The section of config/tracker.yaml: ``/**`` applies to the node under any name and namespace.
+PARAMS_FILE_KEY = "/**"
 TAP_MODES = ("replace", "add")
 IMAGE_TRANSPORTS = ("raw", "compressed")
 #: Label images are mono8 and 0 is background, so at most 255 objects get a label.
 MAX_LABELS = 255
 
 ParamValue = bool | int | float | str
+#: How the tracker factory's errors name the node's parameters (the CLI's flags mean nothing to a node).
+NODE_OPTION_NAMES = OptionNames(checkpoint="the parameter `checkpoint`", random_weights="`random_weights: true`",
+                                engine_dir="the parameter `engine_dir`", device="device:", backend="backend:")
 
 
 def _param(default: ParamValue, description: str, *, choices: tuple[str, ...] = (),
-           minimum: float | None = None, maximum: float | None = None, dynamic: bool = False) -> Any:
+           minimum: float | None = None, maximum: float | None = None, multiple_of: int | None = None,
+           dynamic: bool = False) -> Any:
     return field(default=default, metadata={"description": description, "choices": choices,
-                                            "minimum": minimum, "maximum": maximum, "dynamic": dynamic})
+                                            "minimum": minimum, "maximum": maximum, "multiple_of": multiple_of,
+                                            "dynamic": dynamic})
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class ParamSpec:
     choices: tuple[str, ...]
     minimum: float | None
     maximum: float | None
+    multiple_of: int | None
     dynamic: bool
 
     def check(self, value: Any) -> ParamValue:
@@ -54,18 +62,46 @@ class ParamSpec:
             raise ValueError(f"parameter {self.name!r} must be >= {self.minimum}, got {value}")
         if self.maximum is not None and value > self.maximum:
             raise ValueError(f"parameter {self.name!r} must be <= {self.maximum}, got {value}")
+        if self.multiple_of is not None and value % self.multiple_of:
+            raise ValueError(f"parameter {self.name!r} must be a multiple of {self.multiple_of}, got {value}")
         return float(value) if self.type is float else value
 
+    def parse(self, text: str) -> ParamValue:
+        """A launch argument's or command-line text as this parameter's checked value; ValueError naming it."""
+        if self.type is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false"):
+                raise ValueError(f"parameter {self.name!r} must be true or false, got {text!r}")
+            return self.check(lowered == "true")
+        try:
+            value = self.type(text.strip()) if self.type is not str else text
+        except ValueError:
+            raise ValueError(f"parameter {self.name!r} must be a {self.type.__name__}, got {text!r}") from None
+        return self.check(value)
+
+    def descriptor(self) -> dict[str, Any]:
+        """Fields of this parameter's rcl_interfaces/ParameterDescriptor.
+
+        ``dynamic_typing``: rclpy itself would refuse a value of another type while declaring
+        the parameter, with a traceback (an int for a float: ``diagnostics_period: 2``); this
+        module checks and converts types instead (``check``), so the node reports one line
+        naming the parameter and accepts whole numbers for decimal ones.
+        """
+        return {"name": self.name, "description": self.description, "additional_constraints": self.constraints,
+                "read_only": not self.dynamic, "dynamic_typing": True}
     @property
     def constraints(self) -> str:
         """The allowed values in words (ParameterDescriptor.additional_constraints, the README table)."""
         if self.choices:
             return "one of: " + ", ".join(self.choices)
+        words = []
         if self.minimum is not None and self.maximum is not None:
-            return f"{self.minimum} to {self.maximum}"
-        if self.minimum is not None:
-            return f">= {self.minimum}"
-        return ""
+            words.append(f"{self.minimum} to {self.maximum}")
+        elif self.minimum is not None:
+            words.append(f">= {self.minimum}")
+        if self.multiple_of is not None:
+            words.append(f"multiple of {self.multiple_of}")
+        return ", ".join(words)
 
 
 @dataclass
@@ -82,7 +118,8 @@ class TrackerParams:
                                  "empty for torch")
     precision: str = _param("float32", "float32 (exact) or bfloat16 / float16 autocast", choices=DTYPES)
     device: str = _param("", "cpu, cuda or cuda:N; empty: cuda if available, else cpu")
-    image_size: int = _param(1024, "model input size in pixels (multiple of 32)", minimum=32)
+    # sam2_ros.model.config.get_config refuses other sizes.
+    image_size: int = _param(1024, "model input size in pixels", minimum=64, multiple_of=32)
     max_objects: int = _param(16, "objects tracked at once; sizes the preallocated memory bank",
                               minimum=1, maximum=MAX_LABELS)
     fill_hole_area: int = _param(8, "fill mask holes up to this many low-res pixels; 0 disables", minimum=0)
@@ -106,7 +143,7 @@ class TrackerParams:
 def parameter_specs() -> list[ParamSpec]:
     """Every parameter, in declaration order."""
     return [ParamSpec(f.name, type(f.default), f.default, f.metadata["description"], tuple(f.metadata["choices"]),
-                      f.metadata["minimum"], f.metadata["maximum"], f.metadata["dynamic"])
+                      f.metadata["minimum"], f.metadata["maximum"], f.metadata["multiple_of"], f.metadata["dynamic"])
             for f in dataclasses.fields(TrackerParams)]
 
 
@@ -119,14 +156,49 @@ def spec(name: str) -> ParamSpec:
 
 
 def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> TrackerParams:
-    """Settings from a ROS 2 parameters file (``<node>: ros__parameters: {...}``), defaults for the rest."""
+    """Settings from a ROS 2 parameters file, defaults for the rest.
+
+    As rclcpp and rclpy read it: the ``/**`` section (any node) first, then the node's own
+    (``<node>:`` or ``/<node>:``), whose values win.
+    """
     import yaml
 
     document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    section = document.get(node_name, document.get(f"/{node_name}"))
-    if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
-        raise ValueError(f"{path}: no '{node_name}: ros__parameters:' section")
-    return TrackerParams.from_dict(section["ros__parameters"])
+    sections = [document[key] for key in (PARAMS_FILE_KEY, node_name, f"/{node_name}") if key in document]
+    values: dict[str, Any] = {}
+    for section in sections:
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+            raise ValueError(f"{path}: a section without 'ros__parameters:'")
+        values.update(section["ros__parameters"])
+    if not sections:
+        raise ValueError(f"{path}: no '{PARAMS_FILE_KEY}:' or '{node_name}:' section with 'ros__parameters:'")
+    return TrackerParams.from_dict(values)
+
+
+def parse_flag(name: str, text: str) -> bool:
+    """A true/false launch argument that is no node parameter (``lifecycle``, ``autostart``)."""
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"launch argument {name}:={text!r} must be true or false")
+    return lowered == "true"
+
+
+def launch_overrides(arguments: dict[str, str]) -> dict[str, ParamValue]:
+    """Typed, checked node parameters from launch arguments (``{name: text}``); empty texts are left out.
+
+    Why here: a bad value (``image_size:=abc``) must end the launch with one line that names the
+    argument, not with Python's ``invalid literal for int()``; this runs without ROS, so CI tests it.
+    """
+    overrides = {}
+    for name, text in arguments.items():
+        if text == "":
+            continue
+        try:
+            overrides[name] = spec(name).parse(text)
+        except (KeyError, ValueError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            raise ValueError(f"launch argument {name}:={text!r}: {message}") from None
+    return overrides
 
 
 def markdown_table() -> str:

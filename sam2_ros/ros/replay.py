@@ -10,13 +10,9 @@ is checked on real data; with one, the output bag plays back next to the input b
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +20,6 @@ from sam2_ros.io.prompts import build_schedule
 from sam2_ros.ros.params import NODE_NAME, TrackerParams
 
 if TYPE_CHECKING:
-    from rosbags.rosbag2 import Reader, Writer
-
     from sam2_ros.io.prompts import ObjectPrompt as CliPrompt
 
 # numpy, rosbags, torch and the core are imported where used, so that building the ``sam2-ros``
@@ -50,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    """Replay ``args.bag`` into ``args.out_bag``; returns the exit code (1 if prompts were refused, 130 on Ctrl+C)."""
+    """Replay ``args.bag`` into ``args.out_bag``; returns the exit code (1 if prompts were refused, 130 on Ctrl+C).
+
+    A bag that cannot be read raises ``BagError`` before the model is built; damage found halfway
+    raises it after the images before the damage were written.
+    """
     if args.input is not None or args.out is not None:
         raise ValueError("--bag writes --out-bag; INPUT and --out are for videos, image folders and cameras")
     if args.bag is None or args.out_bag is None:
@@ -63,41 +61,41 @@ def run_replay(args: argparse.Namespace) -> int:
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
         raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
-    from rosbags.rosbag2 import Reader
-
+    from sam2_ros.ros.bag_io import BagError, bag_writer, image_connections, node_qos, open_bag, read_messages
     from sam2_ros.ros.core import IMAGE_TYPES, LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
     from sam2_ros.ros.messages import stamp_ns
     from sam2_ros.ros.typesys import typestore
 
     log = _StderrLogger()
     store = typestore()
-    with Reader(args.bag) as reader:  # a bad bag or topic fails before the model is built
-        connection = _image_connection(reader, args.image_topic)
+    damage: BagError | None = None
+    with open_bag(args.bag) as reader:  # a bad bag or topic fails before the model is built
+        connections = image_connections(reader, args.image_topic, list(IMAGE_TYPES.values()))
+        image_topic, image_type = connections[0].topic, connections[0].msgtype
         params = TrackerParams.from_dict({  # the node's settings, from the command line
             "model": args.model, "checkpoint": str(args.checkpoint or ""), "random_weights": args.random_weights,
             "backend": args.backend, "engine_dir": str(args.engines or ""), "precision": args.dtype,
             "device": args.device or "", "image_size": args.image_size, "max_objects": args.max_objects,
             "fill_hole_area": args.fill_hole_area, "publish_masks": args.object_masks,
-            "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == connection.msgtype)})
-        core = TrackerCore(build_tracker(params), params, log)
+            "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type)})
         topics = [t for t in OUTPUT_TYPES if t != OVERLAY or not args.no_overlay]
         counts: Counter[str] = Counter()
-        done, previous_stamp, stopped_by, t_start = 0, None, "end of bag", time.perf_counter()
-        with _bag_writer(args.out_bag) as writer:
+        with bag_writer(args.out_bag) as writer:  # an unwritable OUT fails before the model is built, too
+            core = TrackerCore(build_tracker(params), params, log)
+            done, previous_stamp, stopped_by, t_start = 0, None, "end of bag", time.perf_counter()
             out = {topic: writer.add_connection(f"{args.topic_prefix.rstrip('/')}/{topic}", OUTPUT_TYPES[topic],
                                                 typestore=store,
-                                                offered_qos_profiles=[_latched()] if topic == LABEL_INFO else ())
+                                                offered_qos_profiles=[node_qos(latched=topic == LABEL_INFO)])
                    for topic in topics}
             try:
-                for index, (_, record_time, raw) in enumerate(reader.messages(connections=[connection])):
+                for index, (record_time, image) in enumerate(read_messages(reader, connections, store)):
                     if args.max_frames is not None and index >= args.max_frames:
                         stopped_by = "max frames"
                         break
-                    image = store.deserialize_cdr(raw, connection.msgtype)
                     stamp = stamp_ns(image.header)
                     unordered = stamp is None or (previous_stamp is not None and stamp <= previous_stamp)
                     if index in schedule and unordered:
-                        raise ValueError(f"image {index} on {connection.topic} has stamp {stamp or 0}, not after the "
+                        raise ValueError(f"image {index} on {image_topic} has stamp {stamp or 0}, not after the "
                                          f"previous image's: prompts @{index} name their image by its stamp")
                     previous_stamp = stamp
                     core.on_image(image)
@@ -110,15 +108,19 @@ def run_replay(args: argparse.Namespace) -> int:
                         counts[topic] += 1
             except KeyboardInterrupt:
                 stopped_by = "interrupted"
+            except BagError as exc:  # keep what was tracked before the damage, then report it
+                stopped_by, damage = "damaged bag", exc
     late = sorted(f for f in schedule if f >= done)
     if late:
         print(f"warning: prompts for images {late} were never applied: the replay stopped after {done} images",
               file=sys.stderr)
     written = ", ".join(f"{args.topic_prefix.rstrip('/')}/{t} {counts[t]}" for t in topics)
-    print(f"replayed {done} images of {connection.topic} ({stopped_by}, {time.perf_counter() - t_start:.1f} s) "
+    print(f"replayed {done} images of {image_topic} ({stopped_by}, {time.perf_counter() - t_start:.1f} s) "
           f"into {args.out_bag}: {written}")
     if stopped_by == "interrupted":
         return 130
+    if damage is not None:
+        raise BagError(f"{damage}; the {done} images before it were replayed into {args.out_bag}") from damage
     if core.stats.refused_prompts:
         print(f"error: {core.stats.refused_prompts} prompts were refused (see above); the bag was written",
               file=sys.stderr)
@@ -151,46 +153,3 @@ def prompt_msg(prompt: CliPrompt, header: Any) -> Any:
         header=header, object_id=prompt.obj_id,
         points=[types["vision_msgs/msg/Point2D"](x=float(x), y=float(y)) for x, y in prompt.points],
         labels=np.array(prompt.labels, dtype=np.int32), box=[] if prompt.box is None else [bbox2d(prompt.box)])
-
-
-def _latched() -> Any:
-    """How ``ros2 bag play`` should offer LabelInfo: latched, like the node's transient-local publisher."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
-    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0),
-               QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
-
-
-def _image_connection(reader: Reader, topic: str | None) -> Any:
-    from sam2_ros.ros.core import IMAGE_TYPES
-
-    images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES.values()]
-    names = ", ".join(sorted({c.topic for c in images})) or "none"
-    chosen = [c for c in images if topic is None or c.topic == topic]
-    if topic is None and len(chosen) != 1:
-        raise ValueError(f"{reader.path}: pick the images with --image-topic (image topics: {names})")
-    if not chosen:
-        raise ValueError(f"{reader.path}: no sensor_msgs Image or CompressedImage topic {topic!r} "
-                         f"(image topics: {names})")
-    return chosen[0]
-
-
-@contextlib.contextmanager
-def _bag_writer(path: Path) -> Iterator[Writer]:
-    """A rosbag2 writer for ``path``: one .mcap file (written beside it, then renamed) or a sqlite3 folder.
-
-    rosbags always writes a folder; for an .mcap name the folder is temporary and only its mcap
-    file (which carries every schema and QoS profile itself) is kept, so a failed run leaves nothing.
-    """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    if path.suffix != ".mcap":
-        with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
-            yield writer
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
-        folder = Path(tmp) / "bag"
-        with Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-            yield writer
-        os.replace(folder / "bag.mcap", path)

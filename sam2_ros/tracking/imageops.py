@@ -1,8 +1,9 @@
 """Pre- and post-processing that run on the backend's device.
 
-Resizing uses bicubic interpolation with antialiasing and rounds to 8-bit levels, which
-reproduces Pillow's ``Image.resize`` (what Meta's video loader uses) within one grey
-level, without a host round trip per frame.
+Resizing uses bicubic interpolation with antialiasing and rounds to 8-bit levels, close to
+Pillow's ``Image.resize`` (what Meta's video loader uses) without a host round trip per
+frame: at most 9 grey levels apart at high-contrast edges, where Pillow rounds between its
+two passes, and 0.2 on average (tests/test_preprocessing_pillow.py).
 """
 from __future__ import annotations
 
