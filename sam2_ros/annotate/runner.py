@@ -161,6 +161,9 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
         bar.close()
         if started_here:
             ray.shutdown()
+        else:  # a cluster that outlives the run gets its CPUs/GPUs back now
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
 
 
 def run_local(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetManifest, run: dict[str, Any],
