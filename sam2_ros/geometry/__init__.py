@@ -12,8 +12,10 @@ from sam2_ros.geometry.intrinsics import (
     parse_intrinsics,
 )
 from sam2_ros.geometry.locate import DEFAULT_DEPTH_SCALE, DepthError, ObjectLocations, depth_to_metres, locate_objects
+from sam2_ros.geometry.objects import Object3D, locate_result
 
 __all__ = [
-    "DEFAULT_DEPTH_SCALE", "DepthError", "Intrinsics", "IntrinsicsError", "ObjectLocations", "as_intrinsics",
-    "depth_to_metres", "intrinsics_from_camera_info", "locate_objects", "masked_points", "parse_intrinsics",
+    "DEFAULT_DEPTH_SCALE", "DepthError", "Intrinsics", "IntrinsicsError", "Object3D", "ObjectLocations",
+    "as_intrinsics", "depth_to_metres", "intrinsics_from_camera_info", "locate_objects", "locate_result",
+    "masked_points", "parse_intrinsics",
 ]
