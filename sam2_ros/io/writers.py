@@ -139,14 +139,19 @@ class RunSummary:
         self.frames: list[dict[str, Any]] = []
 
     def add(self, index: int, frame_hw: tuple[int, int], objects: list[ObjectResult], latency_ms: float,
-            tracker_ms: dict[str, float], prompted: list[int]) -> None:
-        """Record frame ``index``; ``prompted``: ids prompted on it, ``tracker_ms``: the tracker's breakdown."""
+            tracker_ms: dict[str, float], prompted: list[int], located: list[Any] | None = None) -> None:
+        """Record frame ``index``; ``prompted``: ids prompted on it, ``tracker_ms``: the tracker's breakdown.
+
+        ``located``: the visible objects' ``Object3D`` (with --depth), stored under each object's "3d".
+        """
+        in_3d = {o.obj_id: o.as_dict() for o in located or []}
         self.frame_hw = frame_hw
         self.frames.append({
             "index": index,
             "objects": [{"id": o.obj_id, "score": round(o.score, 4), "visible": o.visible,
                          "box": None if o.box is None else [round(v, 1) for v in o.box],
-                         **({"track": o.track.as_dict()} if o.track is not None else {})} for o in objects],
+                         **({"track": o.track.as_dict()} if o.track is not None else {}),
+                         **({"3d": in_3d[o.obj_id]} if o.obj_id in in_3d else {})} for o in objects],
             "prompted": prompted,
             "latency_ms": round(latency_ms, 3),
             "tracker_ms": {k: round(v, 3) for k, v in tracker_ms.items()},

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from sam2_ros.geometry import DepthError, IntrinsicsError, locate_result, masked_points
-from sam2_ros.ros.depth_sync import DepthDecodeError, DepthSync
+from sam2_ros.ros.depth_sync import DEPTH_WAIT_S, DepthDecodeError, DepthSync
 from sam2_ros.ros.messages import stamp_ns
 from sam2_ros.ros.messages3d import (
     DEPTH_INPUT_TYPES,
@@ -27,13 +27,19 @@ from sam2_ros.ros.typesys import typestore
 
 
 class DepthPipeline:
-    """Depth and camera-info inputs and the 3-D outputs of one node (``use_depth``)."""
+    """Depth and camera-info inputs and the 3-D outputs of one node (``use_depth``).
 
-    def __init__(self, params: TrackerParams, log: Any) -> None:
+    ``wait_s``: how long a tracked frame waits for a depth image that may still come (the bag
+    replay, which delivers depth before stepping, sets 0).
+    """
+
+    def __init__(self, params: TrackerParams, log: Any, wait_s: float = DEPTH_WAIT_S) -> None:
         self.params = params
+        self.wait_s = wait_s
         self.log = log
         self.sync = DepthSync(params.depth_tolerance, params.depth_scale)
-        self.tapped: int | None = None  # the most recently tapped object: the default target
+        #: The most recently tapped object: the default target (else target_object, else the lowest id).
+        self.tapped: int | None = None
         self.counts: Counter[str] = Counter()  # unusable inputs and 3-D failures (sync.counts has pairing)
         self._logged: set[str] = set()
 
@@ -66,7 +72,7 @@ class DepthPipeline:
         ``labels``: published object id -> label-image value; ``scores``: id -> presence probability.
         """
         try:
-            frame = self.sync.match(stamp_ns(header))
+            frame = self.sync.match(stamp_ns(header), self.wait_s)
         except DepthDecodeError as exc:
             self._problem(f"decode:{exc.args[0][:40]}", f"no 3-D for this frame: {exc}", count=False)
             return {}
@@ -76,7 +82,7 @@ class DepthPipeline:
         try:
             objects = locate_result(result, frame.depth, frame.intrinsics, frame.depth_scale, object_ids=ids)
             out: dict[str, Any] = {DETECTIONS_3D: detection3d_array_msg(header, objects, scores)}
-            target = self.params.target_object or self.tapped
+            target = self.params.target_object or self.tapped or min(labels, default=None)
             hit = [o for o in objects if o.obj_id == target and o.valid]
             if hit:
                 out[TARGET_POINT] = point_stamped_msg(header, hit[0].position)

@@ -23,6 +23,9 @@ DEPTH_ENCODINGS: dict[str, tuple[str, float | None]] = {"16UC1": ("u2", None), "
                                                        "32FC1": ("f4", 1.0)}
 #: Depth images kept for pairing; at 30 Hz this spans a quarter of a second.
 DEPTH_BUFFER = 8
+#: How long a tracked frame may wait for its depth image when none that close has arrived yet
+#: but one still may (registered depth is published after the colour image it is aligned to).
+DEPTH_WAIT_S = 0.05
 
 
 class DepthDecodeError(ValueError):
@@ -74,7 +77,7 @@ class DepthSync:
                  capacity: int = DEPTH_BUFFER) -> None:
         self.tolerance_ns = int(tolerance_s * 1e9)
         self.depth_scale = depth_scale
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._depth: deque[tuple[int, Any]] = deque(maxlen=capacity)
         self._intrinsics: Intrinsics | None = None
         self.counts: Counter[str] = Counter()
@@ -83,6 +86,7 @@ class DepthSync:
         """Keep a depth message (decoded only when a colour frame picks it)."""
         with self._lock:
             self._depth.append((stamp_ns, msg))
+            self._lock.notify_all()
 
     def put_camera_info(self, msg: Any) -> None:
         """Take the intrinsics of a sensor_msgs/CameraInfo; ValueError if unusable."""
@@ -94,18 +98,21 @@ class DepthSync:
     def intrinsics(self) -> Intrinsics | None:
         return self._intrinsics
 
-    def match(self, stamp_ns: int | None) -> DepthFrame | None:
+    def match(self, stamp_ns: int | None, wait_s: float = 0.0) -> DepthFrame | None:
         """The depth frame for a colour frame stamped ``stamp_ns``, or None (the reason is counted).
 
-        Raises ``DepthDecodeError`` (counted as ``bad_depth``) when the nearest depth image
-        cannot be read, so the caller can log why.
+        When no depth image is stamped at or after ``stamp_ns - tolerance`` yet, waits up to
+        ``wait_s`` for one. Raises ``DepthDecodeError`` (counted as ``bad_depth``) when the
+        nearest depth image cannot be read, so the caller can log why.
         """
-        with self._lock:
-            candidates = list(self._depth)
-            intrinsics = self._intrinsics
         if stamp_ns is None:
             self.counts["unstamped"] += 1
             return None
+        with self._lock:
+            self._lock.wait_for(lambda: any(s >= stamp_ns - self.tolerance_ns for s, _ in self._depth),
+                                timeout=wait_s)
+            candidates = list(self._depth)
+            intrinsics = self._intrinsics
         if not candidates:
             self.counts["no_depth"] += 1
             return None

@@ -100,7 +100,8 @@ class TrackerParams:
     depth_tolerance: float = _param(0.02, "max seconds between a colour frame's and its depth image's stamps",
                                     minimum=0.0)
     depth_scale: float = _param(0.001, "metres per unit of 16UC1 / mono16 depth", minimum=1e-9)
-    target_object: int = _param(0, "object published on target_point; 0: the most recently tapped", minimum=0)
+    target_object: int = _param(0, "object published on target_point; 0: the most recently tapped (else the "
+                                  "lowest id)", minimum=0)
     cloud_stride: int = _param(4, "object_points takes every N-th pixel in x and y", minimum=1)
     lost_after_frames: int = _param(15, "an object unseen for more tracked frames is LOST (OCCLUDED before)",
                                     minimum=0)
