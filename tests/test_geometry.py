@@ -97,7 +97,12 @@ def test_box_position_and_extent_within_1mm_of_the_analytic_values():
     # Every face pixel with depth is an inlier; wall pixels are not, nor flying pixels beyond 3 cm of the face.
     face_samples = int((face & ~np.isnan(depth)).sum())
     near_face = int((mask & ~face & (np.abs(depth - FACE_Z) <= 0.03)).sum())
-    assert int(loc.num_inliers[0]) == face_samples + near_face < int(loc.num_samples[0])
+    every = locate_objects(mask, to_16uc1(depth), INTR, max_samples=None)  # no subsampling: exact counts
+    assert int(every.num_inliers[0]) == face_samples + near_face < int(every.num_samples[0])
+    np.testing.assert_allclose(every.position[0].numpy(), centre, atol=1 * MM)
+    np.testing.assert_allclose(every.extent[0].numpy(), hi - lo, atol=1 * MM)
+    # By default about max_samples (8192) of the mask's samples are used.
+    assert int(loc.num_samples[0]) == int(every.num_samples[0]) and 4000 < int(loc.num_inliers[0]) < 8192
 
 
 def test_full_percentiles_give_the_full_face():

@@ -44,7 +44,7 @@ class ObjectLocations(NamedTuple):
       has a depth extent of about 0, and a flat face of width W spans about (1 - 2p) W;
     * ``num_samples`` N int64: valid depth samples (no hole) in the mask;
     * ``num_inliers`` N int64: those near the dominant depth, which the numbers come from
-      (counted among the samples used: at most ``max_samples`` per mask);
+      (counted among the samples used: about ``max_samples`` per mask at most);
     * ``valid`` N bool: ``num_inliers >= min_samples``. Rows that are not valid hold NaN, never a
       number that looks usable.
 
@@ -195,7 +195,7 @@ def _segment_quantiles(segment: Tensor, values: Tensor, counts: Tensor, starts: 
 def locate_objects(masks: Any, depth: Any, intrinsics: Any, depth_scale: float | None = None, *,
                    erode: int = 2, min_samples: int = 20, percentiles: tuple[float, float] = (1.0, 99.0),
                    outlier_mads: float = 3.0, min_band: float = 0.03,
-                   max_samples: int | None = 16384) -> ObjectLocations:
+                   max_samples: int | None = 8192) -> ObjectLocations:
     """Robust 3-D position, extent and sample count of every mask, from a depth image registered to them.
 
     ``masks``: N x H x W bool (numpy or torch; the computation runs on their device).
@@ -212,8 +212,8 @@ def locate_objects(masks: Any, depth: Any, intrinsics: Any, depth_scale: float |
     sway it; inliers are the mask's samples within ``max(min_band m, outlier_mads x 1.4826 x MAD)``
     of it (flying pixels and background the mask bleeds onto are out); position = per-axis
     inlier median; extent from the inliers' ``percentiles`` (in %). Masks with more than
-    ``max_samples`` samples use every k-th (raster order), which bounds the cost of large
-    objects (None: all). See ``ObjectLocations`` for the fields.
+    ``max_samples`` samples use about that many, spread over the mask, which bounds the cost of
+    large objects (None: all). See ``ObjectLocations`` for the fields.
     """
     m, z, intr = prepare(masks, depth, intrinsics, depth_scale)
     n, h, w = m.shape
@@ -229,10 +229,10 @@ def locate_objects(masks: Any, depth: Any, intrinsics: Any, depth_scale: float |
     use_eroded = eroded_count >= min_samples
     counts = num_samples
     if max_samples is not None and segment.numel() > max_samples:
-        # Every k-th sample in raster order (k per object) keeps at most max_samples of each.
+        # About 1 in k samples (k per object), picked by a hash of the pixel index: spread over
+        # the mask without the aliasing a raster stride has when k divides the mask's width.
         step = (counts + max_samples - 1) // max_samples
-        rank = torch.arange(segment.numel(), device=device) - (counts.cumsum(0) - counts)[segment]
-        keep = rank % step[segment] == 0
+        keep = (((pixel * 2654435761) & 0xFFFFFFFF) >> 12) % step[segment] == 0
         segment, pixel, in_eroded = segment[keep], pixel[keep], in_eroded[keep]
         counts = torch.bincount(segment, minlength=n)
     starts = counts.cumsum(0) - counts
