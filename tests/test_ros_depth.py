@@ -259,3 +259,21 @@ def test_without_use_depth_depth_inputs_are_ignored():
     core.on_camera_info(camera_info())
     out = tapped_frame(core)
     assert core.depth is None and not out.depth and "depth_paired" not in diag(core)
+
+
+def test_a_frame_waits_briefly_for_depth_that_arrives_after_it():
+    """Registered depth is published after its colour image: a depth image 20 ms late still pairs."""
+    import threading
+
+    core, log = make_core()
+    core.on_camera_info(camera_info())
+    core.on_depth(depth_msg(stamp(0) - 33_000_000, depth_mm()))  # the previous frame's: too old
+    late = threading.Timer(0.02, core.on_depth, [depth_msg(stamp(0), depth_mm())])
+    late.start()
+    out = tapped_frame(core, info=False)
+    late.join()
+    assert DETECTIONS_3D in dict(out.messages()) and diag(core)["depth_paired"] == "1"
+    # Nothing newer ever comes: the frame goes out without 3-D after the bounded wait.
+    core.on_image(image(5))
+    out = core.step()
+    assert out is not None and DETECTIONS_3D not in dict(out.messages()) and diag(core)["depth_stale"] == "1"
