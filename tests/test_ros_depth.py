@@ -37,6 +37,7 @@ class BoxTracker:
         self.bank = SimpleNamespace(max_objects=4)
         self.states = TrackStates()
         self.ids: list[int] = []
+        self.hidden: set[int] = set()  # objects whose mask is empty and presence negative
         self.frame = -1
 
     @property
@@ -64,13 +65,19 @@ class BoxTracker:
     def _result(self, prompted=()):
         h, w = self.hw
         logits = torch.full((len(self.ids), h, w), -10.0)
+        scores = torch.full((len(self.ids),), 5.0)
         for row, obj_id in enumerate(self.ids):
             x1, y1, x2, y2 = BOX if obj_id == 1 else (4, 4 * obj_id, 10, 4 * obj_id + 6)
-            logits[row, y1:y2, x1:x2] = 10.0
+            if obj_id in self.hidden:
+                scores[row] = -5.0
+            else:
+                logits[row, y1:y2, x1:x2] = 10.0
         boxes, nonempty = boxes_from_masks(logits > 0)
-        scores = torch.full((len(self.ids),), 5.0)
         result = TrackResult(self.frame, (h, w), list(self.ids), logits, scores, boxes, nonempty & (scores > 0))
-        result.states, _ = self.states.observe(self.frame, result.object_ids, result.masks, result.visible, prompted)
+        result.states, lost = self.states.observe(self.frame, result.object_ids, result.masks, result.visible,
+                                                  prompted)
+        for obj_id in lost:  # as Sam2Tracker does
+            self.remove_object(obj_id)
         return result
 
 
@@ -277,3 +284,17 @@ def test_a_frame_waits_briefly_for_depth_that_arrives_after_it():
     core.on_image(image(5))
     out = core.step()
     assert out is not None and DETECTIONS_3D not in dict(out.messages()) and diag(core)["depth_stale"] == "1"
+
+
+def test_lost_objects_are_reported_then_removed_and_their_label_freed():
+    core, _ = make_core(tap_mode="add", lost_after_frames=1, remove_lost_after=3)
+    tapped_frame(core, depth=depth_msg(stamp(0), depth_mm()))
+    core.tracker.hidden.add(1)
+    states = []
+    for i in range(1, 5):
+        core.on_image(image(i))
+        out = core.step()
+        states.append([(o.object_id, o.state, o.frames_since_seen) for o in out.tracked_objects.objects])
+        assert DETECTIONS_3D not in dict(out.messages()) or not dict(out.messages())[DETECTIONS_3D].detections
+    assert states == [[(1, 2, 1)], [(1, 3, 2)], [], []]  # OCCLUDED, LOST, then removed on its 3rd unseen frame
+    assert core.tracker.object_ids == [] and core._objects.labels == {}

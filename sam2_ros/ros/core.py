@@ -427,6 +427,9 @@ class TrackerCore:
             self._has_frame, self._stamp, self._frame_hw = True, stamp_ns(header), rgb.shape[:2]
         result = self._run_commands(new_frame=True) or result
         result = _rows(result, set(self.tracker.object_ids))
+        if self.params.remove_lost_after:  # the tracker removed long-lost objects: free their labels
+            for obj_id in set(self._objects.labels) - set(self.tracker.object_ids):
+                self._forget_if_unused(obj_id)
         inference_ms = (time.perf_counter() - t0) * 1e3
         self._last_seen.update(result.states, header)
         outputs = self._outputs(rgb, header, result, overlay)
