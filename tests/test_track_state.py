@@ -177,3 +177,19 @@ def test_bedroom_frames_states_follow_visibility(tiny_model, data_dir):
         believed = bool(result.visible[0]) and area < 0.9 * 96 * 54 or i == 0
         assert state.believed == believed
         assert (state.state is T) == believed
+
+
+def test_overlay_lists_objects_that_are_not_tracking():
+    from sam2_ros.io.writers import draw_overlay
+    from sam2_ros.tracking import ObjectResult
+    from sam2_ros.tracking.track_state import ObjectTrackState
+
+    frame = np.zeros((120, 320, 3), np.uint8)
+    labels = np.zeros((120, 320), np.uint8)
+    lost = ObjectTrackState(L, 20, 3, 0.1, 0, 0, False, False)
+    tracking = dataclasses.replace(lost, state=T, frames_since_seen=0)
+    plain = draw_overlay(frame, labels, [ObjectResult(1, labels > 0, -3.0, False, None)])
+    with_tracking = draw_overlay(frame, labels, [ObjectResult(1, labels > 0, -3.0, False, None, tracking)])
+    with_lost = draw_overlay(frame, labels, [ObjectResult(1, labels > 0, -3.0, False, None, lost)])
+    assert (plain == with_tracking).all()
+    assert with_lost[:30, :200].any() and not plain[:30, :200].any()
