@@ -368,3 +368,36 @@ def test_launch_lifecycle_autostart_configures_then_activates(launch_file):
     assert type(alone).__name__ == "LifecycleNode"
     with pytest.raises(ValueError, match="launch argument lifecycle:='yes' must be true or false"):
         module._tracker({**context, "lifecycle": "yes"})
+
+
+def test_depth_rows_subscribe_publish_and_feed_the_core(ros, monkeypatch):
+    """use_depth adds the depth/camera_info subscriptions (topics from parameters) and the 3-D outputs."""
+    monkeypatch.setattr(Node, "overrides", {**OVERRIDES, "use_depth": True, "depth_topic": "/cam/aligned_depth",
+                                            "camera_info_topic": "/cam/info"})
+    node = ros.node.TrackerNode()
+    subscriptions = _by_name(node, "subscription")
+    assert {"/cam/aligned_depth", "/cam/info"} <= set(subscriptions)
+    assert subscriptions["/cam/info"].msg_type.type_name == "sensor_msgs/msg/CameraInfo"
+    publishers = _by_name(node, "publisher")
+    assert {"~/detections_3d", "~/target_point", "~/object_points"} <= set(publishers)
+
+    store = typestore()
+    t = store.types
+    header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=5, nanosec=0), frame_id="camera")
+    roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    info = t["sensor_msgs/msg/CameraInfo"](
+        header=header, height=48, width=64, distortion_model="plumb_bob", d=np.zeros(5),
+        k=np.array([50.0, 0, 32, 0, 50.0, 24, 0, 0, 1]), r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0,
+        binning_y=0, roi=roi)
+    depth = np.full((48, 64), 1000, np.uint16)
+    depth_msg = t["sensor_msgs/msg/Image"](header=header, height=48, width=64, encoding="16UC1", is_bigendian=0,
+                                           step=128, data=depth.reshape(-1).view(np.uint8))
+    subscriptions["/cam/info"].callback(bytes(store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo")))
+    subscriptions["/cam/aligned_depth"].callback(bytes(store.serialize_cdr(depth_msg, "sensor_msgs/msg/Image")))
+    subscriptions["image"].callback(_image_cdr())
+    assert _wait(lambda: publishers["~/detections_3d"].published)
+    boxes = store.deserialize_cdr(publishers["~/detections_3d"].published[-1], "vision_msgs/msg/Detection3DArray")
+    assert boxes.header.frame_id == "camera" and boxes.header.stamp.sec == 5
+    assert node.core.depth.diagnostics()["depth_paired"] == "1"  # the depth went through the CDR row to the core
+    node.destroy_node()
+    assert node.entities == []

@@ -98,7 +98,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "track the --max-objects best of them (ids 1..N); torch backend, no --point/--box")
     p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    add_depth_arguments(p)
     replay.add_arguments(p)
+
+
+def _intrinsics(text: str):
+    from sam2_ros.geometry import parse_intrinsics
+
+    try:
+        return parse_intrinsics(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_depth_arguments(p: argparse.ArgumentParser) -> None:
+    """3-D from registered depth (``sam2_ros.geometry``): files here, bag topics in the replay group."""
+    group = p.add_argument_group("3-D from depth", "per-object 3-D positions and extents in summary.json "
+                                                   "(camera optical frame, metres)")
+    group.add_argument("--depth", type=Path, metavar="DIR",
+                       help="folder of depth images registered to INPUT, one per frame in natural order: 16-bit "
+                            "PNG (millimetres) or float32 TIFF (metres); needs --intrinsics")
+    group.add_argument("--intrinsics", type=_intrinsics, metavar="FX,FY,CX,CY",
+                       help="pinhole intrinsics of INPUT's frames in pixels, e.g. 525,525,319.5,239.5")
+    group.add_argument("--depth-scale", type=float, default=None, metavar="M",
+                       help="metres per unit of 16-bit depth (default 0.001: millimetres)")
+    group.add_argument("--depth-topic", metavar="TOPIC",
+                       help="with --bag: sensor_msgs/Image depth registered to --image-topic (16UC1 mm or 32FC1 m); "
+                            "the output bag gets detections_3d, target_point and object_points")
+    group.add_argument("--camera-info-topic", metavar="TOPIC", help="with --depth-topic: its sensor_msgs/CameraInfo")
+    group.add_argument("--lost-after", type=_non_negative_int, default=15, metavar="N",
+                       help="track state: an object unseen for more than N frames is lost (default 15)")
 
 
 def tracker_options(args: argparse.Namespace) -> TrackerOptions:
@@ -128,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
         raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
+    depth = _depth_source(args)
     opts = tracker_options(args)
     check_options(opts)
     with open_source(args.input) as source:  # a bad INPUT fails before the model is built
@@ -144,7 +174,27 @@ def run(args: argparse.Namespace) -> int:
                       "frame_count": source.frame_count},
             "prompts": [text for prompts in schedule.values() for p in prompts for text in p.texts],
         })
-        return _track(source, tracker, schedule, summary, args)
+        if depth is not None:
+            summary.header["depth"] = {"source": str(args.depth), "intrinsics": list(args.intrinsics[:4]),
+                                       "depth_scale": args.depth_scale}
+        return _track(source, tracker, schedule, summary, args, depth)
+
+
+def _depth_source(args: argparse.Namespace):
+    """The --depth folder (checked with its flags before the model is built), or None."""
+    if args.depth_topic is not None or args.camera_info_topic is not None:
+        raise ValueError("--depth-topic and --camera-info-topic are for --bag; use --depth DIR with files")
+    if args.depth is None:
+        if args.intrinsics is not None or args.depth_scale is not None:
+            raise ValueError("--intrinsics and --depth-scale go with --depth DIR")
+        return None
+    if args.intrinsics is None:
+        raise ValueError("--depth needs --intrinsics FX,FY,CX,CY (the colour camera's, in pixels)")
+    if args.depth_scale is not None and not args.depth_scale > 0:
+        raise ValueError(f"--depth-scale must be > 0, got {args.depth_scale}")
+    from sam2_ros.io.depth_source import DepthFolder
+
+    return DepthFolder(args.depth)
 
 
 def track_frame(tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[FramePrompt],
@@ -168,11 +218,15 @@ def track_frame(tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[Frame
 
 
 def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[ObjectPrompt]],
-           summary: RunSummary, args: argparse.Namespace) -> int:
+           summary: RunSummary, args: argparse.Namespace, depth=None) -> int:
     """The frame loop; outputs are finalised even when it stops on an error or Ctrl+C."""
     from tqdm import tqdm
 
+    from sam2_ros.geometry import locate_result
     from sam2_ros.io.writers import LogitsWriter, MaskWriter, OverlayWriter
+    from sam2_ros.tracking.track_state import TrackStates
+
+    tracker.states = TrackStates(lost_after_frames=args.lost_after)
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +244,8 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
                 result, tracker_ms = track_frame(tracker, frame, schedule.get(index, []), auto_objects=auto)
                 objects, labels = result.objects, result.label_image()
                 host_logits = result.logits.float().cpu().numpy() if logits is not None else None
+                located = None if depth is None else locate_result(result, depth.read(index), args.intrinsics,
+                                                                    args.depth_scale)
                 latency_ms = (time.perf_counter() - t0) * 1e3
                 masks.write(index, labels)
                 if logits is not None:
@@ -197,7 +253,7 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
                 if overlay is not None:
                     overlay.write(frame, labels, objects)
                 summary.add(index, result.frame_hw, objects, latency_ms, tracker_ms,
-                            [p.obj_id for p in schedule.get(index, [])])
+                            [p.obj_id for p in schedule.get(index, [])], located)
                 done = index + 1
                 bar.set_postfix(objects=len(objects), ms=f"{latency_ms:.0f}", refresh=False)
         stopped_by = "max frames" if done == args.max_frames else "end of input"

@@ -82,7 +82,25 @@ def draw_overlay(frame_rgb: np.ndarray, labels: np.ndarray, objects: list[Object
             cv2.rectangle(out, (x1, y1), (x2, y2), c, 2)
             cv2.putText(out, f"{obj.obj_id} {obj.probability:.2f}", (x1, max(y1 - 6, 12)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.6, c, 2, cv2.LINE_AA)
+    draw_states(out, [(o.obj_id, o.track) for o in objects if o.track is not None])
     return out
+
+
+def draw_states(image: np.ndarray, states: list[tuple[int, Any]], rgb: bool = False) -> None:
+    """Write each object's track state that is not TRACKING in the top-left corner, in its colour.
+
+    ``states``: (object id, ``ObjectTrackState``); ``image`` (BGR, or RGB if ``rgb``) is drawn on in place.
+    """
+    y = 20
+    for obj_id, track in states:
+        if track.state.name == "TRACKING":
+            continue
+        text = f"{obj_id} {track.state.name.lower()} ({track.frames_since_seen} f)"
+        if track.refused:
+            text += " implausible mask"
+        color = object_color(obj_id)[::-1] if rgb else object_color(obj_id)
+        cv2.putText(image, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 2, cv2.LINE_AA)
+        y += 22
 
 
 class OverlayWriter:
@@ -121,13 +139,19 @@ class RunSummary:
         self.frames: list[dict[str, Any]] = []
 
     def add(self, index: int, frame_hw: tuple[int, int], objects: list[ObjectResult], latency_ms: float,
-            tracker_ms: dict[str, float], prompted: list[int]) -> None:
-        """Record frame ``index``; ``prompted``: ids prompted on it, ``tracker_ms``: the tracker's breakdown."""
+            tracker_ms: dict[str, float], prompted: list[int], located: list[Any] | None = None) -> None:
+        """Record frame ``index``; ``prompted``: ids prompted on it, ``tracker_ms``: the tracker's breakdown.
+
+        ``located``: the visible objects' ``Object3D`` (with --depth), stored under each object's "3d".
+        """
+        in_3d = {o.obj_id: o.as_dict() for o in located or []}
         self.frame_hw = frame_hw
         self.frames.append({
             "index": index,
             "objects": [{"id": o.obj_id, "score": round(o.score, 4), "visible": o.visible,
-                         "box": None if o.box is None else [round(v, 1) for v in o.box]} for o in objects],
+                         "box": None if o.box is None else [round(v, 1) for v in o.box],
+                         **({"track": o.track.as_dict()} if o.track is not None else {}),
+                         **({"3d": in_3d[o.obj_id]} if o.obj_id in in_3d else {})} for o in objects],
             "prompted": prompted,
             "latency_ms": round(latency_ms, 3),
             "tracker_ms": {k: round(v, 3) for k, v in tracker_ms.items()},

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,9 +54,11 @@ from sam2_ros.ros.messages import (
 )
 from sam2_ros.ros.object_ids import ObjectRegistry
 from sam2_ros.ros.params import MAX_LABELS, TrackerParams, spec
+from sam2_ros.ros.track_outputs import LastSeen, draw_track_states, track_fields
 from sam2_ros.ros.typesys import ADD_OBJECTS_RESPONSE, REMOVE_OBJECT_RESPONSE, TRACKED_OBJECT_ARRAY, typestore
 from sam2_ros.tracking.errors import TrackerError
 from sam2_ros.tracking.results import TrackResult
+from sam2_ros.tracking.track_state import TrackStates
 from sam2_ros.utils.latest import LatestFrameSlot
 
 if TYPE_CHECKING:
@@ -120,11 +122,13 @@ class Outputs:
     dropped_frames: int = 0
     label_info: Any | None = None
     overlay: Any | None = None
+    #: With ``use_depth`` (sam2_ros.ros.messages3d topics): present when the frame had usable depth.
+    depth: dict[str, Any] = field(default_factory=dict)
 
     def messages(self) -> list[tuple[str, Any]]:
         """``(output topic, message)`` pairs to publish, in order (label info before the images it explains)."""
         pairs = [(LABEL_INFO, self.label_info), (LABEL_IMAGE, self.label_image), (DETECTIONS, self.detections),
-                 (TRACKED_OBJECTS, self.tracked_objects), (OVERLAY, self.overlay)]
+                 (TRACKED_OBJECTS, self.tracked_objects), (OVERLAY, self.overlay), *self.depth.items()]
         return [(topic, msg) for topic, msg in pairs if msg is not None]
 
 
@@ -222,6 +226,14 @@ class TrackerCore:
         self._published_labels: dict[int, str] = {}  # label -> caller id, as last sent in LabelInfo
         self._label_info_sent = False
         self._last_output: float | None = None  # clock() when the previous outputs were ready
+        tracker.states = TrackStates(params.lost_after_frames, params.lost_after_seconds or None,
+                                     params.remove_lost_after or None)
+        self._last_seen = LastSeen()  # stamps of each object's last sighting
+        self.depth = None
+        if params.use_depth:
+            from sam2_ros.ros.depth3d import DepthPipeline
+
+            self.depth = DepthPipeline(params, self.log)
 
     # ----------------------------------------------------------------- settings
     def set_param(self, name: str, value: Any) -> None:
@@ -239,6 +251,16 @@ class TrackerCore:
         """
         if self._enabled:
             self.slot.put(_Frame(msg, self.clock()))
+
+    def on_depth(self, msg: Any) -> None:
+        """A depth image registered to the colour image (sensor_msgs/Image or CDR bytes); ignored without use_depth."""
+        if self.depth is not None:
+            self.depth.on_depth(msg)
+
+    def on_camera_info(self, msg: Any) -> None:
+        """The camera's sensor_msgs/CameraInfo (or CDR bytes); ignored without use_depth."""
+        if self.depth is not None:
+            self.depth.on_camera_info(msg)
 
     def on_point_stamped(self, msg: Any) -> None:
         """A tap (geometry_msgs/PointStamped, pixels; the stamp names the tapped frame)."""
@@ -373,10 +395,11 @@ class TrackerCore:
                           f"dropping a {typename} message that cannot be read ({type(error).__name__}: {error})")
 
     # --------------------------------------------------------------- inference
-    def step(self, overlay: bool = False, timeout: float = 0.0) -> Outputs | None:
+    def step(self, overlay: bool = False, timeout: float = 0.0, cloud: bool = False) -> Outputs | None:
         """Apply queued commands and track the newest frame (waiting up to ``timeout`` s for one).
 
-        ``overlay``: also draw the overlay image (the node asks only while someone subscribes).
+        ``overlay``: also draw the overlay image (the node asks only while someone subscribes);
+        ``cloud``: also build the object_points cloud (with depth; likewise only for subscribers).
         Returns the frame's outputs, or None when no frame was tracked (none came, tracking is
         paused, or the frame could not be decoded). Call from one thread only.
         """
@@ -399,8 +422,15 @@ class TrackerCore:
             self._has_frame, self._stamp, self._frame_hw = True, stamp_ns(header), rgb.shape[:2]
         result = self._run_commands(new_frame=True) or result
         result = _rows(result, set(self.tracker.object_ids))
+        if self.params.remove_lost_after:  # the tracker removed long-lost objects: free their labels
+            for obj_id in set(self._objects.labels) - set(self.tracker.object_ids):
+                self._forget_if_unused(obj_id)
         inference_ms = (time.perf_counter() - t0) * 1e3
+        self._last_seen.update(result.states, header)
         outputs = self._outputs(rgb, header, result, overlay)
+        if self.depth is not None:
+            outputs.depth = self.depth.outputs(result, header, {o.obj_id: o.label for o in outputs.objects},
+                                               {o.obj_id: o.score for o in outputs.objects}, cloud)
         now = self.clock()
         outputs.inference_ms, outputs.latency_ms = inference_ms, (now - frame.received) * 1e3
         if self._last_output is not None and now > self._last_output:
@@ -444,6 +474,8 @@ class TrackerCore:
             "messages_unreadable": str(self.stats.bad_messages),
             "objects": str(len(self._published_labels)),
             "enabled": str(self._enabled).lower(),
+            **self._last_seen.diagnostics(self.tracker.states.states()),
+            **(self.depth.diagnostics() if self.depth is not None else {}),
         }
         status = status_type(level=level, name=name, message=message, hardware_id="", values=[
             types["diagnostic_msgs/msg/KeyValue"](key=key, value=value) for key, value in values.items()])
@@ -462,6 +494,8 @@ class TrackerCore:
                 prompt.obj_id = self._objects.new_id()
                 self._objects.add(prompt.obj_id)
                 self._commands.append(_PromptCommand(prompt, "tap", replace=replace))
+                if self.depth is not None:
+                    self.depth.tapped = prompt.obj_id
         except PromptError as exc:
             self.log.warning(f"tap ignored: {exc}")
             return
@@ -571,7 +605,8 @@ class TrackerCore:
         masks = self.params.publish_masks
         # Objects without a label were removed or reset while this frame was tracked: left out.
         objects = [PublishedObject(o.obj_id, labels[o.obj_id], o.probability, o.visible, _continuous(o.box),
-                                   o.mask if masks else None, names[o.obj_id])
+                                   o.mask if masks else None, names[o.obj_id],
+                                   **track_fields(o.track, self._last_seen, o.obj_id))
                    for o in result.objects if o.obj_id in labels]
         label_map = label_image(result, labels)
         by_label = {label: names[obj_id] for obj_id, label in labels.items()}
@@ -581,7 +616,8 @@ class TrackerCore:
             self._published_labels = by_label
             outputs.label_info = self.label_info(header)
         if overlay:
-            outputs.overlay = rgb_to_image_msg(overlay_image(rgb, label_map, objects), header)
+            outputs.overlay = rgb_to_image_msg(draw_track_states(overlay_image(rgb, label_map, objects), result),
+                                               header)
         return outputs
 
 
@@ -646,7 +682,7 @@ def _rows(result: TrackResult, keep: set[int]) -> TrackResult:
         return result
     return TrackResult(result.frame_index, result.frame_hw, [result.object_ids[i] for i in rows],
                        result.logits[rows], result.scores[rows], result.boxes[rows], result.visible[rows],
-                       result.timings_ms)
+                       result.timings_ms, {k: v for k, v in result.states.items() if k in keep})
 
 
 def _continuous(box: tuple[float, float, float, float] | None) -> Box | None:

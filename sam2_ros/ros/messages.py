@@ -70,6 +70,10 @@ class PublishedObject:
     box: Box | None = None
     mask: np.ndarray | None = None
     name: str | None = None
+    state: int = 0  # TrackedObject.STATE_* (sam2_ros.tracking.track_state.TrackState); 0 = unknown
+    frames_since_seen: int = 0
+    reacquisitions: int = 0
+    last_seen_ns: int = 0  # stamp of the image it was last seen in; 0 = never
 
     @property
     def caller_id(self) -> str:
@@ -159,7 +163,11 @@ def tracked_object_array_msg(header: Any, objects: Iterable[PublishedObject]) ->
             object_id=int(obj.obj_id), label=int(obj.label), score=float(obj.score), visible=bool(obj.visible),
             box=bbox2d(obj.box if obj.visible else None),
             mask=[] if obj.mask is None else [label_image_msg(np.where(obj.mask, 255, 0).astype(np.uint8),
-                                                              header)])
+                                                              header)],
+            state=int(obj.state), frames_since_seen=int(obj.frames_since_seen),
+            reacquisitions=int(obj.reacquisitions),
+            last_seen=types["builtin_interfaces/msg/Time"](sec=obj.last_seen_ns // 1_000_000_000,
+                                                          nanosec=obj.last_seen_ns % 1_000_000_000))
         for obj in objects]
     return types[TRACKED_OBJECT_ARRAY](header=header, objects=tracked)
 

@@ -38,6 +38,7 @@ from rosidl_runtime_py.utilities import get_message, get_service
 from sam2_ros.errors import UserError
 from sam2_ros.ros.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
 from sam2_ros.ros.messages import header_msg
+from sam2_ros.ros.messages3d import CAMERA_INFO, DEPTH, DEPTH_INPUT_TYPES, DEPTH_OUTPUT_TYPES, OBJECT_POINTS
 from sam2_ros.ros.params import NODE_NAME, TrackerParams, parameter_specs, spec
 from sam2_ros.ros.typesys import typestore
 
@@ -53,6 +54,8 @@ class Input:
     cdr: bool = False  # the handler takes the CDR bytes itself (images: decoded only when tracked)
     transport: str = ""  # subscribed only with this image_transport parameter
     suffix: str = ""  # appended to the resolved (remapped) topic, as image_transport names its topics
+    topic_param: str = ""  # the topic is this parameter's value instead of ``topic``
+    enabled_by: str = ""  # subscribed only while this bool parameter is true
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ INPUTS = (
     Input("geometry_msgs/msg/Point", "~/click", "on_point"),
     Input("vision_msgs/msg/Detection2DArray", "~/seed_detections", "on_detections"),
     Input("sam2_ros_interfaces/msg/ObjectPrompt", "~/prompt", "on_prompt"),
+    Input(DEPTH_INPUT_TYPES[DEPTH], "", "on_depth", qos="sensor", cdr=True, topic_param="depth_topic",
+          enabled_by="use_depth"),
+    Input(DEPTH_INPUT_TYPES[CAMERA_INFO], "", "on_camera_info", qos="sensor", cdr=True,
+          topic_param="camera_info_topic", enabled_by="use_depth"),
 )
 SERVICES = (
     ServiceRow("sam2_ros_interfaces/srv/AddObjects", "~/add_objects", "add_objects"),
@@ -93,6 +100,8 @@ QOS = {
     "output": QoSProfile(depth=5),
     # Only the newest frame matters: depth 1, and best effort accepts reliable and best-effort cameras.
     "image": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT),
+    # Depth and camera info: a few in flight, paired with colour frames by stamp in the core's bounded buffer.
+    "sensor": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT),
     # LabelInfo is latched: late subscribers get the current label -> id map.
     "latched": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL),
@@ -138,9 +147,11 @@ class TrackerWiring:
         """Subscribe, advertise the outputs and services, publish LabelInfo and start inferring."""
         params = self.core.params
         for row in INPUTS:
-            if row.transport and row.transport != params.image_transport:
+            if (row.transport and row.transport != params.image_transport) or (
+                    row.enabled_by and not getattr(params, row.enabled_by)):
                 continue
-            topic = self.resolve_topic_name(row.topic) + row.suffix if row.suffix else row.topic
+            topic = getattr(params, row.topic_param) if row.topic_param else row.topic
+            topic = self.resolve_topic_name(topic) + row.suffix if row.suffix else topic
             callback = self._handler(row.handler) if row.cdr else self._deserialized(row.type_name, row.handler)
             self._keep(self.destroy_subscription, self.create_subscription(
                 get_message(row.type_name), topic, callback, QOS[row.qos], callback_group=self._group, raw=True))
@@ -148,7 +159,7 @@ class TrackerWiring:
             srv_type = get_service(row.type_name)
             self._keep(self.destroy_service, self.create_service(
                 srv_type, row.name, self._answer(srv_type, row), callback_group=self._group))
-        for topic, type_name in OUTPUT_TYPES.items():
+        for topic, type_name in {**OUTPUT_TYPES, **(DEPTH_OUTPUT_TYPES if params.use_depth else {})}.items():
             self._out_pubs[topic] = self._keep(self.destroy_publisher, self.create_publisher(
                 get_message(type_name), f"~/{topic}", QOS[OUTPUT_QOS.get(topic, "output")]))
         self._diag_pub = self._keep(self.destroy_publisher, self.create_publisher(
@@ -195,11 +206,12 @@ class TrackerWiring:
         return entity
 
     def _inference_loop(self) -> None:
-        """Runs ``core.step`` back to back; the overlay is drawn only while someone subscribes to it."""
-        core, overlay = self.core, self._out_pubs[OVERLAY]
+        """Runs ``core.step`` back to back; the overlay and the point cloud are built only while someone subscribes."""
+        core, overlay, cloud = self.core, self._out_pubs[OVERLAY], self._out_pubs.get(OBJECT_POINTS)
         while self._inference_on.is_set() and self.context.ok():
             try:
-                outputs = core.step(overlay=overlay.get_subscription_count() > 0, timeout=STEP_TIMEOUT_S)
+                outputs = core.step(overlay=overlay.get_subscription_count() > 0, timeout=STEP_TIMEOUT_S,
+                                    cloud=cloud is not None and cloud.get_subscription_count() > 0)
                 for topic, msg in outputs.messages() if outputs is not None else []:
                     self._publish(topic, msg)
             except Exception as exc:  # noqa: BLE001 - keep serving; the cause is logged and shows in diagnostics

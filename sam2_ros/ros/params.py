@@ -129,6 +129,22 @@ class TrackerParams:
                            choices=TAP_MODES, dynamic=True)
     publish_masks: bool = _param(False, "include each object's mono8 mask in tracked_objects", dynamic=True)
     diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", minimum=0.1)
+    # 3-D targets and track state (sam2_ros.geometry, sam2_ros.tracking.track_state).
+    use_depth: bool = _param(False, "subscribe to depth_topic and camera_info_topic; publish detections_3d, "
+                                    "target_point and object_points")
+    depth_topic: str = _param("depth", "depth image registered to `image` (16UC1/mono16 mm or 32FC1 m)")
+    camera_info_topic: str = _param("camera_info", "sensor_msgs/CameraInfo of the colour (or depth) image")
+    depth_tolerance: float = _param(0.02, "max seconds between a colour frame's and its depth image's stamps",
+                                    minimum=0.0)
+    depth_scale: float = _param(0.001, "metres per unit of 16UC1 / mono16 depth", minimum=1e-9)
+    target_object: int = _param(0, "object published on target_point; 0: the most recently tapped (else the "
+                                  "lowest id)", minimum=0)
+    cloud_stride: int = _param(4, "object_points takes every N-th pixel in x and y", minimum=1)
+    lost_after_frames: int = _param(15, "an object unseen for more tracked frames is LOST (OCCLUDED before)",
+                                    minimum=0)
+    lost_after_seconds: float = _param(0.0, "also LOST when unseen for this long; 0: frames only", minimum=0.0)
+    remove_lost_after: int = _param(0, "remove an object unseen for this many frames (frees its slot); 0: never",
+                                    minimum=0)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrackerParams:

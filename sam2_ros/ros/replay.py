@@ -72,18 +72,23 @@ def run_replay(args: argparse.Namespace) -> int:
     with open_bag(args.bag) as reader:  # a bad bag or topic fails before the model is built
         connections = image_connections(reader, args.image_topic, list(IMAGE_TYPES.values()))
         image_topic, image_type = connections[0].topic, connections[0].msgtype
+        depth_feed = _depth_feed(reader, args)
         params = TrackerParams.from_dict({  # the node's settings, from the command line
             "model": args.model, "checkpoint": str(args.checkpoint or ""), "random_weights": args.random_weights,
             "backend": args.backend, "engine_dir": str(args.engines or ""), "precision": args.dtype,
             "device": args.device or "", "image_size": args.image_size, "max_objects": args.max_objects,
             "fill_hole_area": args.fill_hole_area, "publish_masks": args.object_masks,
-            "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type)})
-        topics = [t for t in OUTPUT_TYPES if t != OVERLAY or not args.no_overlay]
+            "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type),
+            **_depth_params(args, depth_feed)})
+        output_types = {**OUTPUT_TYPES, **(_depth_output_types() if depth_feed is not None else {})}
+        topics = [t for t in output_types if t != OVERLAY or not args.no_overlay]
         counts: Counter[str] = Counter()
         with bag_writer(args.out_bag) as writer:  # an unwritable OUT fails before the model is built, too
             core = TrackerCore(build_tracker(params), params, log)
+            if depth_feed is not None:
+                core.depth.wait_s = 0.0  # the feed delivers depth before each image is tracked
             done, previous_stamp, stopped_by, t_start = 0, None, "end of bag", time.perf_counter()
-            out = {topic: writer.add_connection(f"{args.topic_prefix.rstrip('/')}/{topic}", OUTPUT_TYPES[topic],
+            out = {topic: writer.add_connection(f"{args.topic_prefix.rstrip('/')}/{topic}", output_types[topic],
                                                 typestore=store,
                                                 offered_qos_profiles=[node_qos(latched=topic == LABEL_INFO)])
                    for topic in topics}
@@ -101,7 +106,9 @@ def run_replay(args: argparse.Namespace) -> int:
                     core.on_image(image)
                     for prompt in schedule.get(index, []):
                         core.on_prompt(prompt_msg(prompt, image.header))
-                    outputs = core.step(overlay=OVERLAY in out)
+                    if depth_feed is not None:
+                        depth_feed.feed(core, record_time)
+                    outputs = core.step(overlay=OVERLAY in out, cloud="object_points" in out)
                     done = index + 1
                     for topic, msg in outputs.messages() if outputs is not None else []:
                         writer.write(out[topic], record_time, bytes(store.serialize_cdr(msg, msg.__msgtype__)))
@@ -126,6 +133,34 @@ def run_replay(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _depth_feed(reader: Any, args: argparse.Namespace) -> Any:
+    """Depth and camera info for --depth-topic (sam2_ros.ros.depth_replay), or None."""
+    if getattr(args, "depth", None) is not None:
+        raise ValueError("--depth DIR is for videos and image folders; with --bag use --depth-topic")
+    if getattr(args, "depth_topic", None) is None:
+        if getattr(args, "camera_info_topic", None) is not None:
+            raise ValueError("--camera-info-topic goes with --depth-topic")
+        return None
+    from sam2_ros.ros.depth_replay import DepthFeed
+
+    return DepthFeed(reader, args.depth_topic, args.camera_info_topic, TrackerParams().depth_tolerance)
+
+
+def _depth_params(args: argparse.Namespace, depth_feed: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"lost_after_frames": getattr(args, "lost_after", 15)}
+    if depth_feed is not None:
+        params["use_depth"] = True
+        if args.depth_scale is not None:
+            params["depth_scale"] = args.depth_scale
+    return params
+
+
+def _depth_output_types() -> dict[str, str]:
+    from sam2_ros.ros.messages3d import DEPTH_OUTPUT_TYPES
+
+    return DEPTH_OUTPUT_TYPES
 
 
 class _StderrLogger:

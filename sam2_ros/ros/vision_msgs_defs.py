@@ -1,10 +1,11 @@
 """vision_msgs 4.x definitions (the version Humble and Jazzy ship) for the rosbags type store.
 
 Why here: rosbags' built-in stores carry the core ROS 2 message packages only, not
-vision_msgs, and the tracker publishes Detection2DArray / LabelInfo and reads Detection2DArray
-box seeds. These are the definitions' fields without their comments; field names, types and
-order are what CDR and the RIHS01 type hash depend on, and tests/test_ros_messages.py checks
-the hashes against the ones rosidl generates for vision_msgs on Jazzy.
+vision_msgs, and the tracker publishes Detection2DArray / LabelInfo (and Detection3DArray from
+depth) and reads Detection2DArray box seeds. These are the definitions' fields without their
+comments; field names, types and order are what CDR and the RIHS01 type hash depend on, and
+tests/test_ros_messages.py checks the 2-D hashes against the ones rosidl generates for
+vision_msgs on Jazzy (the 3-D ones have no recorded hash to compare with here).
 """
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ string id
     "vision_msgs/msg/Detection2DArray": """
 std_msgs/Header header
 vision_msgs/Detection2D[] detections
+""",
+    "vision_msgs/msg/BoundingBox3D": """
+geometry_msgs/Pose center
+geometry_msgs/Vector3 size
+""",
+    "vision_msgs/msg/Detection3D": """
+std_msgs/Header header
+vision_msgs/ObjectHypothesisWithPose[] results
+vision_msgs/BoundingBox3D bbox
+string id
+""",
+    "vision_msgs/msg/Detection3DArray": """
+std_msgs/Header header
+vision_msgs/Detection3D[] detections
 """,
     "vision_msgs/msg/VisionClass": """
 uint16 class_id

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from sam2_ros.tracking.track_state import ObjectTrackState
 
 
 @dataclass
@@ -17,6 +21,7 @@ class ObjectResult:
     score: float  # object-presence logit (> 0: present; low under occlusion)
     visible: bool  # present and with a non-empty mask
     box: tuple[float, float, float, float] | None  # x1, y1, x2, y2 (inclusive pixels), None if empty
+    track: ObjectTrackState | None = None  # TRACKING / OCCLUDED / LOST and when last seen (see track_state)
 
     @property
     def probability(self) -> float:
@@ -40,6 +45,8 @@ class TrackResult:
     boxes: Tensor
     visible: Tensor
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Track state per object id (``Sam2Tracker.states``; observation only, see ``track_state``).
+    states: dict[int, ObjectTrackState] = field(default_factory=dict)
 
     @property
     def masks(self) -> Tensor:
@@ -56,7 +63,7 @@ class TrackResult:
         visible = self.visible.cpu().numpy()
         return [
             ObjectResult(oid, masks[i], float(scores[i]), bool(visible[i]),
-                         tuple(float(v) for v in boxes[i]) if masks[i].any() else None)
+                         tuple(float(v) for v in boxes[i]) if masks[i].any() else None, self.states.get(oid))
             for i, oid in enumerate(self.object_ids)
         ]
 

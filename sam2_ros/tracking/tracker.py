@@ -26,6 +26,7 @@ from sam2_ros.tracking.bank import MemoryBank
 from sam2_ros.tracking.errors import CapacityError, PromptError, TrackerError, UnknownObjectError
 from sam2_ros.tracking.imageops import boxes_from_masks, check_frame, fill_holes, preprocess, upsample_logits
 from sam2_ros.tracking.results import TrackResult
+from sam2_ros.tracking.track_state import TrackStates
 
 #: Meta clamps previous logits before feeding them back as a mask prompt.
 PREV_LOGIT_CLAMP = 32.0
@@ -84,6 +85,8 @@ class Sam2Tracker:
         self._frame_idx = -1
         self._frame_hw: tuple[int, int] | None = None
         self._feats: ImageFeatures | None = None
+        #: Per-object TRACKING / OCCLUDED / LOST (observation only); replace it to change its settings.
+        self.states = TrackStates()
 
     # ----------------------------------------------------------------- state
     @property
@@ -102,11 +105,13 @@ class Sam2Tracker:
         self._frame_idx = -1
         self._frame_hw = None
         self._feats = None
+        self.states.clear()
 
     def remove_object(self, obj_id: int) -> None:
         obj = self._get(obj_id)
         self.bank.clear([obj.slot])
         del self._objects[obj_id]
+        self.states.forget(obj_id)
 
     # ------------------------------------------------------------------ frames
     def track(self, frame: np.ndarray | Tensor) -> TrackResult:
@@ -141,7 +146,7 @@ class Sam2Tracker:
                 obj.out = _FrameOutput(low[i:i + 1], out.high_res_masks[i:i + 1], out.obj_ptr[i:i + 1],
                                        out.object_score_logits[i:i + 1], from_prompt=False, is_cond=False)
         timings["track"] = _ms(t0) - timings["memory_encoder"] - timings["image_encoder"]
-        return self._result(timings)
+        return self._observed(self._result(timings))
 
     # ----------------------------------------------------------------- prompts
     def add_points(self, obj_id: int, points, labels=None, clear_old_points: bool = False) -> TrackResult:
@@ -184,7 +189,7 @@ class Sam2Tracker:
         feats = self._feats  # one image: batch 1, as a single object needs
         out = self.backend.mask_as_output(feats.vision_feats, feats.high_res, m)
         self._store_prompt_output(obj, out, points=None, labels=None)
-        return self._result({})
+        return self._observed(self._result({}))
 
     # --------------------------------------------------------------- internals
     def _prompt(self, obj_id: int, pts: Tensor, lbl: Tensor, clear_old_points: bool) -> TrackResult:
@@ -203,7 +208,7 @@ class Sam2Tracker:
         out = self.backend.decode(pix, feats.high_res, coords, lbl, prev,
                                   self.backend.use_multimask(is_init, lbl.shape[1]))
         self._store_prompt_output(obj, out, coords, lbl)
-        return self._result({})
+        return self._observed(self._result({}))
 
     def _store_prompt_output(self, obj: _Object, out: SamOutput, points: Tensor | None, labels: Tensor | None) -> None:
         low = fill_holes(out.low_res_masks, self.fill_hole_area)
@@ -264,6 +269,15 @@ class Sam2Tracker:
         boxes, nonempty = boxes_from_masks(logits > 0)
         return TrackResult(self._frame_idx, (h, w), [o.obj_id for o in objs], logits, scores, boxes,
                            (scores > 0) & nonempty, timings)
+
+    def _observed(self, result: TrackResult) -> TrackResult:
+        """``result`` with its objects' track states; objects LOST for ``remove_lost_after`` frames are removed."""
+        prompted = [o.obj_id for o in self._objects.values() if o.out is not None and o.out.from_prompt]
+        result.states, lost = self.states.observe(result.frame_index, result.object_ids, result.masks,
+                                                  result.visible, prompted)
+        for obj_id in lost:
+            self.remove_object(obj_id)
+        return result
 
     # -------------------------------------------------------------- validation
     def _require_frame(self) -> None:
