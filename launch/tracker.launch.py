@@ -27,7 +27,9 @@ from sam2_ros.ros.params import NODE_NAME, launch_overrides, parse_flag, spec
 #: Parameters settable from the command line: all of them (params.py checks and types each value).
 PARAMETER_ARGUMENTS = ("model", "checkpoint", "random_weights", "backend", "engine_dir", "precision", "device",
                        "image_size", "max_objects", "fill_hole_area", "image_transport", "tap_mode", "publish_masks",
-                       "diagnostics_period")
+                       "diagnostics_period", "use_depth", "depth_topic", "camera_info_topic", "depth_tolerance",
+                       "depth_scale", "target_object", "cloud_stride", "lost_after_frames", "lost_after_seconds",
+                       "remove_lost_after")
 
 
 def _tracker(context):

@@ -12,13 +12,20 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sam2_ros.cli import main
 from sam2_ros.image import AutomaticMaskGenerator, SamImagePredictor
 from sam2_ros.model import build_sam2
 
 SIZE = 128
+
+
+def _read_image(path, mode: str | None = None) -> np.ndarray:
+    """An image file read with Pillow (the test extra's; imported here so ROS machines collect tests without it)."""
+    from PIL import Image
+
+    image = Image.open(path)
+    return np.asarray(image.convert(mode) if mode else image)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ def model():
 
 
 def _rgb(path):
-    return np.asarray(Image.open(path).convert("RGB"))
+    return _read_image(path, "RGB")
 
 
 def _run(*argv) -> int:
@@ -69,15 +76,15 @@ def test_prompted_labels_match_the_api(images, model, tmp_path):
             best[obj["id"]] = logits[k]
             assert [c["predicted_iou"] for c in obj["candidates"]] == [round(float(v), 4) for v in ious]
             for c, cand in zip(obj["candidates"], logits):
-                written = np.asarray(Image.open(out / c["file"])) > 0
+                written = _read_image(out / c["file"]) > 0
                 assert np.array_equal(written, cand > 0)
             assert obj["predicted_iou"] == round(float(ious[k]), 4)
         ids = sorted(best)
         stack = np.stack([best[i] for i in ids])
         want = np.where((stack > 0).any(0), np.array(ids)[stack.argmax(0)], 0)
-        labels = np.asarray(Image.open(out / "labels" / f"{name}.png"))
+        labels = _read_image(out / "labels" / f"{name}.png")
         assert labels.shape == rgb.shape[:2] and np.array_equal(labels, want)
-        assert np.asarray(Image.open(out / "overlays" / f"{name}.png")).shape == rgb.shape
+        assert _read_image(out / "overlays" / f"{name}.png").shape == rgb.shape
 
 
 def test_auto_matches_the_generator(images, model, tmp_path):
@@ -94,7 +101,7 @@ def test_auto_matches_the_generator(images, model, tmp_path):
     doc = json.loads((out / "results.json").read_text())
     objs = doc["images"][0]["objects"]
     assert len(objs) == len(records) >= 1
-    labels = np.asarray(Image.open(out / "labels" / "img2.png"))
+    labels = _read_image(out / "labels" / "img2.png")
     want = np.zeros(rgb.shape[:2], dtype=np.uint8)
     for obj, rec in zip(objs, records):
         seg = obj["segmentation"]
@@ -154,5 +161,5 @@ def test_track_auto_tracks_first_frame_masks(images, tmp_path, monkeypatch):
     summary = json.loads((out / "summary.json").read_text())
     assert [o["id"] for o in summary["frames"][1]["objects"]] == [1, 2, 3]
     for index, want in enumerate(expected):
-        assert np.array_equal(np.asarray(Image.open(out / "masks" / f"{index:05d}.png")), want)
+        assert np.array_equal(_read_image(out / "masks" / f"{index:05d}.png"), want)
     assert main(["track", str(frames), "--auto", "--point", "1:5,5", "--random-weights", "--out", str(out)]) == 2

@@ -38,7 +38,7 @@ from rosidl_runtime_py.utilities import get_message, get_service
 from sam2_ros.errors import UserError
 from sam2_ros.ros.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
 from sam2_ros.ros.messages import header_msg
-from sam2_ros.ros.messages3d import CAMERA_INFO, DEPTH, DEPTH_INPUT_TYPES, DEPTH_OUTPUT_TYPES, OBJECT_POINTS
+from sam2_ros.ros.messages3d import DEPTH_OUTPUT_TYPES, OBJECT_POINTS
 from sam2_ros.ros.params import NODE_NAME, TrackerParams, parameter_specs, spec
 from sam2_ros.ros.typesys import typestore
 
@@ -81,9 +81,9 @@ INPUTS = (
     Input("geometry_msgs/msg/Point", "~/click", "on_point"),
     Input("vision_msgs/msg/Detection2DArray", "~/seed_detections", "on_detections"),
     Input("sam2_ros_interfaces/msg/ObjectPrompt", "~/prompt", "on_prompt"),
-    Input(DEPTH_INPUT_TYPES[DEPTH], "", "on_depth", qos="sensor", cdr=True, topic_param="depth_topic",
+    Input("sensor_msgs/msg/Image", "", "on_depth", qos="sensor", cdr=True, topic_param="depth_topic",
           enabled_by="use_depth"),
-    Input(DEPTH_INPUT_TYPES[CAMERA_INFO], "", "on_camera_info", qos="sensor", cdr=True,
+    Input("sensor_msgs/msg/CameraInfo", "", "on_camera_info", qos="sensor", cdr=True,
           topic_param="camera_info_topic", enabled_by="use_depth"),
 )
 SERVICES = (
