@@ -13,8 +13,9 @@ logits of every object) plus boxes. Meta's frames are preloaded and normalised b
 ``init_state`` (not timed); ours are decoded frames, resized and normalised inside the timed
 call. The first ``--warmup`` frames (default 7: the memory bank fills up over the first 7)
 are not measured. Weights are random, which does not change the amount of computation.
-With ``--repeats`` > 1 the two trackers alternate which runs first and the median over all
-measured frames is reported. Writes ``bench_objects.json`` and ``bench_objects.png``.
+The two trackers run in lockstep (frame f of one, then of the other, alternating which goes
+first), so a shared machine's load hits both alike; ``--repeats`` reruns each count and the
+median over all measured frames is reported. Writes ``bench_objects.json`` and ``bench_objects.png``.
 
     python benchmarks/bench_objects.py --counts 1,4,16,32 --frames 16 --image-size 256 --device cpu
     python benchmarks/bench_objects.py --device cuda --dtype bfloat16 --image-size 1024 --frames 40
@@ -40,52 +41,52 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc)
 
 
-def run_official(theirs, state: dict, points: list[list[float]], device: torch.device, warmup: int) -> list[float]:
-    """ms per frame (frames ``warmup``.. of ``state``'s video) with one object per click."""
+def run_pair(theirs, state: dict, backend, frames: list[np.ndarray], points: list[list[float]],
+             device: torch.device, dtype: torch.dtype, warmup: int, stage_sync: bool):
+    """Both trackers in lockstep, one object per click on frame 0: frame f of Meta's, then of ours
+    (the order alternating per frame), so both see the same machine load. Returns ms per frame
+    (frames ``warmup``..) for each, and ours per stage.
+
+    ``stage_sync``: wait for the device between our stages so the stage times are the device's
+    (on a GPU this costs the CPU/GPU overlap, so there ``measure`` takes stages from a second pass).
+    """
     theirs.reset_state(state)
-    times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, dtype):
         for i, point in enumerate(points):
             theirs.add_new_points_or_box(state, 0, i + 1, points=[point], labels=[1])
-        sync(device)
-        t = time.perf_counter()
-        for f, _, masks in theirs.propagate_in_video(state):
-            sync(device)
-            now = time.perf_counter()
-            if f >= warmup:
-                times.append((now - t) * 1e3)
-            t = now
-    return times
-
-
-def run_ours(backend, frames: list[np.ndarray], points: list[list[float]], device: torch.device,
-             warmup: int, stage_sync: bool = True) -> tuple[list[float], dict[str, list[float]]]:
-    """ms per frame and per stage (frames ``warmup``..), one object per click on frame 0.
-
-    ``stage_sync``: wait for the device between stages so the stage times are the device's
-    (on a GPU this costs the CPU/GPU overlap, so ``measure`` times the frames without it).
-    """
     tracker = Sam2Tracker(backend, max_objects=len(points), fill_hole_area=0, sync_timings=stage_sync)
     tracker.track(frames[0])
     for i, point in enumerate(points):
         tracker.add_points(i + 1, [point], [1])
-    times, stages = [], {s: [] for s in STAGES}
+    official = theirs.propagate_in_video(state)
+    with autocast(device, dtype):
+        next(official)  # frame 0: the prompted frame, consolidated, nothing tracked
+    theirs_ms, ours_ms, stages = [], [], {s: [] for s in STAGES}
     for f, frame in enumerate(frames[1:], start=1):
-        sync(device)
-        t = time.perf_counter()
-        result = tracker.track(frame)
-        if stage_sync:
+        for side in (("official", "ours") if f % 2 else ("ours", "official")):
             sync(device)
-        t_full = time.perf_counter()
-        _ = result.logits, result.boxes, result.visible  # what Meta's predictor yields, and boxes
-        sync(device)
-        now = time.perf_counter()
-        if f >= warmup:
-            times.append((now - t) * 1e3)
-            for s in STAGES[:-1]:
-                stages[s].append(result.timings_ms.get(s, 0.0))
-            stages["full_res_outputs"].append((now - t_full) * 1e3)
-    return times, stages
+            t = time.perf_counter()
+            if side == "official":
+                with autocast(device, dtype):
+                    next(official)
+                sync(device)
+                if f >= warmup:
+                    theirs_ms.append((time.perf_counter() - t) * 1e3)
+                continue
+            result = tracker.track(frame)
+            if stage_sync:
+                sync(device)
+            t_full = time.perf_counter()
+            _ = result.logits, result.boxes, result.visible  # what Meta's predictor yields, and boxes
+            sync(device)
+            now = time.perf_counter()
+            if f >= warmup:
+                ours_ms.append((now - t) * 1e3)
+                for s in STAGES[:-1]:
+                    stages[s].append(result.timings_ms.get(s, 0.0))
+                stages["full_res_outputs"].append((now - t_full) * 1e3)
+    official.close()
+    return theirs_ms, ours_ms, stages
 
 
 def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list[int], device: torch.device,
@@ -100,20 +101,17 @@ def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list
         official, ours, stages = [], [], {s: [] for s in STAGES}
         row: dict = {"objects": n}
         try:
-            for rep in range(repeats):
-                for side in (("official", "ours") if rep % 2 == 0 else ("ours", "official")):
-                    if side == "official":
-                        with autocast(device, dtype):
-                            official += run_official(theirs, state, points, device, warmup)
-                    else:
-                        # On a CPU, syncing is free: one pass gives both. On a GPU, stages come
-                        # from a second, synchronised pass.
-                        ms, st = run_ours(backend, frames, points, device, warmup, stage_sync=device.type == "cpu")
-                        if device.type != "cpu":
-                            _, st = run_ours(backend, frames, points, device, warmup, stage_sync=True)
-                        ours += ms
-                        for s in STAGES:
-                            stages[s] += st[s]
+            for _ in range(repeats):
+                # On a CPU, syncing is free: one pass gives both. On a GPU, stages come from a
+                # second, synchronised pass.
+                cpu = device.type == "cpu"
+                a, b, st = run_pair(theirs, state, backend, frames, points, device, dtype, warmup, stage_sync=cpu)
+                if not cpu:
+                    _, _, st = run_pair(theirs, state, backend, frames, points, device, dtype, warmup, True)
+                official += a
+                ours += b
+                for s in STAGES:
+                    stages[s] += st[s]
         except (RuntimeError, MemoryError) as exc:
             if not is_oom(exc):
                 raise
@@ -140,7 +138,6 @@ def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list
         log(f"{n:>4} objects: official {row['official_ms']:8.1f} ms   ours {row['ours_ms']:8.1f} ms   "
             f"ratio {row['ratio_ours_over_official']:.3f}")
     theirs.reset_state(state)
-    add_per_object_costs(rows)
     return {"rows": rows}
 
 
@@ -180,8 +177,15 @@ def print_table(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], out: Path, title: str) -> None:
-    plt = pyplot()
+    """Latency vs objects (both trackers) and ours by stage; matplotlib if installed, else OpenCV."""
     done = [r for r in rows if "ours_ms" in r]
+    if not done:
+        return
+    try:
+        plt = pyplot()
+    except ImportError:
+        _plot_cv2(done, out, title)
+        return
     n = [r["objects"] for r in done]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(n, [r["official_ms"] for r in done], "o-", label="official SAM2VideoPredictor")
@@ -202,6 +206,59 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
     plt.close(fig)
 
 
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+
+
+def _plot_cv2(done: list[dict], out: Path, title: str) -> None:
+    """The same two panels drawn with OpenCV (RGB colours, written as PNG)."""
+    import cv2
+
+    w, h, pad = 1100, 440, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def text(s: str, xy: tuple[int, int], scale: float = 0.45, colour=(0, 0, 0)) -> None:
+        cv2.putText(img, s, xy, font, scale, colour[::-1], 1, cv2.LINE_AA)
+
+    text(title, (pad, 25), 0.55)
+    top = max(max(r["official_ms"], r["ours_ms"], sum(r["ours_stages_ms"].values())) for r in done) * 1.1
+    panel_w, y0, y1 = (w - 3 * pad) // 2, 50, h - pad
+
+    def ypix(v: float) -> int:
+        return int(y1 - (y1 - y0) * v / top)
+
+    for p in range(2):
+        x0 = pad + p * (panel_w + pad)
+        cv2.rectangle(img, (x0, y0), (x0 + panel_w, y1), (0, 0, 0), 1)
+        for k in range(5):
+            v = top * k / 4
+            text(f"{v:.0f}", (x0 - 45, ypix(v) + 4), 0.35)
+        text("ms per frame" if p == 0 else "sam2_ros ms by stage", (x0 + 5, y0 - 8), 0.45)
+    xs = [pad + int((i + 0.5) * panel_w / len(done)) for i in range(len(done))]
+    for i, r in enumerate(done):
+        text(f"{r['objects']} obj", (xs[i] - 18, y1 + 18), 0.4)
+        text(f"{r['objects']} obj", (xs[i] + panel_w + pad - 18, y1 + 18), 0.4)
+    for k, (key, name) in enumerate((("official_ms", "official SAM2VideoPredictor"), ("ours_ms", "sam2_ros"))):
+        colour = COLOURS[k][::-1]
+        pts = [(x, ypix(r[key])) for x, r in zip(xs, done)]
+        for a, b in zip(pts, pts[1:]):
+            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+        for q in pts:
+            cv2.circle(img, q, 4, colour, -1, cv2.LINE_AA)
+        text(name, (pad + 10, y0 + 20 + 18 * k), 0.45, COLOURS[k])
+    bar = max(10, panel_w // (2 * len(done)))
+    for x, r in zip(xs, done):
+        x += panel_w + pad
+        base = 0.0
+        for k, s in enumerate(STAGES):
+            v = r["ours_stages_ms"][s]
+            cv2.rectangle(img, (x - bar // 2, ypix(base + v)), (x + bar // 2, ypix(base)), COLOURS[k][::-1], -1)
+            base += v
+    for k, s in enumerate(STAGES):
+        text(s, (2 * pad + panel_w + 10, y0 + 20 + 16 * k), 0.4, COLOURS[k])
+    cv2.imwrite(str(out), img)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="sam2.1_hiera_t")
@@ -215,8 +272,11 @@ def main() -> None:
     p.add_argument("--compile", default=None, help="torch.compile mode for our image encoder (e.g. reduce-overhead)")
     p.add_argument("--frames-dir", type=Path, default=None,
                    help="folder of .jpg frames (default: the bedroom clip, else synthetic shapes)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.frames <= args.warmup:
         raise SystemExit(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
