@@ -50,7 +50,10 @@ PARTS = {
 }
 TINY_NO_COMPILE = "--tiny: torch.compile build time exceeds the CI budget (tests/test_tracker.py covers compile)"
 #: Thresholds of the parity checks.
-REL_L2_FP32 = 1e-3  # float32 on the device vs the CPU, and ours vs Meta's on the device
+REL_L2_FP32 = 1e-3  # ours in float32: on the device vs on the CPU
+#: Ours vs Meta's on the device. The strict check is tests/test_tracker_parity.py (1e-4 at 256 px, CPU);
+#: at the tiny 64 px size the two differ by ~1e-3 on tracked frames already on the CPU.
+REL_L2_OFFICIAL = 5e-3
 IOU_FP32 = 0.99
 IOU_REDUCED = 0.9  # bfloat16 / float16 autocast vs float32 (random weights, as tests/test_tracker.py)
 
@@ -168,7 +171,7 @@ def part_parity(args: argparse.Namespace, cfg: dict, device: torch.device, save)
     official, state = track_official(theirs, video, points)
     same_input = track_ours_on_images(copy.deepcopy(ours), device, state["images"], frames[0].shape[:2], points)
     checks["ours_vs_official_fp32_device"] = compare(same_input, official) | {
-        "pass_if": f"max_rel_l2 <= {REL_L2_FP32} and min_iou >= {IOU_FP32}"}
+        "pass_if": f"max_rel_l2 <= {REL_L2_OFFICIAL} and min_iou >= {IOU_FP32}"}
     save(res)
     for name in ("bfloat16", "float16"):
         dtype = getattr(torch, name)
@@ -178,13 +181,13 @@ def part_parity(args: argparse.Namespace, cfg: dict, device: torch.device, save)
         low = track_ours(copy.deepcopy(ours), device, dtype, frames, points)
         checks[f"ours_{name}_vs_fp32"] = compare(low, dev32) | {"pass_if": f"min_iou >= {IOU_REDUCED}"}
         save(res)
-    for c in checks.values():
+    limits = {"ours_fp32_device_vs_cpu": (REL_L2_FP32, IOU_FP32),
+              "ours_vs_official_fp32_device": (REL_L2_OFFICIAL, IOU_FP32)}
+    for name, c in checks.items():
         if "skipped" in c:
             continue
-        ok = c["min_iou"] >= (IOU_FP32 if "max_rel_l2 <=" in c["pass_if"] else IOU_REDUCED)
-        if "max_rel_l2 <=" in c["pass_if"]:
-            ok = ok and c["max_rel_l2"] <= REL_L2_FP32
-        c["passed"] = bool(ok)
+        rel_l2, iou = limits.get(name, (float("inf"), IOU_REDUCED))
+        c["passed"] = bool(c["max_rel_l2"] <= rel_l2 and c["min_iou"] >= iou)
     res["passed"] = all(c.get("passed", True) for c in checks.values())
     return res
 
