@@ -28,31 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, autocast, load_frames, make_models, pyplot, sync, tensor_bytes, video_folder  # noqa: E402
 
 from sam2_ros.tracking import Sam2Tracker, TorchBackend  # noqa: E402
-from tests.official_model import make_pair  # noqa: E402  (builds both models with one set of weights)
 
-DATA = ROOT.parent / "shared" / "data" / "videos" / "bedroom"
 CLICK = [[300.0, 220.0]]
 BOX = [560.0, 60.0, 820.0, 420.0]
-
-
-def tensor_bytes(obj, skip: set[int] = frozenset(), seen: set[int] | None = None) -> int:
-    """Bytes of all distinct tensor storages reachable from nested dicts/lists/tuples."""
-    seen = set() if seen is None else seen
-    if isinstance(obj, torch.Tensor):
-        key = obj.untyped_storage().data_ptr()
-        if key in seen or key in skip:
-            return 0
-        seen.add(key)
-        return obj.untyped_storage().nbytes()
-    if isinstance(obj, dict):
-        return sum(tensor_bytes(v, skip, seen) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(tensor_bytes(v, skip, seen) for v in obj)
-    return 0
 
 
 def ours_state_bytes(tracker: Sam2Tracker) -> int:
@@ -60,20 +42,6 @@ def ours_state_bytes(tracker: Sam2Tracker) -> int:
     outs = [o.out.__dict__ for o in tracker._objects.values() if o.out is not None]
     feats = tracker._feats.__dict__ if tracker._feats is not None else {}
     return tensor_bytes([tracker.bank.tensors(), objs, outs, feats])
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def make_video(n: int) -> Path:
-    """n frames named 00000.jpg.. (the bedroom clip looped), as Meta's loader wants."""
-    folder = Path(tempfile.mkdtemp(prefix="bench_frames_"))
-    src = sorted(DATA.glob("*.jpg"))
-    for i in range(n):
-        (folder / f"{i:05d}.jpg").symlink_to(src[i % len(src)])
-    return folder
 
 
 def run_official(theirs, video: Path, n: int, device: torch.device, marks: tuple[int, ...]):
@@ -116,22 +84,20 @@ def make_backends(names: list[str], ours, device: torch.device, dtype: torch.dty
     return backends
 
 
-def run_ours(backend, n: int, device: torch.device, marks: tuple[int, ...]):
-    from PIL import Image
-
+def run_ours(backend, video: Path, n: int, device: torch.device, marks: tuple[int, ...]):
     bank = {"max_cond_frames": backend.max_cond_frames} if hasattr(backend, "max_cond_frames") else {}
     tracker = Sam2Tracker(backend, max_objects=4, fill_hole_area=0, **bank)
-    src = sorted(DATA.glob("*.jpg"))
-    frames = [np.asarray(Image.open(p).convert("RGB")) for p in src[: min(n, len(src))]]
+    frames = load_frames(video, min(n, 200))
     times, memory = [], {}
     for i in range(n):
         frame = frames[i % len(frames)]
         sync(device)
         t = time.perf_counter()
-        tracker.track(frame)
+        result = tracker.track(frame)
         if i == 0:
             tracker.add_points(1, CLICK, [1])
-            tracker.add_box(2, BOX)
+            result = tracker.add_box(2, BOX)
+        _ = result.logits, result.boxes  # full-resolution outputs, as Meta's predictor returns them
         sync(device)
         times.append(time.perf_counter() - t)
         if i + 1 in marks:
@@ -146,11 +112,7 @@ def summarize(ms: np.ndarray, warmup: int) -> dict:
 
 
 def plot(latency: dict[str, np.ndarray], mem: dict[str, dict[int, int]], out: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for name, ms in latency.items():
         a.plot(ms, label=name, lw=0.8)
@@ -180,17 +142,15 @@ def main() -> None:
     args = p.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     marks = tuple(m for m in (100, args.frames) if m <= args.frames)
-    theirs, ours = make_pair(args.model, args.image_size, seed=2)
+    theirs, ours = make_models(args.model, args.image_size, seed=2)
     theirs.to(device)
-    video = make_video(args.frames)
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else torch.autocast(
-        device.type, enabled=False)
-    with autocast:  # Meta's recommended mixed-precision usage
+    video = video_folder(args.frames)
+    with autocast(device, dtype):  # Meta's recommended mixed-precision usage
         theirs_ms, theirs_mem, frames_bytes, _ = run_official(theirs, video, args.frames, device, marks)
     t = summarize(theirs_ms, args.warmup)
     results, latency, memory = {}, {"official SAM2VideoPredictor": theirs_ms}, {"official": theirs_mem}
     for name, backend in make_backends(args.backends.split(","), ours, device, dtype).items():
-        ms, mem = run_ours(backend, args.frames, device, marks)
+        ms, mem = run_ours(backend, video, args.frames, device, marks)
         results[name] = summarize(ms, args.warmup)
         latency[f"sam2_ros ({name})"], memory[f"sam2_ros ({name})"] = ms, mem
     report = {

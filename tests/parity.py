@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
 import torch
 from torch import nn
 
@@ -19,6 +18,8 @@ RECORDED: dict[str, tuple[float, float, float]] = {}
 
 def official():
     """Import the official package or skip (it is a test-only dependency)."""
+    import pytest  # here, not at the top: the benchmarks build models on machines without pytest
+
     return pytest.importorskip("sam2", reason="official sam2==1.1.0 is needed for parity tests")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,12 +64,24 @@ def upsample_logits(low_res: Tensor, size: tuple[int, int]) -> Tensor:
 
 def boxes_from_masks(masks: Tensor) -> tuple[Tensor, Tensor]:
     """B x H x W bool -> (B x 4 float boxes x1, y1, x2, y2 in pixels, inclusive; B nonempty flags)."""
-    b, h, w = masks.shape
-    rows = masks.any(dim=2)
-    cols = masks.any(dim=1)
+    return _boxes_from_profiles(masks.any(dim=2), masks.any(dim=1))
+
+
+def boxes_from_logits(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``boxes_from_masks(logits > 0)`` without materialising the B x H x W mask.
+
+    Two max-reductions over the logits give each row's and column's "any pixel > 0" directly
+    (max > 0 iff some value > 0), so no full-resolution boolean tensor is written.
+    """
+    return _boxes_from_profiles(logits.amax(dim=2) > 0, logits.amax(dim=1) > 0)
+
+
+def _boxes_from_profiles(rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+    """Boxes from B x H row and B x W column occupancy."""
+    h, w = rows.shape[1], cols.shape[1]
     nonempty = rows.any(dim=1)
-    ys = torch.arange(h, device=masks.device)
-    xs = torch.arange(w, device=masks.device)
+    ys = torch.arange(h, device=rows.device)
+    xs = torch.arange(w, device=cols.device)
     y1 = torch.where(rows, ys, h).min(dim=1).values
     y2 = torch.where(rows, ys, -1).max(dim=1).values
     x1 = torch.where(cols, xs, w).min(dim=1).values
@@ -88,6 +99,8 @@ def fill_holes(low_res: Tensor, max_area: int) -> Tensor:
     """
     if max_area <= 0:
         return low_res
+    import cv2  # only hole filling needs OpenCV; the rest of the tracker runs on torch alone
+
     background = (low_res <= 0).squeeze(1).to(torch.uint8).cpu().numpy()
     holes = np.zeros_like(background, dtype=bool)
     for i, bg in enumerate(background):

@@ -1,12 +1,19 @@
-"""What ``Sam2Tracker`` returns for a frame: device tensors plus cheap host views."""
+"""What ``Sam2Tracker`` returns for a frame: device tensors plus cheap host views.
+
+The tracker hands over each object's low-resolution logits; the full-resolution logits,
+boxes and visibility are computed on first read (and kept), so a consumer that only wants
+scores, or boxes, or a label image, never pays for what it does not read.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from sam2_ros.tracking.imageops import boxes_from_logits, upsample_logits
 
 if TYPE_CHECKING:
     from sam2_ros.tracking.track_state import ObjectTrackState
@@ -29,24 +36,67 @@ class ObjectResult:
         return float(1.0 / (1.0 + np.exp(-self.score)))
 
 
+class _Lazy:
+    """A required ``TrackResult`` field that may be passed as None and is then computed on first read.
+
+    A descriptor-typed dataclass field: the generated ``__init__`` stores through ``__set__``;
+    raising AttributeError on class access keeps the field without a default.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.name)
+        value = obj.__dict__.get(self.slot)
+        if value is None:
+            value = obj.__dict__[self.slot] = obj._derive(self.name)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class TrackResult:
     """All tracked objects on frame ``frame_index``; tensors stay on the device.
 
     ``logits``: B x H x W mask logits at the input resolution; ``scores``: B presence
     logits; ``boxes``: B x 4; ``visible``: B bools. Row i belongs to ``object_ids[i]``.
+    Built by :meth:`from_low_res`, ``logits``/``boxes``/``visible`` are computed when first read.
     """
 
     frame_index: int
     frame_hw: tuple[int, int]
     object_ids: list[int]
-    logits: Tensor
+    logits: Tensor = _Lazy()
     scores: Tensor
-    boxes: Tensor
-    visible: Tensor
+    boxes: Tensor = _Lazy()
+    visible: Tensor = _Lazy()
     timings_ms: dict[str, float] = field(default_factory=dict)
     #: Track state per object id (``Sam2Tracker.states``; observation only, see ``track_state``).
     states: dict[int, ObjectTrackState] = field(default_factory=dict)
+
+    @classmethod
+    def from_low_res(cls, frame_index: int, frame_hw: tuple[int, int], object_ids: list[int], low_res: Tensor,
+                     scores: Tensor, timings_ms: dict[str, float]) -> "TrackResult":
+        """A result whose full-resolution outputs derive lazily from B x 1 x h x w ``low_res`` logits."""
+        result = cls(frame_index, frame_hw, object_ids, None, scores, None, None, timings_ms)
+        result.__dict__["_low_res"] = low_res
+        return result
+
+    def _derive(self, name: str) -> Tensor:
+        """Compute a lazy field: bilinear upsampling (as Meta's predictor), boxes by row/column maxima."""
+        if name == "logits":
+            low_res = self.__dict__.get("_low_res")
+            if low_res is None:
+                raise ValueError("TrackResult.logits was neither given nor derivable (no low-res logits)")
+            return upsample_logits(low_res.float(), self.frame_hw)[:, 0]
+        boxes, nonempty = boxes_from_logits(self.logits)
+        self.__dict__["_boxes"] = boxes
+        self.__dict__["_visible"] = (self.scores > 0) & nonempty
+        return self.__dict__["_" + name]
 
     @property
     def masks(self) -> Tensor:
@@ -77,8 +127,7 @@ class TrackResult:
         h, w = self.frame_hw
         if not self.object_ids:
             return np.zeros((h, w), dtype=np.uint8)
-        best = self.logits.argmax(dim=0)
-        ids = torch.tensor(self.object_ids, dtype=torch.uint8, device=self.logits.device)
-        labels = torch.where(self.masks.any(dim=0), ids[best], torch.zeros((), dtype=torch.uint8,
-                                                                           device=self.logits.device))
+        best, winner = self.logits.max(dim=0)  # one pass: max > 0 iff any mask covers the pixel
+        ids = torch.tensor(self.object_ids, dtype=torch.uint8, device=best.device)
+        labels = torch.where(best > 0, ids[winner], torch.zeros((), dtype=torch.uint8, device=best.device))
         return labels.cpu().numpy().reshape(h, w)

@@ -24,7 +24,7 @@ from sam2_ros.model import ImageFeatures, SamOutput
 from sam2_ros.tracking.backend import Backend
 from sam2_ros.tracking.bank import MemoryBank
 from sam2_ros.tracking.errors import CapacityError, PromptError, TrackerError, UnknownObjectError
-from sam2_ros.tracking.imageops import boxes_from_masks, check_frame, fill_holes, preprocess, upsample_logits
+from sam2_ros.tracking.imageops import check_frame, fill_holes, preprocess, upsample_logits
 from sam2_ros.tracking.results import TrackResult
 from sam2_ros.tracking.track_state import TrackStates
 
@@ -63,7 +63,8 @@ class Sam2Tracker:
     already-tracked frame becomes a conditioning frame (Meta's
     ``add_all_frames_to_correct_as_cond``); on by default because a robot operator's
     correction must outlive the 6-frame recent memory. ``fill_hole_area``: Meta's
-    small-hole filling (0 disables).
+    small-hole filling (0 disables). ``sync_timings``: wait for the device after each stage
+    so ``TrackResult.timings_ms`` splits GPU time by stage (for benchmarks; adds latency).
     """
 
     def __init__(
@@ -73,12 +74,14 @@ class Sam2Tracker:
         max_cond_frames: int = 4,
         corrections_as_cond: bool = True,
         fill_hole_area: int = 8,
+        sync_timings: bool = False,
     ) -> None:
         self.backend = backend
         self.device = backend.device
         self.image_size = backend.image_size
         self.corrections_as_cond = corrections_as_cond
         self.fill_hole_area = fill_hole_area
+        self.sync_timings = sync_timings
         self.bank = MemoryBank(max_objects, backend.feat_size, backend.device, num_maskmem=backend.num_maskmem,
                                max_cond_frames=max_cond_frames, max_obj_ptrs=backend.max_obj_ptrs)
         self._objects: dict[int, _Object] = {}
@@ -122,14 +125,21 @@ class Sam2Tracker:
         return self.track_image(image, (int(frame.shape[0]), int(frame.shape[1])), t0)
 
     def track_image(self, image: Tensor, frame_hw: tuple[int, int], _t0: float | None = None) -> TrackResult:
-        """``track`` for an already normalised 1 x 3 x S x S image of a frame of size ``frame_hw``."""
+        """``track`` for an already normalised 1 x 3 x S x S image of a frame of size ``frame_hw``.
+
+        ``timings_ms`` splits the call by stage: ``memory_encoder`` (the previous frame's
+        memory), ``image_encoder``, ``memory_attention`` (bank gather included),
+        ``mask_decoder``, ``postprocess`` (hole filling, result assembly) and ``track`` (the
+        last three). On an asynchronous device they are enqueue times unless ``sync_timings``.
+        """
         t0 = time.perf_counter() if _t0 is None else _t0
+        clock = _StageClock(t0, self.device if self.sync_timings else None)
         self._commit_memory()
-        timings = {"memory_encoder": _ms(t0)}
+        clock.lap("memory_encoder")
         self._frame_idx += 1
         self._frame_hw = frame_hw
         self._feats = self.backend.encode_image(image)
-        timings["image_encoder"] = _ms(t0) - timings["memory_encoder"]
+        clock.lap("image_encoder")
         objs = list(self._objects.values())
         for obj in objs:
             obj.out, obj.pix_feat, obj.points, obj.labels = None, None, None, None
@@ -138,15 +148,19 @@ class Sam2Tracker:
             feats = self._feats.expand(b)
             memory = self.bank.gather([o.slot for o in objs], self._frame_idx, self.backend.compact_memory)
             pix = self.backend.attend_memory(feats, memory)
+            clock.lap("memory_attention")
             out = self.backend.decode(pix, feats.high_res, None, None, None,
                                       self.backend.use_multimask(False, 0))
+            clock.lap("mask_decoder")
             low = fill_holes(out.low_res_masks, self.fill_hole_area)
             for i, obj in enumerate(objs):
                 obj.pix_feat = pix[i:i + 1]
                 obj.out = _FrameOutput(low[i:i + 1], out.high_res_masks[i:i + 1], out.obj_ptr[i:i + 1],
                                        out.object_score_logits[i:i + 1], from_prompt=False, is_cond=False)
-        timings["track"] = _ms(t0) - timings["memory_encoder"] - timings["image_encoder"]
-        return self._observed(self._result(timings))
+        result = self._observed(self._result(clock.ms))  # track states read the masks: after the lazy outputs are made
+        clock.lap("postprocess")
+        clock.ms["track"] = sum(clock.ms.get(k, 0.0) for k in ("memory_attention", "mask_decoder", "postprocess"))
+        return result
 
     # ----------------------------------------------------------------- prompts
     def add_points(self, obj_id: int, points, labels=None, clear_old_points: bool = False) -> TrackResult:
@@ -256,19 +270,15 @@ class Sam2Tracker:
             o.out = None
 
     def _result(self, timings: dict[str, float]) -> TrackResult:
+        """The current frame's result; full-resolution logits, boxes and visibility are computed on first read."""
         objs = [o for o in self._objects.values() if o.out is not None]
         h, w = self._frame_hw
         if not objs:
-            empty = torch.zeros(0, h, w, device=self.device)
-            return TrackResult(self._frame_idx, (h, w), [], empty, torch.zeros(0, device=self.device),
-                               torch.zeros(0, 4, device=self.device), torch.zeros(0, dtype=torch.bool,
-                                                                                    device=self.device), timings)
-        low = torch.cat([o.out.low_res for o in objs]).float()
-        logits = upsample_logits(low, (h, w))[:, 0]
-        scores = torch.cat([o.out.score for o in objs])[:, 0].float()
-        boxes, nonempty = boxes_from_masks(logits > 0)
-        return TrackResult(self._frame_idx, (h, w), [o.obj_id for o in objs], logits, scores, boxes,
-                           (scores > 0) & nonempty, timings)
+            low, scores = torch.zeros(0, 1, 1, 1, device=self.device), torch.zeros(0, device=self.device)
+        else:
+            low = torch.cat([o.out.low_res for o in objs])
+            scores = torch.cat([o.out.score for o in objs])[:, 0].float()
+        return TrackResult.from_low_res(self._frame_idx, (h, w), [o.obj_id for o in objs], low, scores, timings)
 
     def _observed(self, result: TrackResult) -> TrackResult:
         """``result`` with its objects' track states; objects LOST for ``remove_lost_after`` frames are removed."""
@@ -332,5 +342,18 @@ class Sam2Tracker:
         return torch.tensor([[x1, y1], [x2, y2]], dtype=torch.float32)
 
 
-def _ms(t0: float) -> float:
-    return (time.perf_counter() - t0) * 1e3
+class _StageClock:
+    """Per-stage wall times in ms; with a CUDA ``sync_device``, each lap waits for the device first."""
+
+    def __init__(self, t0: float, sync_device: torch.device | None) -> None:
+        self.ms: dict[str, float] = {}
+        self._last = t0
+        self._sync = sync_device is not None and sync_device.type == "cuda"
+        self._device = sync_device
+
+    def lap(self, stage: str) -> None:
+        if self._sync:
+            torch.cuda.synchronize(self._device)
+        now = time.perf_counter()
+        self.ms[stage] = (now - self._last) * 1e3
+        self._last = now

@@ -1,0 +1,308 @@
+"""Benchmark: cost per tracked object, ours vs Meta's SAM2VideoPredictor, same weights, one run.
+
+For each object count (default 1, 4, 16, 32) both trackers follow that many objects, one
+click each on a grid over the first frame, through the same frames at the same resolution
+on the same device. Reported per count: median ms per frame, the ratio ours/official, and
+the cost of each added object ((ms(N) - ms(1)) / (N - 1)); for ours, the median time of
+each stage (``TrackResult.timings_ms`` with the device synchronised between stages, plus
+``full_res_outputs``: every object's full-resolution logits, boxes and visibility).
+
+Like with like: Meta's ``propagate_in_video`` upsamples every object's mask to the video
+resolution before it yields a frame, so ours is timed up to the same point (full-resolution
+logits of every object) plus boxes. Meta's frames are preloaded and normalised by
+``init_state`` (not timed); ours are decoded frames, resized and normalised inside the timed
+call. The first ``--warmup`` frames (default 7: the memory bank fills up over the first 7)
+are not measured. Weights are random, which does not change the amount of computation.
+The two trackers run in lockstep (frame f of one, then of the other, alternating which goes
+first), so a shared machine's load hits both alike; ``--repeats`` reruns each count and the
+median over all measured frames is reported. Writes ``bench_objects.json`` and ``bench_objects.png``.
+
+    python benchmarks/bench_objects.py --counts 1,4,16,32 --frames 16 --image-size 256 --device cpu
+    python benchmarks/bench_objects.py --device cuda --dtype bfloat16 --image-size 1024 --frames 40
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import ROOT, autocast, grid_points, load_frames, make_models, pyplot, sync, video_folder
+
+from sam2_ros.tracking import Sam2Tracker, TorchBackend
+
+STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder", "postprocess", "full_res_outputs")
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc)
+
+
+def run_pair(theirs, state: dict, backend, frames: list[np.ndarray], points: list[list[float]],
+             device: torch.device, dtype: torch.dtype, warmup: int, stage_sync: bool):
+    """Both trackers in lockstep, one object per click on frame 0: frame f of Meta's, then of ours
+    (the order alternating per frame), so both see the same machine load. Returns ms per frame
+    (frames ``warmup``..) for each, and ours per stage.
+
+    ``stage_sync``: wait for the device between our stages so the stage times are the device's
+    (on a GPU this costs the CPU/GPU overlap, so there ``measure`` takes stages from a second pass).
+    """
+    theirs.reset_state(state)
+    with torch.inference_mode(), autocast(device, dtype):
+        for i, point in enumerate(points):
+            theirs.add_new_points_or_box(state, 0, i + 1, points=[point], labels=[1])
+    tracker = Sam2Tracker(backend, max_objects=len(points), fill_hole_area=0, sync_timings=stage_sync)
+    tracker.track(frames[0])
+    for i, point in enumerate(points):
+        tracker.add_points(i + 1, [point], [1])
+    official = theirs.propagate_in_video(state)
+    with autocast(device, dtype):
+        next(official)  # frame 0: the prompted frame, consolidated, nothing tracked
+    theirs_ms, ours_ms, stages = [], [], {s: [] for s in STAGES}
+    for f, frame in enumerate(frames[1:], start=1):
+        for side in (("official", "ours") if f % 2 else ("ours", "official")):
+            sync(device)
+            t = time.perf_counter()
+            if side == "official":
+                with autocast(device, dtype):
+                    next(official)
+                sync(device)
+                if f >= warmup:
+                    theirs_ms.append((time.perf_counter() - t) * 1e3)
+                continue
+            result = tracker.track(frame)
+            if stage_sync:
+                sync(device)
+            t_full = time.perf_counter()
+            _ = result.logits, result.boxes, result.visible  # what Meta's predictor yields, and boxes
+            sync(device)
+            now = time.perf_counter()
+            if f >= warmup:
+                ours_ms.append((now - t) * 1e3)
+                for s in STAGES[:-1]:
+                    stages[s].append(result.timings_ms.get(s, 0.0))
+                stages["full_res_outputs"].append((now - t_full) * 1e3)
+    official.close()
+    return theirs_ms, ours_ms, stages
+
+
+def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list[int], device: torch.device,
+            dtype: torch.dtype, warmup: int, repeats: int, log=print, on_row=None) -> dict:
+    """Both trackers at every object count; see the module docstring. ``on_row(rows)`` after each count."""
+    h, w = frames[0].shape[:2]
+    with autocast(device, dtype):
+        state = theirs.init_state(str(video))
+    rows = []
+    for n in counts:
+        points = grid_points(n, h, w)
+        official, ours, stages = [], [], {s: [] for s in STAGES}
+        row: dict = {"objects": n}
+        try:
+            for _ in range(repeats):
+                # On a CPU, syncing is free: one pass gives both. On a GPU, stages come from a
+                # second, synchronised pass.
+                cpu = device.type == "cpu"
+                a, b, st = run_pair(theirs, state, backend, frames, points, device, dtype, warmup, stage_sync=cpu)
+                if not cpu:
+                    _, _, st = run_pair(theirs, state, backend, frames, points, device, dtype, warmup, True)
+                official += a
+                ours += b
+                for s in STAGES:
+                    stages[s] += st[s]
+        except (RuntimeError, MemoryError) as exc:
+            if not is_oom(exc):
+                raise
+            row["skipped"] = f"out of memory: {str(exc).splitlines()[0]}"
+            log(f"{n:>4} objects: skipped ({row['skipped']})")
+            rows.append(row)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            if on_row:
+                on_row(rows)
+            continue
+        row |= {
+            "official_ms": float(np.median(official)),
+            "ours_ms": float(np.median(ours)),
+            "ratio_ours_over_official": float(np.median(ours) / np.median(official)),
+            "ours_stages_ms": {s: float(np.median(v)) for s, v in stages.items()},
+            "official_frames_ms": official,
+            "ours_frames_ms": ours,
+        }
+        rows.append(row)
+        add_per_object_costs(rows)
+        if on_row:
+            on_row(rows)
+        log(f"{n:>4} objects: official {row['official_ms']:8.1f} ms   ours {row['ours_ms']:8.1f} ms   "
+            f"ratio {row['ratio_ours_over_official']:.3f}")
+    theirs.reset_state(state)
+    return {"rows": rows}
+
+
+def add_per_object_costs(rows: list[dict]) -> None:
+    """Cost of each object beyond the first: (ms(N) - ms(1)) / (N - 1), per tracker and per stage."""
+    base = next((r for r in rows if r["objects"] == 1 and "ours_ms" in r), None)
+    if base is None:
+        return
+    for r in rows:
+        if r["objects"] == 1 or "ours_ms" not in r:
+            continue
+        k = r["objects"] - 1
+        r["added_object_ms"] = {"official": (r["official_ms"] - base["official_ms"]) / k,
+                                "ours": (r["ours_ms"] - base["ours_ms"]) / k}
+        r["ours_added_object_stage_ms"] = {s: (r["ours_stages_ms"][s] - base["ours_stages_ms"][s]) / k
+                                           for s in STAGES}
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'objects':>7}{'official ms':>13}{'ours ms':>10}{'ratio':>8}{'+1 obj official':>17}{'+1 obj ours':>13}")
+    for r in rows:
+        if "ours_ms" not in r:
+            print(f"{r['objects']:>7}  {r.get('skipped', 'skipped')}")
+            continue
+        add = r.get("added_object_ms")
+        tail = f"{add['official']:>17.1f}{add['ours']:>13.1f}" if add else f"{'':>17}{'':>13}"
+        print(f"{r['objects']:>7}{r['official_ms']:>13.1f}{r['ours_ms']:>10.1f}{r['ratio_ours_over_official']:>8.3f}"
+              + tail)
+    print(f"\nours by stage (median ms per frame; +1 obj = cost of each added object)")
+    print(f"{'objects':>7}" + "".join(f"{s:>18}" for s in STAGES))
+    for r in rows:
+        if "ours_ms" not in r:
+            continue
+        print(f"{r['objects']:>7}" + "".join(f"{r['ours_stages_ms'][s]:>18.1f}" for s in STAGES))
+        if "ours_added_object_stage_ms" in r:
+            print(f"{'+1 obj':>7}" + "".join(f"{r['ours_added_object_stage_ms'][s]:>18.1f}" for s in STAGES))
+
+
+def plot(rows: list[dict], out: Path, title: str) -> None:
+    """Latency vs objects (both trackers) and ours by stage; matplotlib if installed, else OpenCV."""
+    done = [r for r in rows if "ours_ms" in r]
+    if not done:
+        return
+    try:
+        plt = pyplot()
+    except ImportError:
+        _plot_cv2(done, out, title)
+        return
+    n = [r["objects"] for r in done]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(n, [r["official_ms"] for r in done], "o-", label="official SAM2VideoPredictor")
+    a.plot(n, [r["ours_ms"] for r in done], "s-", label="sam2_ros")
+    a.set_xscale("log", base=2), a.set_xticks(n, [str(v) for v in n])
+    a.set_xlabel("objects"), a.set_ylabel("ms per frame (median)"), a.set_title("latency vs objects"), a.legend()
+    x = np.arange(len(done))
+    bottom = np.zeros(len(done))
+    for s in STAGES:
+        v = np.array([r["ours_stages_ms"][s] for r in done])
+        b.bar(x, v, 0.6, bottom=bottom, label=s)
+        bottom += v
+    b.set_xticks(x, [str(v) for v in n]), b.set_xlabel("objects"), b.set_ylabel("ms per frame")
+    b.set_title("sam2_ros by stage"), b.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+
+
+def _plot_cv2(done: list[dict], out: Path, title: str) -> None:
+    """The same two panels drawn with OpenCV (RGB colours, written as PNG)."""
+    import cv2
+
+    w, h, pad = 1100, 440, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def text(s: str, xy: tuple[int, int], scale: float = 0.45, colour=(0, 0, 0)) -> None:
+        cv2.putText(img, s, xy, font, scale, colour[::-1], 1, cv2.LINE_AA)
+
+    text(title, (pad, 25), 0.55)
+    top = max(max(r["official_ms"], r["ours_ms"], sum(r["ours_stages_ms"].values())) for r in done) * 1.1
+    panel_w, y0, y1 = (w - 3 * pad) // 2, 50, h - pad
+
+    def ypix(v: float) -> int:
+        return int(y1 - (y1 - y0) * v / top)
+
+    for p in range(2):
+        x0 = pad + p * (panel_w + pad)
+        cv2.rectangle(img, (x0, y0), (x0 + panel_w, y1), (0, 0, 0), 1)
+        for k in range(5):
+            v = top * k / 4
+            text(f"{v:.0f}", (x0 - 45, ypix(v) + 4), 0.35)
+        text("ms per frame" if p == 0 else "sam2_ros ms by stage", (x0 + 5, y0 - 8), 0.45)
+    xs = [pad + int((i + 0.5) * panel_w / len(done)) for i in range(len(done))]
+    for i, r in enumerate(done):
+        text(f"{r['objects']} obj", (xs[i] - 18, y1 + 18), 0.4)
+        text(f"{r['objects']} obj", (xs[i] + panel_w + pad - 18, y1 + 18), 0.4)
+    for k, (key, name) in enumerate((("official_ms", "official SAM2VideoPredictor"), ("ours_ms", "sam2_ros"))):
+        colour = COLOURS[k][::-1]
+        pts = [(x, ypix(r[key])) for x, r in zip(xs, done)]
+        for a, b in zip(pts, pts[1:]):
+            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+        for q in pts:
+            cv2.circle(img, q, 4, colour, -1, cv2.LINE_AA)
+        text(name, (pad + 10, y0 + 20 + 18 * k), 0.45, COLOURS[k])
+    bar = max(10, panel_w // (2 * len(done)))
+    for x, r in zip(xs, done):
+        x += panel_w + pad
+        base = 0.0
+        for k, s in enumerate(STAGES):
+            v = r["ours_stages_ms"][s]
+            cv2.rectangle(img, (x - bar // 2, ypix(base + v)), (x + bar // 2, ypix(base)), COLOURS[k][::-1], -1)
+            base += v
+    for k, s in enumerate(STAGES):
+        text(s, (2 * pad + panel_w + 10, y0 + 20 + 16 * k), 0.4, COLOURS[k])
+    cv2.imwrite(str(out), img)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="sam2.1_hiera_t")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--counts", default="1,4,16,32", help="comma-separated object counts (include 1)")
+    p.add_argument("--frames", type=int, default=16, help="frames per run, frame 0 included")
+    p.add_argument("--warmup", type=int, default=7, help="first frames not measured")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--compile", default=None, help="torch.compile mode for our image encoder (e.g. reduce-overhead)")
+    p.add_argument("--frames-dir", type=Path, default=None,
+                   help="folder of .jpg frames (default: the bedroom clip, else synthetic shapes)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.frames <= args.warmup:
+        raise SystemExit(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    counts = [int(c) for c in args.counts.split(",")]
+    theirs, ours = make_models(args.model, args.image_size)
+    theirs.to(device)
+    video = video_folder(args.frames, args.frames_dir)
+    frames = load_frames(video, args.frames)
+    backend = TorchBackend(ours, device=device, dtype=dtype, compile=args.compile)
+    report = measure(theirs, backend, video, frames, counts, device, dtype, args.warmup, args.repeats)
+    report["config"] = vars(args) | {
+        "out": str(args.out), "frames_dir": str(args.frames_dir) if args.frames_dir else None,
+        "frame_hw": list(frames[0].shape[:2]), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    report["timing_note"] = ("ms per frame after warm-up, median; ours includes frame resize/normalise and every "
+                             "object's full-resolution logits + boxes; official includes its per-object upsampling "
+                             "to video resolution, its frames preloaded by init_state (not timed)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_objects.json").write_text(json.dumps(report, indent=2))
+    h, w = frames[0].shape[:2]
+    plot(report["rows"], args.out / "bench_objects.png",
+         f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, {w}x{h} frames")
+    print_table(report["rows"])
+    print(report["timing_note"])
+    print(f"wrote {args.out / 'bench_objects.json'} and {args.out / 'bench_objects.png'}")
+
+
+if __name__ == "__main__":
+    main()
