@@ -209,3 +209,25 @@ def test_torch_compile_matches_eager(small_model):
     """``compile=`` (torch.compile of the image encoder) changes speed, not results."""
     results = [box_session(TorchBackend(small_model, compile=mode), 4) for mode in (None, "default")]
     assert torch.allclose(results[0], results[1], atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_objects_attend_memory_in_chunks_like_all_at_once(small_model, chunk):
+    """The CPU's object chunks (TorchBackend.object_chunk) give the results of one batch of all objects."""
+    def run(object_chunk: int) -> list[torch.Tensor]:
+        tracker = Sam2Tracker(TorchBackend(small_model, object_chunk=object_chunk), max_objects=5)
+        out = []
+        for f, frame in enumerate(frames(6)):
+            result = tracker.track(frame)
+            if f == 0:
+                for i in range(5):
+                    result = tracker.add_points(i + 1, [[8 + 10 * i, 10 + 5 * i]])
+            if f == 3:
+                result = tracker.add_points(2, [[30, 30]], labels=[0])  # a correction: objects differ in memory
+            out.append(result.logits.clone())
+        return out
+
+    chunked, whole = run(chunk), run(1000)
+    worst = max(float((a - b).abs().max()) for a, b in zip(chunked, whole))
+    assert worst <= 1e-5, worst
+    assert float(whole[-1].abs().max()) > 0.05  # real (random-weight) logits, not an empty comparison

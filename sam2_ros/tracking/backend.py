@@ -62,10 +62,15 @@ class TorchBackend:
 
     name = "torch"
     compact_memory = True
+    #: Objects per memory-attention and memory-encoder call on a CPU. There, many objects in one
+    #: batch cost more per object than a few (the batch's working set outgrows the caches;
+    #: benchmarks/bench_objects.py at 16 and 32 objects), so objects go in chunks; a GPU takes them all.
+    CPU_OBJECT_CHUNK = 4
 
     def __init__(self, model: Sam2Model, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 compile: str | None = None) -> None:
+                 compile: str | None = None, object_chunk: int | None = None) -> None:
         self.device = torch.device(device)
+        self.object_chunk = object_chunk or (self.CPU_OBJECT_CHUNK if self.device.type == "cpu" else None)
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise ValueError(f"unsupported dtype {dtype}")
         if dtype == torch.float16 and self.device.type == "cpu":
@@ -98,10 +103,15 @@ class TorchBackend:
 
     @torch.inference_mode()
     def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor:
-        m = memory
+        """Memory attention for the B objects, ``object_chunk`` at a time (each object attends alone)."""
+        m, b = memory, feats.vision_feats.shape[0]
+        step = self.object_chunk or b
         with self._autocast():
-            return self.model.condition_on_bank(feats.vision_feats, feats.vision_pos, m.feats.float(), self._mem_pos,
-                                                m.t_pos, m.valid, m.ptrs, m.ptr_t_diff, m.ptr_valid)
+            parts = [self.model.condition_on_bank(
+                feats.vision_feats[i:i + step], feats.vision_pos[i:i + step], m.feats[:, i:i + step].float(),
+                self._mem_pos, m.t_pos[:, i:i + step], m.valid[:, i:i + step], m.ptrs[:, i:i + step],
+                m.ptr_t_diff[:, i:i + step], m.ptr_valid[:, i:i + step]) for i in range(0, b, step)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     @torch.inference_mode()
     def decode(self, pix_feat, high_res, point_coords, point_labels, mask_inputs, multimask) -> SamOutput:
@@ -115,9 +125,14 @@ class TorchBackend:
 
     @torch.inference_mode()
     def encode_memory(self, vision_feats, high_res_masks, object_score_logits, from_points) -> Tensor:
+        """Memory features of B objects, ``object_chunk`` at a time (each object's memory is its own)."""
+        b = high_res_masks.shape[0]
+        step = self.object_chunk or b
         with self._autocast():
-            feats, _ = self.model.encode_memory(vision_feats, high_res_masks, object_score_logits, from_points)
-        return feats
+            parts = [self.model.encode_memory(vision_feats[i:i + step], high_res_masks[i:i + step],
+                                              object_score_logits[i:i + step], from_points[i:i + step])[0]
+                     for i in range(0, b, step)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
         return self.model.use_multimask(is_init_cond_frame, num_points)

@@ -122,18 +122,23 @@ class Sam2Tracker:
         check_frame(frame)
         t0 = time.perf_counter()
         image = preprocess(frame, self.image_size, self.device)
-        return self.track_image(image, (int(frame.shape[0]), int(frame.shape[1])), t0)
+        if self.sync_timings and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        preprocess_ms = (time.perf_counter() - t0) * 1e3
+        result = self.track_image(image, (int(frame.shape[0]), int(frame.shape[1])))
+        result.timings_ms["preprocess"] = preprocess_ms
+        return result
 
-    def track_image(self, image: Tensor, frame_hw: tuple[int, int], _t0: float | None = None) -> TrackResult:
+    def track_image(self, image: Tensor, frame_hw: tuple[int, int]) -> TrackResult:
         """``track`` for an already normalised 1 x 3 x S x S image of a frame of size ``frame_hw``.
 
-        ``timings_ms`` splits the call by stage: ``memory_encoder`` (the previous frame's
+        ``timings_ms`` splits the call by stage (``track`` adds ``preprocess``, the frame's resize
+        and normalisation): ``memory_encoder`` (the previous frame's
         memory), ``image_encoder``, ``memory_attention`` (bank gather included),
         ``mask_decoder``, ``postprocess`` (hole filling, result assembly) and ``track`` (the
         last three). On an asynchronous device they are enqueue times unless ``sync_timings``.
         """
-        t0 = time.perf_counter() if _t0 is None else _t0
-        clock = _StageClock(t0, self.device if self.sync_timings else None)
+        clock = _StageClock(time.perf_counter(), self.device if self.sync_timings else None)
         self._commit_memory()
         clock.lap("memory_encoder")
         self._frame_idx += 1
