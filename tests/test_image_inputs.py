@@ -14,6 +14,7 @@ from sam2_ros.ros import messages as m
 from sam2_ros.ros.image_codec import ImageDecodeError, image_to_rgb
 from sam2_ros.ros.log_limits import KindRateLimiter, one_line
 from sam2_ros.ros.typesys import typestore
+from tests.test_ros_core import ListLogger
 
 STORE = typestore()
 TYPES = STORE.types
@@ -162,23 +163,11 @@ def test_raw_depth_and_unknown_encodings_say_which():
 
 
 # ------------------------------------------------------------------ rate-limited logs
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def error(self, message: str) -> None:
-        self.lines.append(("error", message))
-
-    def warning(self, message: str) -> None:
-        self.lines.append(("warning", message))
-
-    def info(self, message: str) -> None:
-        self.lines.append(("info", message))
 
 
 def test_each_kind_is_logged_at_once_then_once_per_period():
     clock = [0.0]
-    logger = Lines()
+    logger = ListLogger()
     limiter = KindRateLimiter(logger, period_s=5.0, clock=lambda: clock[0])
     assert limiter.log("error", "16UC1", "depth") and limiter.log("warning", "cdr", "bad bytes")
     assert not limiter.log("error", "16UC1", "depth") and not limiter.log("error", "16UC1", "depth")
@@ -194,7 +183,7 @@ def test_each_kind_is_logged_at_once_then_once_per_period():
 
 
 def test_messages_are_one_line_and_levels_checked():
-    logger = Lines()
+    logger = ListLogger()
     limiter = KindRateLimiter(logger, clock=lambda: 0.0)
     limiter.log("error", "cv", "OpenCV(5.0.0) loadsave.cpp:1291: error: (-215:Assertion failed)\n !buf.empty()\n")
     assert logger.lines == [("error", "OpenCV(5.0.0) loadsave.cpp:1291: error: (-215:Assertion failed) !buf.empty()")]
@@ -206,7 +195,7 @@ def test_messages_are_one_line_and_levels_checked():
 def test_kinds_are_bounded(monkeypatch):
     monkeypatch.setattr(log_limits, "MAX_KINDS", 3)
     clock = [0.0]
-    limiter = KindRateLimiter(Lines(), clock=lambda: clock[0])
+    limiter = KindRateLimiter(ListLogger(), clock=lambda: clock[0])
     for i in range(5):  # e.g. garbage encodings, each a new kind
         limiter.log("error", f"kind{i}", "x")
     assert len(limiter._kinds) == 3 and limiter.log("error", "kind0", "x")  # the oldest was forgotten

@@ -24,6 +24,7 @@ from sam2_ros.ros.typesys import (ADD_OBJECTS_REQUEST, ADD_OBJECTS_RESPONSE, REM
                                   REMOVE_OBJECT_RESPONSE, typestore)
 from sam2_ros.ros.vision_msgs_defs import VISION_MSGS
 from sam2_ros.tracking import Sam2Tracker, TorchBackend
+from tests.test_ros_core import ListLogger
 
 OURS = typestore()
 HW = (240, 320)  # the model runs at 128 px; the frame is big enough for Isaac's example boxes
@@ -92,24 +93,10 @@ class Recording(Sam2Tracker):
         return super().add_box(obj_id, box, points, labels)
 
 
-class Silent:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(("info", message))
-
-    def warning(self, message: str) -> None:
-        self.lines.append(("warning", message))
-
-    def error(self, message: str) -> None:
-        self.lines.append(("error", message))
-
-
 def make_core(model, max_objects: int = 4) -> tuple[TrackerCore, Recording]:
     params = P.TrackerParams.from_dict({"max_objects": max_objects})
     tracker = Recording(TorchBackend(model), max_objects=max_objects)
-    return TrackerCore(tracker, params, Silent(), time.monotonic), tracker
+    return TrackerCore(tracker, params, ListLogger(), time.monotonic), tracker
 
 
 def frame(core: TrackerCore, i: int):

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from sam2_ros.factory import DEFAULT_MODEL
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import IMAGE_SUFFIXES, natural_key
+from sam2_ros.io.track_command import add_model_arguments
 from sam2_ros.utils.files import atomic_write
 
 if TYPE_CHECKING:
@@ -71,12 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     auto.add_argument("--crop-n-layers", type=_number(int, 0), default=0, metavar="N")
     auto.add_argument("--min-mask-region-area", type=_number(int, 0), default=0, metavar="AREA",
                       help="fill holes / drop specks up to AREA low-res pixels (default 0: off)")
-    weights = p.add_mutually_exclusive_group()
-    weights.add_argument("--checkpoint", type=Path, metavar="PATH",
-                         help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)")
-    weights.add_argument("--random-weights", action="store_true",
-                         help="run with random weights: meaningless masks, for smoke tests and CI only")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+    add_model_arguments(p)
     p.add_argument("--image-size", type=int, default=1024, metavar="SIZE",
                    help="model input size, multiple of 32 (default 1024)")
     p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")

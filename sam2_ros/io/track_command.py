@@ -51,14 +51,19 @@ def _non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
-def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
-    """Model, backend and tracking options (shared with ``sam2-ros annotate``, which runs the same tracker)."""
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model and its weights (--checkpoint or --random-weights): every command that builds a model."""
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--checkpoint", type=Path, metavar="PATH",
                          help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)")
     weights.add_argument("--random-weights", action="store_true",
                          help="run with random weights: meaningless masks, for smoke tests and CI only")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+
+
+def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
+    """Model, backend and tracking options (shared with ``sam2-ros annotate``, which runs the same tracker)."""
+    add_model_arguments(p)
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (default torch); onnxruntime and tensorrt run the export in --engines DIR")
     p.add_argument("--engines", type=Path, metavar="DIR",
