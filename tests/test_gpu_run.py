@@ -40,8 +40,9 @@ def test_gpu_run_tiny_on_cpu_writes_parity_and_benchmarks(tmp_path):
         assert [r["objects"] for r in rows] == [1, 2]
         for r in rows:
             assert r["official_ms"] > 0 and r["ours_ms"] > 0 and len(r["ours_frames_ms"]) == 2
-            assert set(r["ours_stages_ms"]) == {"image_encoder", "memory_attention", "mask_decoder",
+            assert set(r["ours_stages_ms"]) == {"preprocess", "image_encoder", "memory_attention", "mask_decoder",
                                                 "memory_encoder", "postprocess", "full_res_outputs"}
+            assert 0 < r["ratio_without_preprocess"] <= r["ratio_ours_over_official"]
         assert "added_object_ms" in rows[1]
     assert parts["bench_bf16_compiled"]["status"] == "skipped"
     assert (tmp_path / "parts" / "parity.json").is_file()
