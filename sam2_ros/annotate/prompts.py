@@ -21,6 +21,7 @@ else ``--auto`` (automatic masks on the first frame), else the input fails with 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,16 +174,18 @@ class MaskPrompt:
             raise PromptError(f"{', '.join(self.texts)}: {exc}") from exc
 
 
-class PromptPlan:
+class PromptPlan(ABC):
     """An input's prompts, handed out frame by frame; ``record`` is what the manifest keeps."""
 
     source: str
 
+    @abstractmethod
     def for_frame(self, index: int, frame: np.ndarray, stamp_ns: int | None) -> list[FramePrompt]:
-        raise NotImplementedError
+        """The prompts to apply to frame ``index`` right after it is tracked."""
 
+    @abstractmethod
     def record(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The prompts as the manifest records them."""
 
     def warnings(self, frames_done: int) -> list[str]:
         return []

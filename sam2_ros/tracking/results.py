@@ -1,8 +1,8 @@
 """What ``Sam2Tracker`` returns for a frame: device tensors plus cheap host views.
 
 The tracker hands over each object's low-resolution logits; the full-resolution logits,
-boxes and visibility are computed on first read (and kept), so a consumer that only wants
-scores, or boxes, or a label image, never pays for what it does not read.
+boxes and visibility are computed on first read and kept, so they are made at most once per
+frame however many consumers read them (the tracker's track state reads the masks itself).
 """
 from __future__ import annotations
 
