@@ -18,6 +18,7 @@ Writes ``bench_annotate.json``.
 
     python benchmarks/bench_annotate.py --inputs 4 --frames 8 --image-size 128
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,19 +75,36 @@ def measure(name: str, argv: list[str], workers: int | None) -> dict:
         if workers is None:
             entries = run_local(p.settings, p.jobs, p.manifest, p.run, progress=False)
         else:
-            entries = run_ray(p.settings, p.jobs, p.manifest, p.run, num_workers=workers, cpus_per_worker=1.0,
-                              gpus_per_worker=0.0, progress=False)
+            entries = run_ray(
+                p.settings,
+                p.jobs,
+                p.manifest,
+                p.run,
+                num_workers=workers,
+                cpus_per_worker=1.0,
+                gpus_per_worker=0.0,
+                progress=False,
+            )
     failed = [e for e in entries if e["status"] != "done"]
     if failed:
         raise RuntimeError(f"{name}: {failed[0]['input']}: {failed[0].get('error')}")
     t = p.run["last_run"]["timings"]
     frames = sum(e["frames"] for e in entries)
     startup = t.get("ray_init_s", 0.0) + t["workers_ready_s"]
-    return {"inputs": len(entries), "frames": frames, **t, "startup_s": round(startup, 3),
-            "fps": round(frames / t["annotate_s"], 3), "fps_end_to_end": round(frames / (startup + t["annotate_s"]), 3),
-            "per_input_s": [e["timings"]["wall_s"] for e in entries],
-            "round_trip_minus_worker_s": [round(e["timings"]["round_trip_s"] - e["timings"]["wall_s"], 4)
-                                          for e in entries if "round_trip_s" in e["timings"]]}
+    return {
+        "inputs": len(entries),
+        "frames": frames,
+        **t,
+        "startup_s": round(startup, 3),
+        "fps": round(frames / t["annotate_s"], 3),
+        "fps_end_to_end": round(frames / (startup + t["annotate_s"]), 3),
+        "per_input_s": [e["timings"]["wall_s"] for e in entries],
+        "round_trip_minus_worker_s": [
+            round(e["timings"]["round_trip_s"] - e["timings"]["wall_s"], 4)
+            for e in entries
+            if "round_trip_s" in e["timings"]
+        ],
+    }
 
 
 def main() -> None:
@@ -101,41 +119,71 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         inputs, prompt_file = make_inputs(tmp, args.inputs, args.frames)
-        common = ["annotate", *map(str, inputs), "--prompts", str(prompt_file), "--random-weights", "--model",
-                  args.model, "--image-size", str(args.image_size), "--quiet"]
+        common = [
+            "annotate",
+            *map(str, inputs),
+            "--prompts",
+            str(prompt_file),
+            "--random-weights",
+            "--model",
+            args.model,
+            "--image-size",
+            str(args.image_size),
+            "--quiet",
+        ]
         runs = {}
         # In-process first and last: other load on the machine drifts, the mean of the two is the baseline.
-        for name, workers in (("in-process", None), ("ray 1 worker", 1), ("ray 2 workers", 2),
-                              ("in-process again", None)):
+        for name, workers in (
+            ("in-process", None),
+            ("ray 1 worker", 1),
+            ("ray 2 workers", 2),
+            ("in-process again", None),
+        ):
             runs[name] = measure(name, [*common, "--out", str(tmp / name.replace(" ", "_"))], workers)
             print(f"{name}: {runs[name]}", flush=True)
     one, two = runs["ray 1 worker"], runs["ray 2 workers"]
     base = {"annotate_s": (runs["in-process"]["annotate_s"] + runs["in-process again"]["annotate_s"]) / 2}
     base["fps"] = runs["in-process"]["frames"] / base["annotate_s"]
     report = {
-        "config": {"inputs": args.inputs, "frames_per_input": args.frames, "frame_size": list(SIZE),
-                   "image_size": args.image_size, "model": args.model, "weights": "random", "device": "cpu",
-                   "threads_per_worker": 1},
+        "config": {
+            "inputs": args.inputs,
+            "frames_per_input": args.frames,
+            "frame_size": list(SIZE),
+            "image_size": args.image_size,
+            "model": args.model,
+            "weights": "random",
+            "device": "cpu",
+            "threads_per_worker": 1,
+        },
         "runs": runs,
-        "ratios": {"ray1_vs_inprocess_fps": round(one["fps"] / base["fps"], 3),
-                   "ray2_vs_ray1_fps": round(two["fps"] / one["fps"], 3),
-                   "ray2_vs_ray1_fps_end_to_end": round(two["fps_end_to_end"] / one["fps_end_to_end"], 3)},
+        "ratios": {
+            "ray1_vs_inprocess_fps": round(one["fps"] / base["fps"], 3),
+            "ray2_vs_ray1_fps": round(two["fps"] / one["fps"], 3),
+            "ray2_vs_ray1_fps_end_to_end": round(two["fps_end_to_end"] / one["fps_end_to_end"], 3),
+        },
         "ray_overhead_per_input_s": round((one["annotate_s"] - base["annotate_s"]) / args.inputs, 3),
         # Direct measure, immune to CPU contention: what the driver waits per input beyond the worker's own time.
         "ray_round_trip_overhead_per_input_s": round(
-            sum(one["round_trip_minus_worker_s"]) / len(one["round_trip_minus_worker_s"]), 4),
-        "ray_startup_s": {"ray_init": one["ray_init_s"], "workers_ready_1": one["workers_ready_s"],
-                          "workers_ready_2": two["workers_ready_s"]},
+            sum(one["round_trip_minus_worker_s"]) / len(one["round_trip_minus_worker_s"]), 4
+        ),
+        "ray_startup_s": {
+            "ray_init": one["ray_init_s"],
+            "workers_ready_1": one["workers_ready_s"],
+            "workers_ready_2": two["workers_ready_s"],
+        },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_annotate.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'run':<15} {'startup s':>10} {'annotate s':>11} {'frames/s':>9} {'e2e frames/s':>13}")
     for name, r in runs.items():
-        print(f"{name:<15} {r['startup_s']:>10.2f} {r['annotate_s']:>11.2f} {r['fps']:>9.2f} "
-              f"{r['fps_end_to_end']:>13.2f}")
+        print(
+            f"{name:<15} {r['startup_s']:>10.2f} {r['annotate_s']:>11.2f} {r['fps']:>9.2f} {r['fps_end_to_end']:>13.2f}"
+        )
     print(f"ratios: {report['ratios']}")
-    print(f"Ray overhead per input: {report['ray_overhead_per_input_s']} s (ray 1 worker vs in-process, start-up "
-          f"excluded); driver round trip beyond the worker's time: {report['ray_round_trip_overhead_per_input_s']} s")
+    print(
+        f"Ray overhead per input: {report['ray_overhead_per_input_s']} s (ray 1 worker vs in-process, start-up "
+        f"excluded); driver round trip beyond the worker's time: {report['ray_round_trip_overhead_per_input_s']} s"
+    )
     print(f"wrote {args.out / 'bench_annotate.json'}")
 
 

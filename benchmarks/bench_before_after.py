@@ -10,6 +10,7 @@ bank full) and the ratios to Meta's; writes ``bench_before_after.json``.
 
     python benchmarks/bench_before_after.py --counts 16,4,1 --frames 10 --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import ROOT, grid_points, load_frames, make_models, video_folder
 
 import sam2_ros.model.rope as rope
@@ -79,7 +79,7 @@ def main() -> None:
                 t.add_points(i + 1, [pt], [1])
         ms = {"official": [], "before": [], "after": []}
         for f in range(1, args.frames):
-            order = list(ms)[f % 3:] + list(ms)[:f % 3]
+            order = list(ms)[f % 3 :] + list(ms)[: f % 3]
             for side in order:
                 t0 = time.perf_counter()
                 step(side, gen, trackers, frames[f])
@@ -90,8 +90,11 @@ def main() -> None:
         row["ratio_before"] = row["before_ms"] / row["official_ms"]
         row["ratio_after"] = row["after_ms"] / row["official_ms"]
         report["rows"].append(row)
-        print(f"{n:>3} objects: official {row['official_ms']:.1f} ms, before {row['before_ms']:.1f} ms "
-              f"({row['ratio_before']:.3f}), after {row['after_ms']:.1f} ms ({row['ratio_after']:.3f})", flush=True)
+        print(
+            f"{n:>3} objects: official {row['official_ms']:.1f} ms, before {row['before_ms']:.1f} ms "
+            f"({row['ratio_before']:.3f}), after {row['after_ms']:.1f} ms ({row['ratio_after']:.3f})",
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_before_after.json").write_text(json.dumps(report, indent=2))
 

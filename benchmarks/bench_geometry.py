@@ -10,6 +10,7 @@ results. Prints milliseconds (median of ``--repeats``) and the ratio ours / peer
     python benchmarks/bench_geometry.py                # CPU
     python benchmarks/bench_geometry.py --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def masks_for(n: int, rng: np.random.Generator) -> np.ndarray:
         w = int(rng.uniform(0.6, 1.6) * np.sqrt(area))
         h = int(area / w)
         x, y = rng.integers(0, 640 - w), rng.integers(0, 480 - h)
-        masks[i, y:y + h, x:x + w] = True
+        masks[i, y : y + h, x : x + w] = True
     return masks
 
 
@@ -80,8 +81,10 @@ def main() -> None:
     depth = cv2.imread(str(DEPTH), cv2.IMREAD_UNCHANGED)
     depth_dev = torch.from_numpy(depth.astype(np.int32)).to(args.device)
     rng = np.random.default_rng(0)
-    print(f"3-D step at 640x480 on {args.device} (torch {torch.__version__}, {torch.get_num_threads()} threads); "
-          f"median of {args.repeats}")
+    print(
+        f"3-D step at 640x480 on {args.device} (torch {torch.__version__}, {torch.get_num_threads()} threads); "
+        f"median of {args.repeats}"
+    )
     print(f"{'objects':>8} {'ours ms':>9} {'numpy loop ms':>14} {'ours/peer':>10}")
     for n in args.objects:
         masks = masks_for(n, rng)

@@ -20,6 +20,7 @@ median over all measured frames is reported. Writes ``bench_objects.json`` and `
     python benchmarks/bench_objects.py --counts 1,4,16,32 --frames 16 --image-size 256 --device cpu
     python benchmarks/bench_objects.py --device cuda --dtype bfloat16 --image-size 1024 --frames 40
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import ROOT, autocast, grid_points, load_frames, make_models, pyplot, sync, video_folder
 
 from sam2_ros.tracking import Sam2Tracker, TorchBackend
 
-STAGES = ("preprocess", "image_encoder", "memory_attention", "mask_decoder", "memory_encoder", "postprocess",
-          "full_res_outputs")
+STAGES = (
+    "preprocess",
+    "image_encoder",
+    "memory_attention",
+    "mask_decoder",
+    "memory_encoder",
+    "postprocess",
+    "full_res_outputs",
+)
 
 
 def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc)
 
 
-def run_pair(theirs, state: dict, backend, frames: list[np.ndarray], points: list[list[float]],
-             device: torch.device, dtype: torch.dtype, warmup: int, stage_sync: bool):
+def run_pair(
+    theirs,
+    state: dict,
+    backend,
+    frames: list[np.ndarray],
+    points: list[list[float]],
+    device: torch.device,
+    dtype: torch.dtype,
+    warmup: int,
+    stage_sync: bool,
+):
     """Both trackers in lockstep, one object per click on frame 0: frame f of Meta's, then of ours
     (the order alternating per frame), so both see the same machine load. Returns ms per frame
     (frames ``warmup``..) for each, and ours per stage.
@@ -64,7 +80,7 @@ def run_pair(theirs, state: dict, backend, frames: list[np.ndarray], points: lis
         next(official)  # frame 0: the prompted frame, consolidated, nothing tracked
     theirs_ms, ours_ms, stages = [], [], {s: [] for s in STAGES}
     for f, frame in enumerate(frames[1:], start=1):
-        for side in (("official", "ours") if f % 2 else ("ours", "official")):
+        for side in ("official", "ours") if f % 2 else ("ours", "official"):
             sync(device)
             t = time.perf_counter()
             if side == "official":
@@ -90,8 +106,19 @@ def run_pair(theirs, state: dict, backend, frames: list[np.ndarray], points: lis
     return theirs_ms, ours_ms, stages
 
 
-def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list[int], device: torch.device,
-            dtype: torch.dtype, warmup: int, repeats: int, log=print, on_row=None) -> dict:
+def measure(
+    theirs,
+    backend,
+    video: Path,
+    frames: list[np.ndarray],
+    counts: list[int],
+    device: torch.device,
+    dtype: torch.dtype,
+    warmup: int,
+    repeats: int,
+    log=print,
+    on_row=None,
+) -> dict:
     """Both trackers at every object count; see the module docstring. ``on_row(rows)`` after each count."""
     h, w = frames[0].shape[:2]
     with autocast(device, dtype):
@@ -130,8 +157,7 @@ def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list
             "ratio_ours_over_official": float(np.median(ours) / np.median(official)),
             # Meta's predictor decodes, resizes and normalises every frame in init_state (untimed): like for like,
             # ours without its per-frame preprocessing.
-            "ratio_without_preprocess": float(np.median(np.subtract(ours, stages["preprocess"]))
-                                              / np.median(official)),
+            "ratio_without_preprocess": float(np.median(np.subtract(ours, stages["preprocess"])) / np.median(official)),
             "ours_stages_ms": {s: float(np.median(v)) for s, v in stages.items()},
             "official_frames_ms": official,
             "ours_frames_ms": ours,
@@ -140,8 +166,10 @@ def measure(theirs, backend, video: Path, frames: list[np.ndarray], counts: list
         add_per_object_costs(rows)
         if on_row:
             on_row(rows)
-        log(f"{n:>4} objects: official {row['official_ms']:8.1f} ms   ours {row['ours_ms']:8.1f} ms   "
-            f"ratio {row['ratio_ours_over_official']:.3f} ({row['ratio_without_preprocess']:.3f} without preprocessing)")
+        log(
+            f"{n:>4} objects: official {row['official_ms']:8.1f} ms   ours {row['ours_ms']:8.1f} ms   "
+            f"ratio {row['ratio_ours_over_official']:.3f} ({row['ratio_without_preprocess']:.3f} without preprocessing)"
+        )
     theirs.reset_state(state)
     return {"rows": rows}
 
@@ -155,24 +183,29 @@ def add_per_object_costs(rows: list[dict]) -> None:
         if r["objects"] == 1 or "ours_ms" not in r:
             continue
         k = r["objects"] - 1
-        r["added_object_ms"] = {"official": (r["official_ms"] - base["official_ms"]) / k,
-                                "ours": (r["ours_ms"] - base["ours_ms"]) / k}
-        r["ours_added_object_stage_ms"] = {s: (r["ours_stages_ms"][s] - base["ours_stages_ms"][s]) / k
-                                           for s in STAGES}
+        r["added_object_ms"] = {
+            "official": (r["official_ms"] - base["official_ms"]) / k,
+            "ours": (r["ours_ms"] - base["ours_ms"]) / k,
+        }
+        r["ours_added_object_stage_ms"] = {s: (r["ours_stages_ms"][s] - base["ours_stages_ms"][s]) / k for s in STAGES}
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'objects':>7}{'official ms':>13}{'ours ms':>10}{'ratio':>8}{'ratio w/o pre':>15}{'+1 obj official':>17}"
-          f"{'+1 obj ours':>13}")
+    print(
+        f"\n{'objects':>7}{'official ms':>13}{'ours ms':>10}{'ratio':>8}{'ratio w/o pre':>15}{'+1 obj official':>17}"
+        f"{'+1 obj ours':>13}"
+    )
     for r in rows:
         if "ours_ms" not in r:
             print(f"{r['objects']:>7}  {r.get('skipped', 'skipped')}")
             continue
         add = r.get("added_object_ms")
         tail = f"{add['official']:>17.1f}{add['ours']:>13.1f}" if add else f"{'':>17}{'':>13}"
-        print(f"{r['objects']:>7}{r['official_ms']:>13.1f}{r['ours_ms']:>10.1f}{r['ratio_ours_over_official']:>8.3f}"
-              f"{r['ratio_without_preprocess']:>15.3f}" + tail)
-    print(f"\nours by stage (median ms per frame; +1 obj = cost of each added object)")
+        print(
+            f"{r['objects']:>7}{r['official_ms']:>13.1f}{r['ours_ms']:>10.1f}{r['ratio_ours_over_official']:>8.3f}"
+            f"{r['ratio_without_preprocess']:>15.3f}" + tail
+        )
+    print("\nours by stage (median ms per frame; +1 obj = cost of each added object)")
     print(f"{'objects':>7}" + "".join(f"{s:>18}" for s in STAGES))
     for r in rows:
         if "ours_ms" not in r:
@@ -212,7 +245,15 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
     plt.close(fig)
 
 
-COLOURS = [(127, 127, 127), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+COLOURS = [
+    (127, 127, 127),
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+]
 
 
 def _plot_cv2(done: list[dict], out: Path, title: str) -> None:
@@ -276,8 +317,12 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--compile", default=None, help="torch.compile mode for our image encoder (e.g. reduce-overhead)")
-    p.add_argument("--frames-dir", type=Path, default=None,
-                   help="folder of .jpg frames (default: the bedroom clip, else synthetic shapes)")
+    p.add_argument(
+        "--frames-dir",
+        type=Path,
+        default=None,
+        help="folder of .jpg frames (default: the bedroom clip, else synthetic shapes)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
@@ -294,17 +339,26 @@ def main() -> None:
     backend = TorchBackend(ours, device=device, dtype=dtype, compile=args.compile)
     report = measure(theirs, backend, video, frames, counts, device, dtype, args.warmup, args.repeats)
     report["config"] = vars(args) | {
-        "out": str(args.out), "frames_dir": str(args.frames_dir) if args.frames_dir else None,
-        "frame_hw": list(frames[0].shape[:2]), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
-    report["timing_note"] = ("ms per frame after warm-up, median; ours includes frame resize/normalise and every "
-                             "object's full-resolution logits + boxes; official includes its per-object upsampling "
-                             "to video resolution, its frames preloaded by init_state (not timed)")
+        "out": str(args.out),
+        "frames_dir": str(args.frames_dir) if args.frames_dir else None,
+        "frame_hw": list(frames[0].shape[:2]),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+    report["timing_note"] = (
+        "ms per frame after warm-up, median; ours includes frame resize/normalise and every "
+        "object's full-resolution logits + boxes; official includes its per-object upsampling "
+        "to video resolution, its frames preloaded by init_state (not timed)"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_objects.json").write_text(json.dumps(report, indent=2))
     h, w = frames[0].shape[:2]
-    plot(report["rows"], args.out / "bench_objects.png",
-         f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, {w}x{h} frames")
+    plot(
+        report["rows"],
+        args.out / "bench_objects.png",
+        f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, {w}x{h} frames",
+    )
     print_table(report["rows"])
     print(report["timing_note"])
     print(f"wrote {args.out / 'bench_objects.json'} and {args.out / 'bench_objects.png'}")

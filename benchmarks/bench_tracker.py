@@ -16,6 +16,7 @@ amount of computation. Prints a table and writes ``bench_tracker.json`` and a PN
     python benchmarks/bench_tracker.py --frames 2000 --image-size 256 --device cpu
     python benchmarks/bench_tracker.py --device cuda --dtype bfloat16 --image-size 1024
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,8 +108,12 @@ def run_ours(backend, video: Path, n: int, device: torch.device, marks: tuple[in
 
 def summarize(ms: np.ndarray, warmup: int) -> dict:
     ms = ms[warmup:]
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "fps": float(1e3 / ms.mean()), "frames": int(len(ms))}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "fps": float(1e3 / ms.mean()),
+        "frames": int(len(ms)),
+    }
 
 
 def plot(latency: dict[str, np.ndarray], mem: dict[str, dict[int, int]], out: Path, title: str) -> None:
@@ -154,28 +159,39 @@ def main() -> None:
         results[name] = summarize(ms, args.warmup)
         latency[f"sam2_ros ({name})"], memory[f"sam2_ros ({name})"] = ms, mem
     report = {
-        "config": vars(args) | {"out": str(args.out), "torch": torch.__version__,
-                                "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"},
+        "config": vars(args)
+        | {
+            "out": str(args.out),
+            "torch": torch.__version__,
+            "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        },
         "official": t,
         "ours": results,
         "ratios_ours_over_official": {
             name: {"p50": o["p50_ms"] / t["p50_ms"], "p99": o["p99_ms"] / t["p99_ms"], "fps": o["fps"] / t["fps"]}
-            for name, o in results.items()},
+            for name, o in results.items()
+        },
         "memory_bytes": memory | {"official_preloaded_input_frames": frames_bytes},
         "timing_note": "ours: per track() call incl. JPEG-decoded frame resize/normalise on the device; "
-                       "official: time between propagate_in_video yields, its frames preloaded and "
-                       "normalised by init_state beforehand (not timed)",
+        "official: time between propagate_in_video yields, its frames preloaded and "
+        "normalised by init_state beforehand (not timed)",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_tracker.json").write_text(json.dumps(report, indent=2))
-    plot(latency, memory, args.out / "bench_tracker.png",
-         f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, 2 objects, {args.frames} frames")
+    plot(
+        latency,
+        memory,
+        args.out / "bench_tracker.png",
+        f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, 2 objects, {args.frames} frames",
+    )
     print(f"{'':28}{'p50 ms':>10}{'p99 ms':>10}{'fps':>8}{'  ratio p50 / p99 / fps vs official':>36}")
     print(f"{'official':28}{t['p50_ms']:>10.1f}{t['p99_ms']:>10.1f}{t['fps']:>8.2f}")
     for name, o in results.items():
         r = report["ratios_ours_over_official"][name]
-        print(f"{'sam2_ros ' + name:28}{o['p50_ms']:>10.1f}{o['p99_ms']:>10.1f}{o['fps']:>8.2f}"
-              f"{r['p50']:>16.3f}{r['p99']:>8.3f}{r['fps']:>8.3f}")
+        print(
+            f"{'sam2_ros ' + name:28}{o['p50_ms']:>10.1f}{o['p99_ms']:>10.1f}{o['fps']:>8.2f}"
+            f"{r['p50']:>16.3f}{r['p99']:>8.3f}{r['fps']:>8.3f}"
+        )
     for m in marks:
         row = "   ".join(f"{name} {mem[m] / 2**20:.1f} MiB" for name, mem in memory.items())
         print(f"tracking state after {m:>5} frames: {row}")

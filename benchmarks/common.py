@@ -5,6 +5,7 @@ takes decoded frames. Both see the same pictures: the bedroom demo clip when the
 folder exists, else synthetic moving shapes (:func:`synthetic_frames`), written as JPEGs for
 Meta's loader and read back, so both sides decode the same bytes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -54,11 +55,20 @@ def synthetic_frames(n: int, height: int = 540, width: int = 960, seed: int = 0)
     """``n`` RGB frames of coloured discs and squares drifting over a gradient (numpy only, no data)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), ((xx + yy) % 64) * 4],
-                    axis=-1).astype(np.uint8)
-    shapes = [(rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height, rng.uniform(-6, 6),
-               rng.uniform(-4, 4), max(2.0, rng.uniform(0.04, 0.1) * min(height, width)),
-               rng.integers(0, 256, 3).astype(np.uint8)) for _ in range(12)]
+    base = np.stack(
+        [xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), ((xx + yy) % 64) * 4], axis=-1
+    ).astype(np.uint8)
+    shapes = [
+        (
+            rng.uniform(0.1, 0.9) * width,
+            rng.uniform(0.1, 0.9) * height,
+            rng.uniform(-6, 6),
+            rng.uniform(-4, 4),
+            max(2.0, rng.uniform(0.04, 0.1) * min(height, width)),
+            rng.integers(0, 256, 3).astype(np.uint8),
+        )
+        for _ in range(12)
+    ]
     frames = []
     for t in range(n):
         img = base.copy()
@@ -73,8 +83,9 @@ def synthetic_frames(n: int, height: int = 540, width: int = 960, seed: int = 0)
     return frames
 
 
-def video_folder(n: int, source: Path | None = None, synthetic_hw: tuple[int, int] = (540, 960),
-                 use_bedroom: bool = True) -> Path:
+def video_folder(
+    n: int, source: Path | None = None, synthetic_hw: tuple[int, int] = (540, 960), use_bedroom: bool = True
+) -> Path:
     """A folder of ``n`` frames ``00000.jpg``.. for Meta's loader.
 
     ``source``: a folder of JPEGs (looped; linked, not copied); None: the bedroom clip if

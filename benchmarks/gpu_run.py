@@ -22,6 +22,7 @@ builder's helpers); no OpenCV, no network. Writes ``OUT_DIR/gpu_run.json`` (all 
 after each) and ``OUT_DIR/parts/<part>.json``; exit status 0 when every part ran and every
 parity check passed, 1 otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,10 +62,24 @@ IOU_REDUCED = 0.9  # bfloat16 / float16 autocast vs float32 (random weights, as 
 def config(args: argparse.Namespace) -> dict:
     """Sizes of the run: full on a GPU, tiny for the CPU check in CI."""
     if args.tiny:
-        return {"image_size": 64, "parity_frames": 3, "parity_objects": 2, "bench_frames": 4, "warmup": 2,
-                "counts": [1, 2], "frame_hw": (96, 128)}
-    return {"image_size": args.image_size, "parity_frames": 6, "parity_objects": 3, "bench_frames": 20,
-            "warmup": 7, "counts": [int(c) for c in args.counts.split(",")], "frame_hw": (540, 960)}
+        return {
+            "image_size": 64,
+            "parity_frames": 3,
+            "parity_objects": 2,
+            "bench_frames": 4,
+            "warmup": 2,
+            "counts": [1, 2],
+            "frame_hw": (96, 128),
+        }
+    return {
+        "image_size": args.image_size,
+        "parity_frames": 6,
+        "parity_objects": 3,
+        "bench_frames": 20,
+        "warmup": 7,
+        "counts": [int(c) for c in args.counts.split(",")],
+        "frame_hw": (540, 960),
+    }
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -76,19 +91,30 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def environment(device: torch.device) -> dict:
-    env = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
-           "platform": platform.platform(), "device": str(device), "cpu_threads": torch.get_num_threads()}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "platform": platform.platform(),
+        "device": str(device),
+        "cpu_threads": torch.get_num_threads(),
+    }
     try:
-        import sam2  # noqa: F401
         from importlib.metadata import version
+
+        import sam2  # noqa: F401
 
         env["sam2"] = version("sam2")
     except Exception as exc:  # noqa: BLE001 - recorded, the parts will fail with the details
         env["sam2"] = f"unavailable: {exc}"
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
-        env |= {"gpu": p.name, "capability": f"{p.major}.{p.minor}", "gpu_memory_gib": round(p.total_memory / 2**30, 1),
-                "bf16_supported": torch.cuda.is_bf16_supported()}
+        env |= {
+            "gpu": p.name,
+            "capability": f"{p.major}.{p.minor}",
+            "gpu_memory_gib": round(p.total_memory / 2**30, 1),
+            "bf16_supported": torch.cuda.is_bf16_supported(),
+        }
     return env
 
 
@@ -99,8 +125,9 @@ def frames_for(args: argparse.Namespace, cfg: dict, n: int) -> tuple[Path, list[
     return video, load_frames(video, n)
 
 
-def track_ours(model, device: torch.device, dtype: torch.dtype, frames: list[np.ndarray],
-               points: list[list[float]]) -> list[torch.Tensor]:
+def track_ours(
+    model, device: torch.device, dtype: torch.dtype, frames: list[np.ndarray], points: list[list[float]]
+) -> list[torch.Tensor]:
     """Full-resolution logits (on the CPU) per frame; one click per object on frame 0."""
     from sam2_ros.tracking import Sam2Tracker, TorchBackend
 
@@ -127,15 +154,16 @@ def track_official(theirs, video: Path, points: list[list[float]]) -> tuple[list
     return out, state
 
 
-def track_ours_on_images(model, device: torch.device, images: torch.Tensor, frame_hw: tuple[int, int],
-                         points: list[list[float]]) -> list[torch.Tensor]:
+def track_ours_on_images(
+    model, device: torch.device, images: torch.Tensor, frame_hw: tuple[int, int], points: list[list[float]]
+) -> list[torch.Tensor]:
     """``track_ours`` on already normalised images (Meta's preloaded ones: identical inputs)."""
     from sam2_ros.tracking import Sam2Tracker, TorchBackend
 
     tracker = Sam2Tracker(TorchBackend(model, device=device), max_objects=len(points), fill_hole_area=0)
     out = []
     for f in range(images.shape[0]):
-        result = tracker.track_image(images[f:f + 1].to(device, torch.float32), frame_hw)
+        result = tracker.track_image(images[f : f + 1].to(device, torch.float32), frame_hw)
         if f == 0:
             for i, p in enumerate(points):
                 result = tracker.add_points(i + 1, [p], [1])
@@ -165,13 +193,15 @@ def part_parity(args: argparse.Namespace, cfg: dict, device: torch.device, save)
     cpu = track_ours(copy.deepcopy(ours), torch.device("cpu"), torch.float32, frames, points)
     dev32 = track_ours(copy.deepcopy(ours), device, torch.float32, frames, points)
     checks["ours_fp32_device_vs_cpu"] = compare(dev32, cpu) | {
-        "pass_if": f"max_rel_l2 <= {REL_L2_FP32} and min_iou >= {IOU_FP32}"}
+        "pass_if": f"max_rel_l2 <= {REL_L2_FP32} and min_iou >= {IOU_FP32}"
+    }
     save(res)
     theirs.to(device)
     official, state = track_official(theirs, video, points)
     same_input = track_ours_on_images(copy.deepcopy(ours), device, state["images"], frames[0].shape[:2], points)
     checks["ours_vs_official_fp32_device"] = compare(same_input, official) | {
-        "pass_if": f"max_rel_l2 <= {REL_L2_OFFICIAL} and min_iou >= {IOU_FP32}"}
+        "pass_if": f"max_rel_l2 <= {REL_L2_OFFICIAL} and min_iou >= {IOU_FP32}"
+    }
     save(res)
     for name in ("bfloat16", "float16"):
         dtype = getattr(torch, name)
@@ -181,8 +211,10 @@ def part_parity(args: argparse.Namespace, cfg: dict, device: torch.device, save)
         low = track_ours(copy.deepcopy(ours), device, dtype, frames, points)
         checks[f"ours_{name}_vs_fp32"] = compare(low, dev32) | {"pass_if": f"min_iou >= {IOU_REDUCED}"}
         save(res)
-    limits = {"ours_fp32_device_vs_cpu": (REL_L2_FP32, IOU_FP32),
-              "ours_vs_official_fp32_device": (REL_L2_OFFICIAL, IOU_FP32)}
+    limits = {
+        "ours_fp32_device_vs_cpu": (REL_L2_FP32, IOU_FP32),
+        "ours_vs_official_fp32_device": (REL_L2_OFFICIAL, IOU_FP32),
+    }
     for name, c in checks.items():
         if "skipped" in c:
             continue
@@ -192,8 +224,9 @@ def part_parity(args: argparse.Namespace, cfg: dict, device: torch.device, save)
     return res
 
 
-def part_bench(args: argparse.Namespace, cfg: dict, device: torch.device, save, dtype: torch.dtype,
-               compile_mode: str | None) -> dict:
+def part_bench(
+    args: argparse.Namespace, cfg: dict, device: torch.device, save, dtype: torch.dtype, compile_mode: str | None
+) -> dict:
     from bench_objects import measure
 
     from sam2_ros.tracking import TorchBackend
@@ -204,17 +237,23 @@ def part_bench(args: argparse.Namespace, cfg: dict, device: torch.device, save, 
     theirs.to(device)
     video, frames = frames_for(args, cfg, cfg["bench_frames"])
     backend = TorchBackend(ours, device=device, dtype=dtype, compile=compile_mode)
-    res = {"dtype": str(dtype).replace("torch.", ""), "compile": compile_mode, "image_size": cfg["image_size"],
-           "frame_hw": list(frames[0].shape[:2]), "frames": len(frames), "warmup": cfg["warmup"],
-           "official_compiled": False, "rows": []}
+    res = {
+        "dtype": str(dtype).replace("torch.", ""),
+        "compile": compile_mode,
+        "image_size": cfg["image_size"],
+        "frame_hw": list(frames[0].shape[:2]),
+        "frames": len(frames),
+        "warmup": cfg["warmup"],
+        "official_compiled": False,
+        "rows": [],
+    }
 
     def on_row(rows: list[dict]) -> None:
         res["rows"] = rows
         save(res)
 
     t = time.perf_counter()
-    res |= measure(theirs, backend, video, frames, cfg["counts"], device, dtype, cfg["warmup"], 1,
-                   on_row=on_row)
+    res |= measure(theirs, backend, video, frames, cfg["counts"], device, dtype, cfg["warmup"], 1, on_row=on_row)
     res["wall_s"] = time.perf_counter() - t
     return res
 
@@ -256,11 +295,19 @@ def orchestrate(args: argparse.Namespace) -> int:
         return 2
     cfg = config(args)
     start = time.monotonic()
-    report = {"command": " ".join(sys.argv), "config": {k: (list(v) if isinstance(v, tuple) else v)
-                                                        for k, v in cfg.items()} | {
-        "model": args.model, "device": args.device, "tiny": args.tiny, "budget_s": args.budget_s,
-        "frames_dir": str(args.frames_dir) if args.frames_dir else "synthetic"},
-        "environment": environment(device), "parts": {}}
+    report = {
+        "command": " ".join(sys.argv),
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
+        | {
+            "model": args.model,
+            "device": args.device,
+            "tiny": args.tiny,
+            "budget_s": args.budget_s,
+            "frames_dir": str(args.frames_dir) if args.frames_dir else "synthetic",
+        },
+        "environment": environment(device),
+        "parts": {},
+    }
     summary = args.out_dir / "gpu_run.json"
     write_json(summary, report)
     names = [n for n in PARTS if not args.parts or n in args.parts.split(",")]
@@ -320,8 +367,10 @@ def print_summary(report: dict) -> None:
         rows = (part.get("result") or {}).get("rows") or []
         for r in rows:
             if "ours_ms" in r:
-                print(f"  {name} {r['objects']:>3} objects: official {r['official_ms']:.1f} ms, ours "
-                      f"{r['ours_ms']:.1f} ms, ratio {r['ratio_ours_over_official']:.3f}")
+                print(
+                    f"  {name} {r['objects']:>3} objects: official {r['official_ms']:.1f} ms, ours "
+                    f"{r['ours_ms']:.1f} ms, ratio {r['ratio_ours_over_official']:.3f}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,8 +387,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="", help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--part", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.passthrough = ["--device", args.device, "--model", args.model, "--image-size", str(args.image_size),
-                        "--counts", args.counts, "--compile", args.compile, "--budget-s", str(args.budget_s)]
+    args.passthrough = [
+        "--device",
+        args.device,
+        "--model",
+        args.model,
+        "--image-size",
+        str(args.image_size),
+        "--counts",
+        args.counts,
+        "--compile",
+        args.compile,
+        "--budget-s",
+        str(args.budget_s),
+    ]
     args.passthrough += ["--tiny"] if args.tiny else []
     args.passthrough += ["--frames-dir", str(args.frames_dir)] if args.frames_dir else []
     if args.part:

@@ -4,6 +4,7 @@ Subcommands register themselves with ``add_parser(subparsers)`` and set ``func(a
 as the parser default. Heavy imports (torch, onnx, tensorrt) happen inside the commands,
 so ``--help`` is instant and ``python -m export onnx`` works where TensorRT is absent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,22 +25,28 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
     import torch
 
     from export.onnx_export import export_onnx
-    from sam2_ros.utils.files import sha256_file
     from sam2_ros.model import build_sam2, canonical_name
+    from sam2_ros.utils.files import sha256_file
 
     name = canonical_name(args.model)
     if args.random_weights:
-        print("WARNING: --random-weights: exporting an UNTRAINED model (seeded random weights); "
-              "for tests and smoke runs only.", file=sys.stderr)
+        print(
+            "WARNING: --random-weights: exporting an UNTRAINED model (seeded random weights); "
+            "for tests and smoke runs only.",
+            file=sys.stderr,
+        )
         torch.manual_seed(0)
         digest = "random"
     else:
         digest = sha256_file(args.checkpoint, progress=True)
     model = build_sam2(name, args.checkpoint, image_size=args.image_size)
-    manifest = export_onnx(model, args.out, max_cond_frames=args.max_cond_frames, opset=args.opset,
-                           checkpoint_sha256=digest)
-    print(f"exported {len(manifest.graphs)} graphs of {manifest.model} @ {manifest.image_size} px "
-          f"(max_cond_frames {manifest.max_cond_frames}, opset {manifest.opset}) to {args.out}")
+    manifest = export_onnx(
+        model, args.out, max_cond_frames=args.max_cond_frames, opset=args.opset, checkpoint_sha256=digest
+    )
+    print(
+        f"exported {len(manifest.graphs)} graphs of {manifest.model} @ {manifest.image_size} px "
+        f"(max_cond_frames {manifest.max_cond_frames}, opset {manifest.opset}) to {args.out}"
+    )
     return 0
 
 
@@ -47,22 +54,36 @@ def _add_onnx(sub: argparse._SubParsersAction) -> None:
     from export.graphs import DEFAULT_OPSET
     from export.onnx_checks import MAX_OPSET
 
-    p = sub.add_parser("onnx", help="export the five tracker graphs to ONNX, check them, write manifest.json",
-                       description="Export image encoder, memory attention, mask decoder, memory encoder and "
-                                   "mask downsampler (fp32, dynamic object batch) to DIR, check each for "
-                                   "validity, the graph contract and TensorRT 10 operator support, and write "
-                                   "constants.npz and manifest.json (hashes, settings).")
+    p = sub.add_parser(
+        "onnx",
+        help="export the five tracker graphs to ONNX, check them, write manifest.json",
+        description="Export image encoder, memory attention, mask decoder, memory encoder and "
+        "mask downsampler (fp32, dynamic object batch) to DIR, check each for "
+        "validity, the graph contract and TensorRT 10 operator support, and write "
+        "constants.npz and manifest.json (hashes, settings).",
+    )
     p.add_argument("--model", required=True, help="model name, e.g. sam2.1_hiera_t / sam2.1_hiera_base_plus")
     weights = p.add_mutually_exclusive_group(required=True)
     weights.add_argument("--checkpoint", type=Path, metavar="PATH", help="Meta's .pt or a .safetensors file")
     weights.add_argument("--random-weights", action="store_true", help="untrained weights (tests, smoke runs)")
     p.add_argument("--image-size", type=int, default=1024, metavar="N", help="model input size (default 1024)")
-    p.add_argument("--max-cond-frames", type=_positive_int, default=DEFAULT_MAX_COND_FRAMES, metavar="K",
-                   help="prompted frames remembered per object; fixes the memory-attention input size and "
-                        f"must equal the tracker's (default {DEFAULT_MAX_COND_FRAMES})")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=range(DEFAULT_OPSET, MAX_OPSET + 1),
-                   metavar="V", help=f"ONNX opset, {DEFAULT_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET}: the "
-                                     f"exporter's lowest; TensorRT 10.0 parses up to {MAX_OPSET})")
+    p.add_argument(
+        "--max-cond-frames",
+        type=_positive_int,
+        default=DEFAULT_MAX_COND_FRAMES,
+        metavar="K",
+        help="prompted frames remembered per object; fixes the memory-attention input size and "
+        f"must equal the tracker's (default {DEFAULT_MAX_COND_FRAMES})",
+    )
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        choices=range(DEFAULT_OPSET, MAX_OPSET + 1),
+        metavar="V",
+        help=f"ONNX opset, {DEFAULT_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET}: the "
+        f"exporter's lowest; TensorRT 10.0 parses up to {MAX_OPSET})",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created if missing)")
     p.set_defaults(func=_cmd_onnx)
 

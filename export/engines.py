@@ -30,6 +30,7 @@ without reduced precision and without TF32, a reference engine.
 Engines and ``engines.json`` are written atomically (temporary file + ``os.replace``);
 ``engines.json`` last, so a directory with a valid manifest always holds complete engines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,10 @@ def profile_shapes(model, max_objects: int, max_points: int) -> dict[str, dict[s
     for name, dims in graph_dims(model).items():
         unknown = [d for d in dims if isinstance(d, str) and d not in ranges or d == 0]
         if unknown:
-            raise ValueError(f"input '{name}' has dynamic dimensions {unknown}; the export contract only has "
-                             f"{BATCH} (objects) and {POINTS} (points): re-export the ONNX graphs")
+            raise ValueError(
+                f"input '{name}' has dynamic dimensions {unknown}; the export contract only has "
+                f"{BATCH} (objects) and {POINTS} (points): re-export the ONNX graphs"
+            )
         if not any(isinstance(d, str) for d in dims):
             continue
         shapes = [[ranges[d][k] if isinstance(d, str) else d for d in dims] for k in range(3)]
@@ -109,8 +112,9 @@ class GraphPlan:
         return counts
 
 
-def plan_graph(graph: str, onnx_path: Path, precision: str, max_objects: int, max_points: int,
-               onnx_sha256: str | None = None) -> GraphPlan:
+def plan_graph(
+    graph: str, onnx_path: Path, precision: str, max_objects: int, max_points: int, onnx_sha256: str | None = None
+) -> GraphPlan:
     """Plan one graph; ``onnx_sha256`` when already verified (the ONNX manifest's), else computed."""
     import onnx
 
@@ -118,8 +122,15 @@ def plan_graph(graph: str, onnx_path: Path, precision: str, max_objects: int, ma
 
     model = onnx.load(str(onnx_path), load_external_data=False)  # structure and inline constants suffice
     fp32 = fp32_nodes(model) if precision != "fp32" else []
-    return GraphPlan(graph, onnx_path, onnx_sha256 or sha256_file(onnx_path), graph_dims(model),
-                     profile_shapes(model, max_objects, max_points), tuple(fp32), pinned_layer_names(model, fp32))
+    return GraphPlan(
+        graph,
+        onnx_path,
+        onnx_sha256 or sha256_file(onnx_path),
+        graph_dims(model),
+        profile_shapes(model, max_objects, max_points),
+        tuple(fp32),
+        pinned_layer_names(model, fp32),
+    )
 
 
 def model_settings(manifest, plans: Mapping[str, GraphPlan]):
@@ -131,17 +142,24 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
     from sam2_ros.backends.contract import slot_counts
     from sam2_ros.backends.graph import ModelSettings
 
-    settings = ModelSettings(name=manifest.model, image_size=manifest.image_size,
-                             max_cond_frames=manifest.max_cond_frames, num_maskmem=manifest.num_maskmem,
-                             max_obj_ptrs=manifest.max_obj_ptrs, stability=manifest.stability,
-                             multimask_points=manifest.multimask_points)
+    settings = ModelSettings(
+        name=manifest.model,
+        image_size=manifest.image_size,
+        max_cond_frames=manifest.max_cond_frames,
+        num_maskmem=manifest.num_maskmem,
+        max_obj_ptrs=manifest.max_obj_ptrs,
+        stability=manifest.stability,
+        multimask_points=manifest.multimask_points,
+    )
     slots, ptrs = slot_counts(settings.max_cond_frames, settings.num_maskmem, settings.max_obj_ptrs)
     dims = plans["memory_attention"].dims
     if dims["mem_feats"][0] != slots or dims["obj_ptrs"][0] != ptrs:
-        raise ValueError(f"memory_attention.onnx takes {dims['mem_feats'][0]} memories and {dims['obj_ptrs'][0]} "
-                         f"pointers, but the manifest (max_cond_frames={settings.max_cond_frames}, num_maskmem="
-                         f"{settings.num_maskmem}, max_obj_ptrs={settings.max_obj_ptrs}) implies {slots} and "
-                         f"{ptrs}: re-export the ONNX graphs")
+        raise ValueError(
+            f"memory_attention.onnx takes {dims['mem_feats'][0]} memories and {dims['obj_ptrs'][0]} "
+            f"pointers, but the manifest (max_cond_frames={settings.max_cond_frames}, num_maskmem="
+            f"{settings.num_maskmem}, max_obj_ptrs={settings.max_obj_ptrs}) implies {slots} and "
+            f"{ptrs}: re-export the ONNX graphs"
+        )
     size = plans["image_encoder"].dims["image"][-1]
     if size != settings.image_size:
         raise ValueError(f"image_encoder.onnx takes {size}x{size} images, the manifest says {settings.image_size}")
@@ -156,8 +174,10 @@ class BuildError(RuntimeError):
 def parser_error_report(graph: str, onnx_path: Path, errors: list[str]) -> str:
     """One readable message for the ONNX parser's errors."""
     listed = "\n".join(f"  {i + 1}. {e}" for i, e in enumerate(errors)) or "  (the parser reported no details)"
-    return (f"TensorRT's ONNX parser rejected {onnx_path} ({graph}) with {len(errors)} error(s):\n{listed}\n"
-            f"Check the graph with `python -m export check` or re-export it; run with --verbose for TensorRT's log.")
+    return (
+        f"TensorRT's ONNX parser rejected {onnx_path} ({graph}) with {len(errors)} error(s):\n{listed}\n"
+        f"Check the graph with `python -m export check` or re-export it; run with --verbose for TensorRT's log."
+    )
 
 
 def describe_engine(trt, runtime, blob: bytes, plan: GraphPlan) -> dict[str, Any]:
@@ -188,8 +208,11 @@ def _parse(trt, builder, logger, plan: GraphPlan) -> tuple[Any, Any]:
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(plan.onnx_path)):
-        raise BuildError(parser_error_report(plan.graph, plan.onnx_path,
-                                             [str(parser.get_error(i)) for i in range(parser.num_errors)]))
+        raise BuildError(
+            parser_error_report(
+                plan.graph, plan.onnx_path, [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            )
+        )
     return network, parser
 
 
@@ -197,13 +220,17 @@ def _warn_unmatched(plan: GraphPlan, pinned: list[str], tool: str) -> None:
     """Say which planned layer names the parsed network lacks (they stay in reduced precision)."""
     missing = [n for n in plan.fp32_layers if n not in set(pinned)]
     if missing:
-        print(f"warning: {plan.graph}: {len(missing)} of {len(plan.fp32_layers)} layers planned for fp32 are not "
-              f"in TensorRT's network ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); {tool} "
-              f"leaves them in reduced precision and engines.json does not list them", file=sys.stderr)
+        print(
+            f"warning: {plan.graph}: {len(missing)} of {len(plan.fp32_layers)} layers planned for fp32 are not "
+            f"in TensorRT's network ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); {tool} "
+            f"leaves them in reduced precision and engines.json does not list them",
+            file=sys.stderr,
+        )
 
 
-def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_gb: float, cache,
-               verbose: bool) -> tuple[bytes, list[str]]:
+def _build_one(
+    trt, builder, logger, plan: GraphPlan, precision: str, workspace_gb: float, cache, verbose: bool
+) -> tuple[bytes, list[str]]:
     network, _parser = _parse(trt, builder, logger, plan)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
@@ -228,19 +255,25 @@ def _build_one(trt, builder, logger, plan: GraphPlan, precision: str, workspace_
     if progress.cancelled:
         raise KeyboardInterrupt
     if blob is None:
-        raise BuildError(f"TensorRT could not build {plan.graph} from {plan.onnx_path} (see its log above; "
-                         f"--verbose shows more; --workspace-gb raises the scratch memory limit)")
+        raise BuildError(
+            f"TensorRT could not build {plan.graph} from {plan.onnx_path} (see its log above; "
+            f"--verbose shows more; --workspace-gb raises the scratch memory limit)"
+        )
     return bytes(blob), pinned
 
 
 def _check_build_env(trt, env: Mapping[str, Any], precision: str) -> None:
     if int(trt.__version__.split(".")[0]) != 10:
-        raise BuildError(f"TensorRT {trt.__version__}: this builder needs TensorRT 10 (fp16/bf16 use weakly typed "
-                         f"networks with per-layer fp32 constraints, which TensorRT 11 removed)")
+        raise BuildError(
+            f"TensorRT {trt.__version__}: this builder needs TensorRT 10 (fp16/bf16 use weakly typed "
+            f"networks with per-layer fp32 constraints, which TensorRT 11 removed)"
+        )
     major = int(str(env["gpu"]["compute_capability"]).split(".")[0])
     if precision == "bf16" and major < 8:
-        raise BuildError(f"--bf16 needs compute capability 8.0 or newer; {env['gpu']['name']} has "
-                         f"{env['gpu']['compute_capability']}. Use --fp16")
+        raise BuildError(
+            f"--bf16 needs compute capability 8.0 or newer; {env['gpu']['name']} has "
+            f"{env['gpu']['compute_capability']}. Use --fp16"
+        )
 
 
 @dataclass(frozen=True)
@@ -265,15 +298,37 @@ class Job:
     def command(self, *extra: str) -> str:
         """This job as a ``python -m export engines`` command line."""
         cache = ["--timing-cache", str(self.timing_cache)] if self.timing_cache else ["--no-timing-cache"]
-        args = ["python", "-m", "export", "engines", "--onnx", str(self.onnx_dir), "--out", str(self.out),
-                f"--{self.precision}", "--max-objects", str(self.max_objects), "--max-points", str(self.max_points),
-                "--workspace-gb", str(self.workspace_gb), *cache, *extra]
+        args = [
+            "python",
+            "-m",
+            "export",
+            "engines",
+            "--onnx",
+            str(self.onnx_dir),
+            "--out",
+            str(self.out),
+            f"--{self.precision}",
+            "--max-objects",
+            str(self.max_objects),
+            "--max-points",
+            str(self.max_points),
+            "--workspace-gb",
+            str(self.workspace_gb),
+            *cache,
+            *extra,
+        ]
         return " ".join(shlex.quote(a) for a in args)
 
 
-def prepare(onnx_dir: Path | str, out_dir: Path | str | None = None, precision: str = "fp16", max_objects: int = 16,
-            max_points: int = 8, workspace_gb: float = 4.0,
-            timing_cache: Path | str | None = DEFAULT_TIMING_CACHE) -> Job:
+def prepare(
+    onnx_dir: Path | str,
+    out_dir: Path | str | None = None,
+    precision: str = "fp16",
+    max_objects: int = 16,
+    max_points: int = 8,
+    workspace_gb: float = 4.0,
+    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
+) -> Job:
     """Read (and verify) the ONNX export and plan every graph. No TensorRT needed."""
     from sam2_ros.backends.contract import GRAPH_NAMES
     from sam2_ros.backends.manifest import read_manifest
@@ -285,39 +340,70 @@ def prepare(onnx_dir: Path | str, out_dir: Path | str | None = None, precision: 
     missing = [g for g in GRAPH_NAMES if g not in manifest.graphs]
     if missing:
         raise ValueError(f"{onnx_dir} has no graphs {missing}; re-export with `python -m export onnx`")
-    plans = {g: plan_graph(g, onnx_dir / manifest.graphs[g].file, precision, max_objects, max_points,
-                           manifest.graphs[g].sha256) for g in GRAPH_NAMES}
+    plans = {
+        g: plan_graph(
+            g, onnx_dir / manifest.graphs[g].file, precision, max_objects, max_points, manifest.graphs[g].sha256
+        )
+        for g in GRAPH_NAMES
+    }
     settings = model_settings(manifest, plans)
     default_out = Path("engines") / f"{settings.name}_{settings.image_size}_{precision}"
     out = Path(out_dir) if out_dir is not None else default_out
-    return Job(onnx_dir, out, precision, max_objects, max_points, workspace_gb,
-               None if timing_cache is None else Path(timing_cache), settings, plans,
-               onnx_dir / manifest.constants.file, manifest.checkpoint_sha256)
+    return Job(
+        onnx_dir,
+        out,
+        precision,
+        max_objects,
+        max_points,
+        workspace_gb,
+        None if timing_cache is None else Path(timing_cache),
+        settings,
+        plans,
+        onnx_dir / manifest.constants.file,
+        manifest.checkpoint_sha256,
+    )
 
 
-def write_engines_manifest(job: Job, env: Mapping[str, Any], described: Mapping[str, dict],
-                           pinned: Mapping[str, list[str]], tool: str) -> Path:
+def write_engines_manifest(
+    job: Job, env: Mapping[str, Any], described: Mapping[str, dict], pinned: Mapping[str, list[str]], tool: str
+) -> Path:
     """Copy the constants beside the engines and write ``engines.json`` (atomically, last)."""
-    from sam2_ros.utils.files import atomic_write
     from sam2_ros.backends.tensorrt import ENGINES_FILE, FORMAT_VERSION
-    from sam2_ros.utils.files import sha256_file
+    from sam2_ros.utils.files import atomic_write, sha256_file
 
     constants = job.out / job.constants.name
     atomic_write(constants, job.constants.read_bytes())
     engines = {}
     for graph, plan in job.plans.items():
         path = job.engine_path(graph)
-        engines[graph] = {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size,
-                          "onnx_file": plan.onnx_path.name, "onnx_sha256": plan.onnx_sha256, **described[graph],
-                          "fp32_layers": list(pinned[graph]), "fp32_reasons": plan.reasons()}
+        engines[graph] = {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "onnx_file": plan.onnx_path.name,
+            "onnx_sha256": plan.onnx_sha256,
+            **described[graph],
+            "fp32_layers": list(pinned[graph]),
+            "fp32_reasons": plan.reasons(),
+        }
     manifest = {
-        "format": FORMAT_VERSION, "tensorrt": env["tensorrt"], "gpu": dict(env["gpu"]), "cuda": dict(env["cuda"]),
-        "model": job.settings.as_dict(), "checkpoint_sha256": job.checkpoint_sha256,
-        "build": {"tool": tool, "onnx_dir": str(job.onnx_dir.resolve()), "out": str(job.out),
-                  "precision": job.precision, "max_objects": job.max_objects, "max_points": job.max_points,
-                  "workspace_gb": job.workspace_gb,
-                  "timing_cache": None if job.timing_cache is None else str(job.timing_cache),
-                  "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+        "format": FORMAT_VERSION,
+        "tensorrt": env["tensorrt"],
+        "gpu": dict(env["gpu"]),
+        "cuda": dict(env["cuda"]),
+        "model": job.settings.as_dict(),
+        "checkpoint_sha256": job.checkpoint_sha256,
+        "build": {
+            "tool": tool,
+            "onnx_dir": str(job.onnx_dir.resolve()),
+            "out": str(job.out),
+            "precision": job.precision,
+            "max_objects": job.max_objects,
+            "max_points": job.max_points,
+            "workspace_gb": job.workspace_gb,
+            "timing_cache": None if job.timing_cache is None else str(job.timing_cache),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
         "constants": {"file": constants.name, "sha256": sha256_file(constants)},
         "engines": engines,
     }
@@ -331,22 +417,31 @@ def _load_timing_cache(builder, path: Path | None):
     config = builder.create_builder_config()
     cache = config.create_timing_cache(path.read_bytes() if path is not None and path.is_file() else b"")
     if not config.set_timing_cache(cache, False):
-        print(f"warning: timing cache {path} was made for another GPU or TensorRT version; starting a new one",
-              file=sys.stderr)
+        print(
+            f"warning: timing cache {path} was made for another GPU or TensorRT version; starting a new one",
+            file=sys.stderr,
+        )
         cache = config.create_timing_cache(b"")
     return cache
 
 
-def build_engines(onnx_dir: Path | str, out_dir: Path | str | None = None, precision: str = "fp16",
-                  max_objects: int = 16, max_points: int = 8, workspace_gb: float = 4.0,
-                  timing_cache: Path | str | None = DEFAULT_TIMING_CACHE, verbose: bool = False) -> Path:
+def build_engines(
+    onnx_dir: Path | str,
+    out_dir: Path | str | None = None,
+    precision: str = "fp16",
+    max_objects: int = 16,
+    max_points: int = 8,
+    workspace_gb: float = 4.0,
+    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
+    verbose: bool = False,
+) -> Path:
     """Build the five engines from ``onnx_dir`` into ``out_dir``; returns the engines.json path.
 
     ``timing_cache``: loaded when the file exists, saved (atomically) after the builds, shared
     by all five; None builds without one. ``verbose``: TensorRT's log instead of progress bars.
     """
-    from sam2_ros.utils.files import atomic_write
     from sam2_ros.backends.tensorrt import ENGINES_FILE, import_tensorrt, runtime_environment
+    from sam2_ros.utils.files import atomic_write
 
     job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
     trt = import_tensorrt()
@@ -370,9 +465,15 @@ def build_engines(onnx_dir: Path | str, out_dir: Path | str | None = None, preci
     return write_engines_manifest(job, env, described, pinned, "python -m export engines")
 
 
-def adopt_engines(onnx_dir: Path | str, out_dir: Path | str | None = None, precision: str = "fp16",
-                  max_objects: int = 16, max_points: int = 8, workspace_gb: float = 4.0,
-                  timing_cache: Path | str | None = DEFAULT_TIMING_CACHE) -> Path:
+def adopt_engines(
+    onnx_dir: Path | str,
+    out_dir: Path | str | None = None,
+    precision: str = "fp16",
+    max_objects: int = 16,
+    max_points: int = 8,
+    workspace_gb: float = 4.0,
+    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
+) -> Path:
     """Write engines.json for the engines the generated trtexec script built in ``out_dir``."""
     from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment
 
@@ -395,17 +496,25 @@ def adopt_engines(onnx_dir: Path | str, out_dir: Path | str | None = None, preci
     return write_engines_manifest(job, env, described, pinned, "trtexec")
 
 
-def write_trtexec_script(onnx_dir: Path | str, out_dir: Path | str | None = None, precision: str = "fp16",
-                         max_objects: int = 16, max_points: int = 8, workspace_gb: float = 4.0,
-                         timing_cache: Path | str | None = DEFAULT_TIMING_CACHE) -> Path:
+def write_trtexec_script(
+    onnx_dir: Path | str,
+    out_dir: Path | str | None = None,
+    precision: str = "fp16",
+    max_objects: int = 16,
+    max_points: int = 8,
+    workspace_gb: float = 4.0,
+    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
+) -> Path:
     """``out_dir/trtexec.sh``: the five trtexec builds, then ``--adopt``. No TensorRT needed."""
     from sam2_ros.utils.files import atomic_write
 
     job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
     job.out.mkdir(parents=True, exist_ok=True)
     path = job.out / "trtexec.sh"
-    atomic_write(path, trtexec_script(job.plans, job.out, precision, workspace_gb, job.timing_cache,
-                                      job.command("--adopt")).encode())
+    atomic_write(
+        path,
+        trtexec_script(job.plans, job.out, precision, workspace_gb, job.timing_cache, job.command("--adopt")).encode(),
+    )
     path.chmod(0o755)
     return path
 
@@ -413,38 +522,57 @@ def write_trtexec_script(onnx_dir: Path | str, out_dir: Path | str | None = None
 # ------------------------------------------------------------------------------ CLI
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``engines`` on ``python -m export``'s subcommands."""
-    p = subparsers.add_parser("engines", help="build TensorRT engines from the exported ONNX graphs",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "engines", help="build TensorRT engines from the exported ONNX graphs", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--onnx", type=Path, required=True, metavar="DIR", help="folder written by `python -m export onnx`")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="engine folder (default engines/<model>_<size>_<precision>/)")
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="engine folder (default engines/<model>_<size>_<precision>/)"
+    )
     prec = p.add_mutually_exclusive_group()
-    for name, text in (("fp16", "half precision, sensitive layers in fp32 (default)"),
-                       ("bf16", "bfloat16, sensitive layers in fp32 (compute capability 8.0+)"),
-                       ("fp32", "float32 without TF32: the reference engine")):
+    for name, text in (
+        ("fp16", "half precision, sensitive layers in fp32 (default)"),
+        ("bf16", "bfloat16, sensitive layers in fp32 (compute capability 8.0+)"),
+        ("fp32", "float32 without TF32: the reference engine"),
+    ):
         prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
     p.set_defaults(precision="fp16", func=run)
     p.add_argument("--max-objects", type=int, default=16, metavar="N", help="largest object batch (default 16)")
     p.add_argument("--max-points", type=int, default=8, metavar="N", help="most prompt points per object (default 8)")
     p.add_argument("--workspace-gb", type=float, default=4.0, metavar="N", help="builder scratch memory (default 4)")
     cache = p.add_mutually_exclusive_group()
-    cache.add_argument("--timing-cache", type=Path, default=DEFAULT_TIMING_CACHE, metavar="PATH",
-                       help=f"reusable tactic timing cache (default {DEFAULT_TIMING_CACHE})")
-    cache.add_argument("--no-timing-cache", dest="timing_cache", action="store_const", const=None,
-                       help="build without a timing cache")
+    cache.add_argument(
+        "--timing-cache",
+        type=Path,
+        default=DEFAULT_TIMING_CACHE,
+        metavar="PATH",
+        help=f"reusable tactic timing cache (default {DEFAULT_TIMING_CACHE})",
+    )
+    cache.add_argument(
+        "--no-timing-cache", dest="timing_cache", action="store_const", const=None, help="build without a timing cache"
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--trtexec", action="store_true",
-                      help="write OUT/trtexec.sh with the equivalent trtexec builds instead (no TensorRT needed)")
-    mode.add_argument("--adopt", action="store_true",
-                      help="write engines.json for engines trtexec.sh built in OUT")
+    mode.add_argument(
+        "--trtexec",
+        action="store_true",
+        help="write OUT/trtexec.sh with the equivalent trtexec builds instead (no TensorRT needed)",
+    )
+    mode.add_argument("--adopt", action="store_true", help="write engines.json for engines trtexec.sh built in OUT")
     p.add_argument("--verbose", action="store_true", help="TensorRT's verbose log instead of progress bars")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """``python -m export engines``: build (default), ``--trtexec`` script, or ``--adopt`` trtexec's engines."""
-    common = dict(onnx_dir=args.onnx, out_dir=args.out, precision=args.precision, max_objects=args.max_objects,
-                  max_points=args.max_points, workspace_gb=args.workspace_gb, timing_cache=args.timing_cache)
+    common = dict(
+        onnx_dir=args.onnx,
+        out_dir=args.out,
+        precision=args.precision,
+        max_objects=args.max_objects,
+        max_points=args.max_points,
+        workspace_gb=args.workspace_gb,
+        timing_cache=args.timing_cache,
+    )
     try:
         if args.trtexec:
             print(f"wrote {write_trtexec_script(**common)}")
@@ -456,4 +584,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"python -m export engines: {exc}", file=sys.stderr)
         return 2
     return 0
-

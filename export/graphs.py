@@ -16,6 +16,7 @@ engine anyway: the ONNX-TensorRT operator matrix (onnx/onnx-tensorrt ``docs/oper
 TensorRT 10) lists for ``Resize`` only the ``nearest`` and ``linear`` modes and states
 "Antialiasing is not supported".
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,11 +72,28 @@ class MemoryAttentionGraph(nn.Module):
         self.register_buffer("vision_pos", image_pos_enc(h), persistent=False)
         self.register_buffer("mem_pos", model.memory_pos_enc().detach().clone(), persistent=False)
 
-    def forward(self, vision_feats: Tensor, mem_feats: Tensor, mem_t_pos: Tensor, mem_valid: Tensor,
-                obj_ptrs: Tensor, ptr_t_diff: Tensor, ptr_valid: Tensor) -> Tensor:
+    def forward(
+        self,
+        vision_feats: Tensor,
+        mem_feats: Tensor,
+        mem_t_pos: Tensor,
+        mem_valid: Tensor,
+        obj_ptrs: Tensor,
+        ptr_t_diff: Tensor,
+        ptr_valid: Tensor,
+    ) -> Tensor:
         b = vision_feats.shape[0]
-        return self.model.condition_on_bank(vision_feats, self.vision_pos.expand(b, -1, -1, -1), mem_feats,
-                                            self.mem_pos, mem_t_pos, mem_valid, obj_ptrs, ptr_t_diff, ptr_valid)
+        return self.model.condition_on_bank(
+            vision_feats,
+            self.vision_pos.expand(b, -1, -1, -1),
+            mem_feats,
+            self.mem_pos,
+            mem_t_pos,
+            mem_valid,
+            obj_ptrs,
+            ptr_t_diff,
+            ptr_valid,
+        )
 
 
 class MaskDecoderGraph(nn.Module):
@@ -92,9 +110,16 @@ class MaskDecoderGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, pix_feat: Tensor, high_res_0: Tensor, high_res_1: Tensor, point_coords: Tensor,
-                point_labels: Tensor, mask_input: Tensor, has_mask_input: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self,
+        pix_feat: Tensor,
+        high_res_0: Tensor,
+        high_res_1: Tensor,
+        point_coords: Tensor,
+        point_labels: Tensor,
+        mask_input: Tensor,
+        has_mask_input: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         m = self.model
         prompt = m.sam_prompt_encoder
         sparse, mask_dense = prompt(points=(point_coords, point_labels), boxes=None, masks=mask_input)
@@ -102,8 +127,13 @@ class MaskDecoderGraph(nn.Module):
         has = has_mask_input.to(mask_dense.dtype).view(-1, 1, 1, 1)
         dense = has * mask_dense + (1.0 - has) * no_mask_dense
         masks, ious, tokens, obj_logits = m.sam_mask_decoder.predict_masks(
-            image_embeddings=pix_feat, image_pe=prompt.get_dense_pe(), sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense, repeat_image=False, high_res_features=[high_res_0, high_res_1])
+            image_embeddings=pix_feat,
+            image_pe=prompt.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            repeat_image=False,
+            high_res_features=[high_res_0, high_res_1],
+        )
         return masks, ious, m.obj_ptr_proj(tokens), obj_logits
 
 
@@ -114,8 +144,7 @@ class MemoryEncoderGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, vision_feats: Tensor, masks: Tensor, from_points: Tensor,
-                object_score_logits: Tensor) -> Tensor:
+    def forward(self, vision_feats: Tensor, masks: Tensor, from_points: Tensor, object_score_logits: Tensor) -> Tensor:
         features, _ = self.model.encode_memory(vision_feats, masks, object_score_logits, from_points)
         return features
 
@@ -190,18 +219,27 @@ def export_graph(model: Sam2Model, spec: GraphSpec, out_dir: Path, opset: int = 
     try:
         import onnxscript.optimizer
     except ImportError as exc:
-        raise ImportError("the ONNX export uses torch's dynamo exporter, which needs onnxscript: "
-                          "`pip install onnxscript` (part of `pip install -e .[onnx]`)") from exc
+        raise ImportError(
+            "the ONNX export uses torch's dynamo exporter, which needs onnxscript: "
+            "`pip install onnxscript` (part of `pip install -e .[onnx]`)"
+        ) from exc
 
     wrapper = WRAPPERS[spec.name](model).eval()
     args = example_inputs(spec)
     dynamic = {t.name: ({i: d for i, d in enumerate(t.shape) if isinstance(d, str)} or None) for t in spec.inputs}
     with torch.no_grad(), _quiet_exporter():
-        program = torch.onnx.export(wrapper, args, input_names=spec.input_names, output_names=spec.output_names,
-                                    dynamic_shapes=dynamic, opset_version=opset, dynamo=True, optimize=True,
-                                    verbose=False)
-        onnxscript.optimizer.optimize(program.model, input_size_limit=FOLD_LIMIT,
-                                      output_size_limit=FOLD_LIMIT)
+        program = torch.onnx.export(
+            wrapper,
+            args,
+            input_names=spec.input_names,
+            output_names=spec.output_names,
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            dynamo=True,
+            optimize=True,
+            verbose=False,
+        )
+        onnxscript.optimizer.optimize(program.model, input_size_limit=FOLD_LIMIT, output_size_limit=FOLD_LIMIT)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / spec.file

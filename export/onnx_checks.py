@@ -11,6 +11,7 @@ restrictions the matrix states for operators we use are checked too:
   coordinate transformation modes (which is why image preprocessing is not in a graph);
 * reductions, ``Squeeze``/``Unsqueeze``: ``axes`` must be a build-time constant.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,21 +25,65 @@ MIN_OPSET = 17  # LayerNormalization (one fused op instead of a decomposed mean/
 MAX_OPSET = 20  # the newest opset TensorRT 10.0's parser accepts
 
 #: Operators our graphs use, each supported by TensorRT 10's ONNX parser (docs/operators.md).
-TRT10_OPS = frozenset({
-    "Add", "And", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "Div",
-    "Equal", "Erf", "Expand", "Gather", "GatherND", "Gemm", "Greater", "Identity", "IsNaN",
-    "LayerNormalization", "LessOrEqual", "MatMul", "MaxPool", "Mul", "Pad", "Pow", "ReduceMean", "Relu",
-    "Reshape", "Resize", "Shape", "Sigmoid", "Sin", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub",
-    "Transpose", "Unsqueeze", "Where",
-})
+TRT10_OPS = frozenset(
+    {
+        "Add",
+        "And",
+        "Cast",
+        "Concat",
+        "Constant",
+        "ConstantOfShape",
+        "Conv",
+        "ConvTranspose",
+        "Cos",
+        "Div",
+        "Equal",
+        "Erf",
+        "Expand",
+        "Gather",
+        "GatherND",
+        "Gemm",
+        "Greater",
+        "Identity",
+        "IsNaN",
+        "LayerNormalization",
+        "LessOrEqual",
+        "MatMul",
+        "MaxPool",
+        "Mul",
+        "Pad",
+        "Pow",
+        "ReduceMean",
+        "Relu",
+        "Reshape",
+        "Resize",
+        "Shape",
+        "Sigmoid",
+        "Sin",
+        "Slice",
+        "Softmax",
+        "Sqrt",
+        "Squeeze",
+        "Sub",
+        "Transpose",
+        "Unsqueeze",
+        "Where",
+    }
+)
 RESIZE_MODES = frozenset({"nearest", "linear"})
-RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric",
-                                     "align_corners"})
+RESIZE_COORDINATE_MODES = frozenset(
+    {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+)
 #: Operators whose ``axes`` input (index 1) TensorRT needs as a build-time constant.
 CONSTANT_AXES_OPS = frozenset({"ReduceMean", "Squeeze", "Unsqueeze"})
 COMPLEX_TYPES = frozenset({TensorProto.COMPLEX64, TensorProto.COMPLEX128})
-DTYPE_NAMES = {TensorProto.FLOAT: "float32", TensorProto.INT64: "int64", TensorProto.INT32: "int32",
-               TensorProto.BOOL: "bool", TensorProto.FLOAT16: "float16"}
+DTYPE_NAMES = {
+    TensorProto.FLOAT: "float32",
+    TensorProto.INT64: "int64",
+    TensorProto.INT32: "int32",
+    TensorProto.BOOL: "bool",
+    TensorProto.FLOAT16: "float16",
+}
 
 
 class OnnxCheckError(ValueError):
@@ -53,7 +98,7 @@ def check_graph(path: str | Path, spec: GraphSpec) -> None:
     except onnx.checker.ValidationError as exc:
         raise OnnxCheckError(f"{path.name}: invalid ONNX: {exc}") from exc
     model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-    problems = (check_opset(model) + check_io(model, spec) + check_no_complex(model) + check_operators(model))
+    problems = check_opset(model) + check_io(model, spec) + check_no_complex(model) + check_operators(model)
     if problems:
         raise OnnxCheckError(f"{path.name} fails {len(problems)} check(s):\n  " + "\n  ".join(problems))
 
@@ -70,15 +115,18 @@ def check_opset(model: onnx.ModelProto) -> list[str]:
 
 def _dims(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
     """A value's shape, dimensions as ints or their symbolic names ("?" for unknown)."""
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                 for d in value.type.tensor_type.shape.dim)
+    return tuple(
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim
+    )
 
 
 def check_io(model: onnx.ModelProto, spec: GraphSpec) -> list[str]:
     """Inputs and outputs: the contract's names, dtypes and shapes, static except ``B``/``N``."""
     problems = []
-    for kind, values, expected in (("input", model.graph.input, spec.inputs),
-                                   ("output", model.graph.output, spec.outputs)):
+    for kind, values, expected in (
+        ("input", model.graph.input, spec.inputs),
+        ("output", model.graph.output, spec.outputs),
+    ):
         names = [v.name for v in values]
         if names != [t.name for t in expected]:
             problems.append(f"{kind}s are {names}, the contract says {[t.name for t in expected]}")
@@ -87,8 +135,10 @@ def check_io(model: onnx.ModelProto, spec: GraphSpec) -> list[str]:
             dims = _dims(value)
             dynamic = [d for d in dims if isinstance(d, str) and d not in spec.dynamic_dims]
             if dynamic:
-                problems.append(f"{kind} {value.name} has dynamic dims {dynamic} {dims}; only "
-                                f"{sorted(spec.dynamic_dims)} may be dynamic")
+                problems.append(
+                    f"{kind} {value.name} has dynamic dims {dynamic} {dims}; only "
+                    f"{sorted(spec.dynamic_dims)} may be dynamic"
+                )
             elif dims != tuple(want.shape):
                 problems.append(f"{kind} {value.name} has shape {dims}, the contract says {want.shape}")
             dtype = DTYPE_NAMES.get(value.type.tensor_type.elem_type, str(value.type.tensor_type.elem_type))
@@ -102,18 +152,25 @@ def _all_nodes(graph: onnx.GraphProto):
     for node in graph.node:
         yield node
         for attr in node.attribute:
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
                 yield from _all_nodes(sub)
 
 
 def check_no_complex(model: onnx.ModelProto) -> list[str]:
     """No complex tensors anywhere (TensorRT has none): values, initializers, constants."""
     g = model.graph
-    bad = [v.name for v in list(g.input) + list(g.output) + list(g.value_info)
-           if v.type.tensor_type.elem_type in COMPLEX_TYPES]
+    bad = [
+        v.name
+        for v in list(g.input) + list(g.output) + list(g.value_info)
+        if v.type.tensor_type.elem_type in COMPLEX_TYPES
+    ]
     bad += [t.name for t in g.initializer if t.data_type in COMPLEX_TYPES]
-    bad += [n.name for n in _all_nodes(g) if n.op_type == "Constant"
-            and any(a.t.data_type in COMPLEX_TYPES for a in n.attribute if a.type == onnx.AttributeProto.TENSOR)]
+    bad += [
+        n.name
+        for n in _all_nodes(g)
+        if n.op_type == "Constant"
+        and any(a.t.data_type in COMPLEX_TYPES for a in n.attribute if a.type == onnx.AttributeProto.TENSOR)
+    ]
     return [f"complex tensors: {bad}"] if bad else []
 
 
@@ -133,7 +190,9 @@ def check_operators(model: onnx.ModelProto) -> list[str]:
         if op in CONSTANT_AXES_OPS and len(node.input) > 1 and node.input[1] and node.input[1] not in constants:
             problems.append(f"{op} node {node.name!r}: axes input {node.input[1]!r} is not a constant")
     if unsupported:
-        listed = ", ".join(f"{op} (e.g. node {names[0]!r}, {len(names)} node(s))" for op, names in sorted(unsupported.items()))
+        listed = ", ".join(
+            f"{op} (e.g. node {names[0]!r}, {len(names)} node(s))" for op, names in sorted(unsupported.items())
+        )
         problems.insert(0, f"operators not in the TensorRT 10 set: {listed}")
     return problems
 

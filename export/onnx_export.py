@@ -1,4 +1,5 @@
 """Export a model to a folder of checked ONNX graphs, ``constants.npz`` and ``manifest.json``."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,15 @@ from sam2_ros.model import Sam2Model
 from sam2_ros.utils.files import atomic_write, sha256_file
 
 
-def export_onnx(model: Sam2Model, out_dir: str | Path, *, max_cond_frames: int = 4, opset: int = DEFAULT_OPSET,
-                checkpoint_sha256: str = "random", progress: bool = True) -> Manifest:
+def export_onnx(
+    model: Sam2Model,
+    out_dir: str | Path,
+    *,
+    max_cond_frames: int = 4,
+    opset: int = DEFAULT_OPSET,
+    checkpoint_sha256: str = "random",
+    progress: bool = True,
+) -> Manifest:
     """Export every graph of ``model`` (fp32) into ``out_dir``, check each, then write the manifest.
 
     ``max_cond_frames`` fixes the memory attention's bank size; trackers using these graphs
@@ -28,7 +36,9 @@ def export_onnx(model: Sam2Model, out_dir: str | Path, *, max_cond_frames: int =
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / contract.MANIFEST_FILE).unlink(missing_ok=True)
     if model.no_mem_embed.dtype != torch.float32:
-        raise ValueError(f"export a float32 model (graphs are fp32; TensorRT picks precisions), got {model.no_mem_embed.dtype}")
+        raise ValueError(
+            f"export a float32 model (graphs are fp32; TensorRT picks precisions), got {model.no_mem_embed.dtype}"
+        )
     cfg = model.config
     specs = contract.graph_specs(model.image_size, max_cond_frames, model.num_maskmem, cfg.max_obj_ptrs_in_encoder)
     graphs = {}
@@ -37,14 +47,25 @@ def export_onnx(model: Sam2Model, out_dir: str | Path, *, max_cond_frames: int =
             bar.set_postfix(graph=spec.name, refresh=True)
             path = export_graph(model, spec, out_dir, opset)
             check_graph(path, spec)
-            graphs[spec.name] = FileEntry(spec.file, sha256_file(path), tuple(t.as_dict() for t in spec.inputs),
-                                          tuple(t.as_dict() for t in spec.outputs))
+            graphs[spec.name] = FileEntry(
+                spec.file,
+                sha256_file(path),
+                tuple(t.as_dict() for t in spec.inputs),
+                tuple(t.as_dict() for t in spec.outputs),
+            )
     constants = _write_constants(model, out_dir)
     manifest = Manifest(
-        model=cfg.name, checkpoint_sha256=checkpoint_sha256, image_size=model.image_size,
-        max_cond_frames=max_cond_frames, opset=opset, num_maskmem=model.num_maskmem,
-        max_obj_ptrs=cfg.max_obj_ptrs_in_encoder, stability=model.stability_rule,
-        multimask_points=(cfg.multimask_min_pt_num, cfg.multimask_max_pt_num), graphs=graphs, constants=constants,
+        model=cfg.name,
+        checkpoint_sha256=checkpoint_sha256,
+        image_size=model.image_size,
+        max_cond_frames=max_cond_frames,
+        opset=opset,
+        num_maskmem=model.num_maskmem,
+        max_obj_ptrs=cfg.max_obj_ptrs_in_encoder,
+        stability=model.stability_rule,
+        multimask_points=(cfg.multimask_min_pt_num, cfg.multimask_max_pt_num),
+        graphs=graphs,
+        constants=constants,
     )
     write_manifest(out_dir, manifest)
     return manifest

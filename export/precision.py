@@ -17,6 +17,7 @@ gives no layer at all. Left out as well: nodes whose inputs are all constants (t
 constants, which TensorRT folds while building) and nodes without float outputs (shape
 arithmetic has no float32 choice, and an exact trtexec match would force one on it).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -27,8 +28,15 @@ from typing import Any
 import numpy as np
 
 #: Ops always kept in float32 under fp16/bf16, with the reason recorded in engines.json.
-FP32_OPS = {"LayerNormalization": "norm", "GroupNormalization": "norm", "InstanceNormalization": "norm",
-            "Softmax": "softmax", "LogSoftmax": "softmax", "Sin": "sine", "Cos": "sine"}
+FP32_OPS = {
+    "LayerNormalization": "norm",
+    "GroupNormalization": "norm",
+    "InstanceNormalization": "norm",
+    "Softmax": "softmax",
+    "LogSoftmax": "softmax",
+    "Sin": "sine",
+    "Cos": "sine",
+}
 ARITH_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Neg", "Reciprocal"})
 #: Ops that may build a sine encoding's angle: arithmetic, and the projection of random-Fourier encodings.
 ANGLE_OPS = ARITH_OPS | {"MatMul", "Gemm"}
@@ -173,6 +181,7 @@ FLOAT_TYPES = frozenset({1, 10, 16, 11})
 
 def _elem_types(model, needed: Iterable[str]) -> dict[str, int]:
     """ONNX element types of the graph's tensors; ONNX shape inference fills in any of ``needed`` not declared."""
+
     def declared(graph) -> dict[str, int]:
         types = {t.name: t.data_type for t in graph.initializer}
         for v in (*graph.input, *graph.value_info, *graph.output):

@@ -1,4 +1,5 @@
 """TensorRT engine builds shown as progress bars (``IProgressMonitor`` -> tqdm)."""
+
 from __future__ import annotations
 
 import threading
@@ -26,8 +27,9 @@ class BuildProgress:
             depth = self._depth.get(parent, -1) + 1 if parent else 0
             self._depth[phase] = depth
             desc = f"{self.label}: {phase}" if depth == 0 else f"{'  ' * depth}{phase}"
-            self._bars[phase] = tqdm(total=steps, desc=desc, position=depth, leave=depth == 0, file=self.file,
-                                     dynamic_ncols=True)
+            self._bars[phase] = tqdm(
+                total=steps, desc=desc, position=depth, leave=depth == 0, file=self.file, dynamic_ncols=True
+            )
 
     def step(self, phase: str, step: int) -> bool:
         """Record step ``step`` (0-based) of ``phase`` as done; False asks TensorRT to stop."""

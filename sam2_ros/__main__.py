@@ -1,4 +1,5 @@
 """``python -m sam2_ros`` is the ``sam2-ros`` command."""
+
 import sys
 
 from sam2_ros.cli import main

@@ -1,4 +1,5 @@
 """``sam2-ros`` command line: download checkpoints, track objects in videos and bags, segment images."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,25 +14,41 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from sam2_ros.model.config import checkpoint_filename
 
     try:
-        out = download(args.model, out_dir=args.out or DEFAULT_DIR, sha256=args.sha256, url=args.url,
-                       progress=not args.quiet, force=args.force)
+        out = download(
+            args.model,
+            out_dir=args.out or DEFAULT_DIR,
+            sha256=args.sha256,
+            url=args.url,
+            progress=not args.quiet,
+            force=args.force,
+        )
     except DownloadError as exc:  # say what to do on a machine that cannot reach the server
-        raise UserError(f"{exc}; pass --url with a mirror or a local copy of {checkpoint_filename(args.model)} "
-                        f"(path or file:// URL), or try `sam2-ros track --random-weights` for a smoke run "
-                        f"without weights") from exc
+        raise UserError(
+            f"{exc}; pass --url with a mirror or a local copy of {checkpoint_filename(args.model)} "
+            f"(path or file:// URL), or try `sam2-ros track --random-weights` for a smoke run "
+            f"without weights"
+        ) from exc
     print(out)
     return 0
 
 
 def _add_download(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("download", help="fetch one of Meta's official checkpoints and verify it",
-                       description="Download MODEL (e.g. sam2.1_hiera_tiny, sam2.1_hiera_b+) from Meta's servers, "
-                                   "check its SHA-256 and that it fits the model, and print its path.")
+    p = sub.add_parser(
+        "download",
+        help="fetch one of Meta's official checkpoints and verify it",
+        description="Download MODEL (e.g. sam2.1_hiera_tiny, sam2.1_hiera_b+) from Meta's servers, "
+        "check its SHA-256 and that it fits the model, and print its path.",
+    )
     p.add_argument("model", help="model name, e.g. sam2.1_hiera_tiny / sam2.1_hiera_t / sam2_hiera_large")
-    p.add_argument("--out", type=Path, help="folder for checkpoints (default: $SAM2_ROS_CHECKPOINTS or "
-                                           "~/.cache/sam2_ros/checkpoints)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for checkpoints (default: $SAM2_ROS_CHECKPOINTS or ~/.cache/sam2_ros/checkpoints)",
+    )
     p.add_argument("--sha256", help="expected SHA-256 hex digest (recommended for reproducible setups)")
-    p.add_argument("--url", help="download from this URL instead of Meta's: a mirror, or a local file (path or file:// URL)")
+    p.add_argument(
+        "--url", help="download from this URL instead of Meta's: a mirror, or a local file (path or file:// URL)"
+    )
     p.add_argument("--force", action="store_true", help="download again even if the file exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_download)
@@ -46,11 +63,14 @@ def _cmd_track(args: argparse.Namespace) -> int:
 def _add_track(sub: argparse._SubParsersAction) -> None:
     from sam2_ros.io.track_command import add_arguments
 
-    p = sub.add_parser("track", help="track prompted objects through a video, image folder or camera",
-                       description="Track objects in INPUT (video file, image folder or camera index) from "
-                                   "--point/--box prompts; write label PNGs, an overlay video and summary.json. "
-                                   "A prompt @N is applied to frame N as a correction, like a tap on the live "
-                                   "frame.")
+    p = sub.add_parser(
+        "track",
+        help="track prompted objects through a video, image folder or camera",
+        description="Track objects in INPUT (video file, image folder or camera index) from "
+        "--point/--box prompts; write label PNGs, an overlay video and summary.json. "
+        "A prompt @N is applied to frame N as a correction, like a tap on the live "
+        "frame.",
+    )
     add_arguments(p)
     p.set_defaults(func=_cmd_track)
 
@@ -64,10 +84,13 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 def _add_segment(sub: argparse._SubParsersAction) -> None:
     from sam2_ros.io.segment_command import add_arguments
 
-    p = sub.add_parser("segment", help="segment single images from --point/--box prompts, or everything (--auto)",
-                       description="SAM 2 image mode on an image or a folder of images: masks for --point/--box "
-                                   "prompts (one encoding per image, all objects decoded from it), or automatic "
-                                   "masks for everything (--auto). Writes labels/, overlays/ and results.json.")
+    p = sub.add_parser(
+        "segment",
+        help="segment single images from --point/--box prompts, or everything (--auto)",
+        description="SAM 2 image mode on an image or a folder of images: masks for --point/--box "
+        "prompts (one encoding per image, all objects decoded from it), or automatic "
+        "masks for everything (--auto). Writes labels/, overlays/ and results.json.",
+    )
     add_arguments(p)
     p.set_defaults(func=_cmd_segment)
 
@@ -81,12 +104,14 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
 def _add_annotate(sub: argparse._SubParsersAction) -> None:
     from sam2_ros.annotate.command import add_arguments
 
-    p = sub.add_parser("annotate", help="label many videos, image folders and bags on Ray (label PNGs, COCO, "
-                                        "manifest)",
-                       description="Track prompted objects through every INPUT with the same tracker as `track`, "
-                                   "on Ray workers, into a resumable dataset: per input label PNGs and COCO "
-                                   "annotations with RLE masks, and DATASET/manifest.json. Needs the annotate "
-                                   "extra: pip install 'sam2_ros[annotate]'.")
+    p = sub.add_parser(
+        "annotate",
+        help="label many videos, image folders and bags on Ray (label PNGs, COCO, manifest)",
+        description="Track prompted objects through every INPUT with the same tracker as `track`, "
+        "on Ray workers, into a resumable dataset: per input label PNGs and COCO "
+        "annotations with RLE masks, and DATASET/manifest.json. Needs the annotate "
+        "extra: pip install 'sam2_ros[annotate]'.",
+    )
     add_arguments(p)
     p.set_defaults(func=_cmd_annotate)
 

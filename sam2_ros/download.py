@@ -11,6 +11,7 @@ digest could be measured here, and we do not copy digests we cannot verify. Afte
 download the digest is written beside the checkpoint (``NAME.pt.sha256``) so that later
 loads (``verify_sidecar``) detect corruption or tampering.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,10 @@ def _fetch(url: str, dest: Path, progress: bool) -> tuple[str, str]:
         total = int(resp.headers.get("Content-Length") or 0) or None
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                                  desc=dest.name, disable=not progress) as bar:
+            with (
+                os.fdopen(fd, "wb") as out,
+                tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar,
+            ):
                 for chunk in iter(_reader(resp.read, url), b""):
                     out.write(chunk)
                     digest.update(chunk)
@@ -88,11 +91,13 @@ def _fetch(url: str, dest: Path, progress: bool) -> tuple[str, str]:
 
 def _reader(read: Callable[[int], bytes], url: str) -> Callable[[], bytes]:
     """``read(CHUNK)`` with a connection lost halfway reported as a DownloadError."""
+
     def chunk() -> bytes:
         try:
             return read(CHUNK)
         except _NETWORK_ERRORS as exc:
             raise DownloadError(url, exc) from exc
+
     return chunk
 
 
@@ -128,8 +133,10 @@ def download(
     tmp, digest = _fetch(source_url(url) if url else checkpoint_url(name), dest, progress)
     try:
         if expected is not None and digest != expected:
-            raise ChecksumError(f"{dest.name}: SHA-256 {digest} does not match expected {expected}; "
-                                "the download is corrupt or not the official file")
+            raise ChecksumError(
+                f"{dest.name}: SHA-256 {digest} does not match expected {expected}; "
+                "the download is corrupt or not the official file"
+            )
         verify_checkpoint(tmp, name)  # raises CheckpointError naming what does not fit
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -147,6 +154,7 @@ def verify_sidecar(path: str | os.PathLike, expected: str | None = None) -> str:
         expected = sidecar.read_text().split()[0].lower()
     digest = sha256_file(path)
     if expected is not None and digest != expected:
-        raise ChecksumError(f"{path}: SHA-256 {digest} does not match expected {expected}; "
-                            f"delete it and run `sam2-ros download` again")
+        raise ChecksumError(
+            f"{path}: SHA-256 {digest} does not match expected {expected}; delete it and run `sam2-ros download` again"
+        )
     return digest

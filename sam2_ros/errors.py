@@ -5,6 +5,7 @@ and exit code 2 (``sam2_ros.cli.run_command``). Errors raised with a message wri
 user (a damaged bag, a download that cannot reach its server) derive from ``UserError`` so that
 new subcommands inherit that handling without listing their exception types.
 """
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 The CLI (``sam2-ros track``), the bag replay and the ROS 2 node all come through here, so a
 given set of options yields the same tracker everywhere.
 """
+
 from __future__ import annotations
 
 import sys
@@ -74,9 +75,15 @@ class BuiltTracker:
     weights: str  # checkpoint path, the export's checkpoint SHA-256, or "random"
 
 
-def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.dtype,
-                 engine_dir: str | Path | None = None, compile: str | None = None,
-                 names: OptionNames = CLI_OPTION_NAMES) -> Backend:
+def make_backend(
+    name: str,
+    model: Sam2Model | None,
+    device: str,
+    dtype: torch.dtype,
+    engine_dir: str | Path | None = None,
+    compile: str | None = None,
+    names: OptionNames = CLI_OPTION_NAMES,
+) -> Backend:
     """The inference backend called ``name``.
 
     ``torch`` runs ``model``; the exported backends run the folder ``engine_dir`` and need
@@ -89,16 +96,19 @@ def make_backend(name: str, model: Sam2Model | None, device: str, dtype: torch.d
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     if name == "torch":
         if engine_dir is not None:
-            raise ValueError(f"{names.engine_dir} is for the exported backends; {names.backend} torch runs the "
-                             f"model itself")
+            raise ValueError(
+                f"{names.engine_dir} is for the exported backends; {names.backend} torch runs the model itself"
+            )
         from sam2_ros.tracking import TorchBackend
 
         return TorchBackend(model, device, dtype, compile=compile)
     if compile:
         raise ValueError("--compile applies to --backend torch; exported backends are compiled when they are built")
     if engine_dir is None:
-        raise ValueError(f"{names.backend} {name} runs exported graphs: pass {names.engine_dir}, a folder written by "
-                         f"{EXPORT_HINTS[name]}")
+        raise ValueError(
+            f"{names.backend} {name} runs exported graphs: pass {names.engine_dir}, a folder written by "
+            f"{EXPORT_HINTS[name]}"
+        )
     if name == "onnxruntime" and dtype != torch.float32:
         raise ValueError("the exported ONNX graphs are float32; --backend onnxruntime needs --dtype float32")
     try:
@@ -127,8 +137,9 @@ def resolve_device(name: str | None, names: OptionNames = CLI_OPTION_NAMES) -> s
     return name
 
 
-def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool,
-                       names: OptionNames = CLI_OPTION_NAMES) -> Path | None:
+def resolve_checkpoint(
+    checkpoint: Path | None, model: str, random_weights: bool, names: OptionNames = CLI_OPTION_NAMES
+) -> Path | None:
     """The weights to load (None = random), with how to get them when they are missing."""
     from sam2_ros import download
     from sam2_ros.model import checkpoint_filename
@@ -137,21 +148,26 @@ def resolve_checkpoint(checkpoint: Path | None, model: str, random_weights: bool
         return None
     if checkpoint is not None:
         if not checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist; get Meta's weights with "
-                                    f"`sam2-ros download {model}`")
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint} does not exist; get Meta's weights with `sam2-ros download {model}`"
+            )
         return checkpoint
     path = download.DEFAULT_DIR / checkpoint_filename(model)
     if not path.is_file():
         raise FileNotFoundError(
             f"no checkpoint for {model}: {path} does not exist. Get it with `sam2-ros download {model}` "
-            f"(or set {names.checkpoint}; {names.random_weights} runs untrained weights for smoke tests only)")
+            f"(or set {names.checkpoint}; {names.random_weights} runs untrained weights for smoke tests only)"
+        )
     return path
 
 
 def warn_random_weights() -> None:
     bar = "!" * 78
-    print(f"{bar}\nWARNING: random weights: the model is UNTRAINED (seeded random weights).\n"
-          f"Its masks are meaningless. Use this for smoke tests and CI only.\n{bar}", file=sys.stderr)
+    print(
+        f"{bar}\nWARNING: random weights: the model is UNTRAINED (seeded random weights).\n"
+        f"Its masks are meaningless. Use this for smoke tests and CI only.\n{bar}",
+        file=sys.stderr,
+    )
 
 
 def check_options(opts: TrackerOptions) -> None:
@@ -159,8 +175,10 @@ def check_options(opts: TrackerOptions) -> None:
     if opts.backend not in BACKENDS:
         raise ValueError(f"unknown backend {opts.backend!r}; available: {', '.join(BACKENDS)}")
     if opts.backend in EXPORTED_BACKENDS and (opts.checkpoint is not None or opts.random_weights):
-        raise ValueError(f"{opts.names.backend} {opts.backend} runs the weights exported into "
-                         f"{opts.names.engine_dir}; drop {opts.names.checkpoint} and {opts.names.random_weights}")
+        raise ValueError(
+            f"{opts.names.backend} {opts.backend} runs the weights exported into "
+            f"{opts.names.engine_dir}; drop {opts.names.checkpoint} and {opts.names.random_weights}"
+        )
 
 
 def build_tracker(opts: TrackerOptions) -> BuiltTracker:

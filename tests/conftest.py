@@ -1,4 +1,5 @@
 """Pytest configuration: shared-data location, slow marker, and the parity report."""
+
 from __future__ import annotations
 
 import os

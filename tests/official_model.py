@@ -5,6 +5,7 @@ model names; Meta's post-processing overrides are applied explicitly (not via
 ``apply_postprocessing``) so hole filling can be switched off: on CPU Meta's CUDA
 extension is absent and its hole filling is skipped anyway.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,9 @@ def official_overrides(image_size: int, fill_hole_area: int = 0, binarize: bool 
 
 
 @torch.no_grad()
-def make_pair(name: str, image_size: int, seed: int = 0, std: float = 0.05,
-              obj_score_bias: float = 8.0) -> tuple[torch.nn.Module, Sam2Model]:
+def make_pair(
+    name: str, image_size: int, seed: int = 0, std: float = 0.05, obj_score_bias: float = 8.0
+) -> tuple[torch.nn.Module, Sam2Model]:
     """(official SAM2VideoPredictor, our Sam2Model) sharing identical random weights.
 
     ``obj_score_bias`` is added to the object-score head's output bias so that objects are
@@ -43,8 +45,13 @@ def make_pair(name: str, image_size: int, seed: int = 0, std: float = 0.05,
     from sam2.build_sam import build_sam2_video_predictor
 
     name = canonical_name(name)
-    theirs = build_sam2_video_predictor(OFFICIAL_YAML[name], None, device="cpu", apply_postprocessing=False,
-                                        hydra_overrides_extra=official_overrides(image_size))
+    theirs = build_sam2_video_predictor(
+        OFFICIAL_YAML[name],
+        None,
+        device="cpu",
+        apply_postprocessing=False,
+        hydra_overrides_extra=official_overrides(image_size),
+    )
     randomize_(theirs, seed=seed, std=std)
     theirs.sam_mask_decoder.pred_obj_score_head.layers[-1].bias += obj_score_bias
     ours = build_sam2(name, image_size=image_size, fill_hole_area=0)

@@ -5,6 +5,7 @@ fixed seed, its state_dict is loaded *strictly* into ours, and outputs are compa
 Every measured maximum difference is recorded so the suite can print a per-module table
 (see ``conftest.py``), which is what the release notes quote.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

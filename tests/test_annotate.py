@@ -7,6 +7,7 @@ replay, read back with ``mcap``) pixel for pixel; its COCO files must load with 
 decode to those label images; a rerun must skip what is finished. Random weights, 128-pixel
 model input: the masks are meaningless, the plumbing is what is checked.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,11 +43,25 @@ T0 = 1_700_000_000_000_000_000
 STORE = typestore()
 
 # The same prompts, as a prompt file entry and as `track` arguments.
-BED_PROMPTS = {0: {1: {"points": [[400, 200], [450, 250]], "labels": [1, 0]},
-                   2: {"box": [100, 100, 500, 400], "points": [[300, 300]], "labels": [0]}},
-               2: {3: {"points": [[600, 300]]}}}
-BED_ARGS = ["--point", "1:400,200", "--point", "1:450,250:0", "--box", "2:100,100,500,400", "--point", "2:300,300:0",
-            "--point", "3:600,300@2"]
+BED_PROMPTS = {
+    0: {
+        1: {"points": [[400, 200], [450, 250]], "labels": [1, 0]},
+        2: {"box": [100, 100, 500, 400], "points": [[300, 300]], "labels": [0]},
+    },
+    2: {3: {"points": [[600, 300]]}},
+}
+BED_ARGS = [
+    "--point",
+    "1:400,200",
+    "--point",
+    "1:450,250:0",
+    "--box",
+    "2:100,100,500,400",
+    "--point",
+    "2:300,300:0",
+    "--point",
+    "3:600,300@2",
+]
 ARM_PROMPTS = {0: {1: {"box": [100, 40, 220, 150]}}, 1: {2: {"points": [[40, 40]]}}}
 ARM_ARGS = ["--box", "1:100,40,220,150", "--point", "2:40,40@1"]
 # The bag's detections (image index, id, box) and the same boxes as replay arguments.
@@ -102,13 +117,20 @@ def write_bag(path: Path, frames: list[np.ndarray]) -> None:
         images = writer.add_connection("/camera/image_raw", image_t, typestore=STORE)
         detections = writer.add_connection("/detector/detections", dets_t, typestore=STORE)
         for i, bgr in enumerate(frames):
-            msg = STORE.types[image_t](header=m.header_msg(stamp(i), "camera"), height=bgr.shape[0],
-                                       width=bgr.shape[1], encoding="bgr8", is_bigendian=0, step=bgr.shape[1] * 3,
-                                       data=bgr.reshape(-1))
+            msg = STORE.types[image_t](
+                header=m.header_msg(stamp(i), "camera"),
+                height=bgr.shape[0],
+                width=bgr.shape[1],
+                encoding="bgr8",
+                is_bigendian=0,
+                step=bgr.shape[1] * 3,
+                data=bgr.reshape(-1),
+            )
             writer.write(images, stamp(i) + 5_000_000, bytes(STORE.serialize_cdr(msg, image_t)))
         for index, det_id, box in [*DETECTIONS, (9, "7", (1.0, 1.0, 9.0, 9.0))]:  # image 9 does not exist
-            dets = m.detection_array_msg(m.header_msg(stamp(index), "camera"),
-                                         [m.PublishedObject(int(det_id), int(det_id), 0.9, True, box)])
+            dets = m.detection_array_msg(
+                m.header_msg(stamp(index), "camera"), [m.PublishedObject(int(det_id), int(det_id), 0.9, True, box)]
+            )
             # Recorded after their image, as a detector's output is.
             writer.write(detections, stamp(index) + 30_000_000, bytes(STORE.serialize_cdr(dets, dets_t)))
 
@@ -137,16 +159,40 @@ def inputs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     (root / "broken_bag").mkdir()
     (root / "broken_bag" / "metadata.yaml").write_text("rosbag2_bagfile_information: [unterminated\n")
     prompts = root / "prompts.yaml"
-    prompts.write_text(json.dumps({"bed": BED_PROMPTS, "arm.mp4": ARM_PROMPTS, "broken.mp4": {0: {1: {
-        "points": [[5, 5]]}}}}))
-    return {"video": video, "images": bed, "bag": root / "cam_bag", "broken": root / "broken.mp4",
-            "broken_bag": root / "broken_bag", "prompts": prompts}
+    prompts.write_text(
+        json.dumps({"bed": BED_PROMPTS, "arm.mp4": ARM_PROMPTS, "broken.mp4": {0: {1: {"points": [[5, 5]]}}}})
+    )
+    return {
+        "video": video,
+        "images": bed,
+        "bag": root / "cam_bag",
+        "broken": root / "broken.mp4",
+        "broken_bag": root / "broken_bag",
+        "prompts": prompts,
+    }
 
 
 def annotate_argv(inputs: dict[str, Path], out: Path) -> list:
-    return ["annotate", inputs["video"], inputs["images"], inputs["bag"], inputs["broken"], inputs["broken_bag"],
-            "--out", out, "--prompts", inputs["prompts"], "--detections-topic", "/detector/detections",
-            *RANDOM_TINY, "--max-frames", FRAMES, "--num-workers", 2, "--quiet"]
+    return [
+        "annotate",
+        inputs["video"],
+        inputs["images"],
+        inputs["bag"],
+        inputs["broken"],
+        inputs["broken_bag"],
+        "--out",
+        out,
+        "--prompts",
+        inputs["prompts"],
+        "--detections-topic",
+        "/detector/detections",
+        *RANDOM_TINY,
+        "--max-frames",
+        FRAMES,
+        "--num-workers",
+        2,
+        "--quiet",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +238,13 @@ def read_labels(folder: Path) -> list[np.ndarray]:
 def test_manifest_records_every_input(dataset, inputs):
     out, stdout, err = dataset
     doc = manifest(out)
-    assert doc["totals"] == {"inputs": 5, "done": 3, "failed": 2, "frames": 3 * FRAMES,
-                             "annotations": doc["totals"]["annotations"]}
+    assert doc["totals"] == {
+        "inputs": 5,
+        "done": 3,
+        "failed": 2,
+        "frames": 3 * FRAMES,
+        "annotations": doc["totals"]["annotations"],
+    }
     assert doc["model"]["name"] == "sam2.1_hiera_t" and doc["model"]["sha256"] == "random"
     assert doc["last_run"]["num_workers"] == 2 and doc["last_run"]["engine"] == "ray"
     assert len({w["pid"] for w in doc["last_run"]["workers"]}) == 2
@@ -206,8 +257,13 @@ def test_manifest_records_every_input(dataset, inputs):
     assert entry(out, inputs["images"])["prompts"]["source"] == "file"
     assert entry(out, inputs["images"])["objects"] == 3
     bag = entry(out, inputs["bag"])
-    assert bag["prompts"] == {"source": "detections", "topic": "/detector/detections", "detections": 3, "used": 2,
-                              "objects": [1, 2]}
+    assert bag["prompts"] == {
+        "source": "detections",
+        "topic": "/detector/detections",
+        "detections": 3,
+        "used": 2,
+        "objects": [1, 2],
+    }
     assert bag["warnings"] == ["1 detections matched no image stamp among the 4 images read"]
     assert "annotated 3 inputs (12 frames" in stdout and "0 skipped, 2 failed" in stdout
 
@@ -220,15 +276,27 @@ def test_failing_inputs_fail_alone(dataset, inputs):
     assert bad_bag["status"] == "failed" and bad_bag["error"], bad_bag
     # Nothing half-written: one folder per finished input, no partial folders.
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json", *(entry(out, inputs[k])["output"] for k in ("video", "images", "bag"))])
+        ["manifest.json", *(entry(out, inputs[k])["output"] for k in ("video", "images", "bag"))]
+    )
 
 
 def test_label_pngs_equal_track(dataset, inputs, tmp_path):
     out, _, _ = dataset
     for kind, prompts in (("video", ARM_ARGS), ("images", BED_ARGS)):
         with worker_threads():
-            rc, _, err = run_cli(["track", inputs[kind], "--out", tmp_path / kind, *RANDOM_TINY, "--max-frames",
-                                  FRAMES, "--no-overlay", *prompts])
+            rc, _, err = run_cli(
+                [
+                    "track",
+                    inputs[kind],
+                    "--out",
+                    tmp_path / kind,
+                    *RANDOM_TINY,
+                    "--max-frames",
+                    FRAMES,
+                    "--no-overlay",
+                    *prompts,
+                ]
+            )
         assert rc == 0, err
         expected = read_labels(tmp_path / kind)
         got = read_labels(out / entry(out, inputs[kind])["output"])
@@ -239,8 +307,19 @@ def test_label_pngs_equal_track(dataset, inputs, tmp_path):
     # The comparison can fail: object 3 prompted one frame later changes frame 2's labels.
     late = [a.replace("@2", "@3") for a in BED_ARGS]
     with worker_threads():
-        rc, _, err = run_cli(["track", inputs["images"], "--out", tmp_path / "late", *RANDOM_TINY, "--max-frames",
-                              3, "--no-overlay", *late])
+        rc, _, err = run_cli(
+            [
+                "track",
+                inputs["images"],
+                "--out",
+                tmp_path / "late",
+                *RANDOM_TINY,
+                "--max-frames",
+                3,
+                "--no-overlay",
+                *late,
+            ]
+        )
     assert rc == 0, err
     bed = read_labels(out / entry(out, inputs["images"])["output"])
     assert not np.array_equal(read_labels(tmp_path / "late")[2], bed[2])
@@ -252,12 +331,27 @@ def test_bag_labels_equal_the_replay(dataset, inputs, tmp_path):
 
     out, _, _ = dataset
     with worker_threads():
-        rc, _, err = run_cli(["track", "--bag", inputs["bag"], "--image-topic", "/camera/image_raw", "--out-bag",
-                              tmp_path / "replay.mcap", *RANDOM_TINY, "--max-frames", FRAMES, "--no-overlay",
-                              *BAG_ARGS])
+        rc, _, err = run_cli(
+            [
+                "track",
+                "--bag",
+                inputs["bag"],
+                "--image-topic",
+                "/camera/image_raw",
+                "--out-bag",
+                tmp_path / "replay.mcap",
+                *RANDOM_TINY,
+                "--max-frames",
+                FRAMES,
+                "--no-overlay",
+                *BAG_ARGS,
+            ]
+        )
     assert rc == 0, err
-    replayed = [np.frombuffer(bytes(msg.ros_msg.data), np.uint8).reshape(BAG_HW)
-                for msg in read_ros2_messages(str(tmp_path / "replay.mcap"), topics=["/tracker/label_image"])]
+    replayed = [
+        np.frombuffer(bytes(msg.ros_msg.data), np.uint8).reshape(BAG_HW)
+        for msg in read_ros2_messages(str(tmp_path / "replay.mcap"), topics=["/tracker/label_image"])
+    ]
     got = read_labels(out / entry(out, inputs["bag"])["output"])
     assert len(got) == len(replayed) == FRAMES and set(np.unique(got[3]).tolist()) <= {0, 1, 2}
     assert got[0].any() and got[3].any()
@@ -318,32 +412,43 @@ def test_inputs_from_globs_and_list_files(tmp_path):
     listing.write_text("# recordings\nframes\n\nbag  # a rosbag2 folder\na/*.mp4\n")
     specs = expand_inputs([str(tmp_path / "run.mcap"), f"@{listing}", str(tmp_path / "a" / "cam2.mp4")])
     assert [(s.path.relative_to(tmp_path).as_posix(), s.kind) for s in specs] == [
-        ("run.mcap", "bag"), ("frames", "images"), ("bag", "bag"), ("a/cam2.mp4", "video"), ("a/cam10.mp4", "video")]
+        ("run.mcap", "bag"),
+        ("frames", "images"),
+        ("bag", "bag"),
+        ("a/cam2.mp4", "video"),
+        ("a/cam10.mp4", "video"),
+    ]
     assert len({s.name for s in specs}) == 5 and specs[0].name.startswith("run-")
     assert output_name(tmp_path / "run.mcap") == specs[0].name  # stable: resuming depends on it
     assert input_kind(tmp_path / "a" / "cam2.mp4") == "video"
-    for bad, message in (([str(tmp_path / "nope.mp4")], "does not exist"),
-                         ([str(tmp_path / "*.avi")], "matches nothing"),
-                         ([f"@{tmp_path / 'missing.txt'}"], "does not exist")):
+    for bad, message in (
+        ([str(tmp_path / "nope.mp4")], "does not exist"),
+        ([str(tmp_path / "*.avi")], "matches nothing"),
+        ([f"@{tmp_path / 'missing.txt'}"], "does not exist"),
+    ):
         with pytest.raises(FileNotFoundError, match=message):
             expand_inputs(bad)
 
 
-@pytest.mark.parametrize("prompts, extra, message", [
-    ({"bed": {0: {300: {"points": [[1, 2]]}}}}, [], "object id 300 is outside 1..255"),
-    ({"bed": {-1: {1: {"points": [[1, 2]]}}}}, [], "frame -1 must be >= 0"),
-    ({"bed": {0: {1: {"box": [5, 5, 1, 1]}}}}, [], "need x1 < x2 and y1 < y2"),
-    ({"bed": {0: {1: {"points": [[1, 2]], "labels": [2]}}}}, [], "labels: expected one 1 (object) or 0"),
-    ({"nothing": {0: {1: {"points": [[1, 2]]}}}}, [], "'nothing' names none of the inputs"),
-    ({"bed": {0: {1: {"points": [[1, 2]]}}}}, ["--auto-arg", "points_per_side=4"], "--auto-arg configures --auto"),
-    ({"bed": {0: {1: {"points": [[1, 2]]}}}}, ["--auto", "--auto-arg", "nope=1"], "nope: not a keyword"),
-    ({"bed": {0: {1: {"points": [[1, 2]]}}}}, ["--num-workers", "0"], "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "prompts, extra, message",
+    [
+        ({"bed": {0: {300: {"points": [[1, 2]]}}}}, [], "object id 300 is outside 1..255"),
+        ({"bed": {-1: {1: {"points": [[1, 2]]}}}}, [], "frame -1 must be >= 0"),
+        ({"bed": {0: {1: {"box": [5, 5, 1, 1]}}}}, [], "need x1 < x2 and y1 < y2"),
+        ({"bed": {0: {1: {"points": [[1, 2]], "labels": [2]}}}}, [], "labels: expected one 1 (object) or 0"),
+        ({"nothing": {0: {1: {"points": [[1, 2]]}}}}, [], "'nothing' names none of the inputs"),
+        ({"bed": {0: {1: {"points": [[1, 2]]}}}}, ["--auto-arg", "points_per_side=4"], "--auto-arg configures --auto"),
+        ({"bed": {0: {1: {"points": [[1, 2]]}}}}, ["--auto", "--auto-arg", "nope=1"], "nope: not a keyword"),
+        ({"bed": {0: {1: {"points": [[1, 2]]}}}}, ["--num-workers", "0"], "must be >= 1"),
+    ],
+)
 def test_command_line_errors_are_one_line(inputs, tmp_path, prompts, extra, message):
     prompt_file = tmp_path / "p.yaml"
     prompt_file.write_text(json.dumps(prompts))
-    rc, _, err = run_cli(["annotate", inputs["images"], "--out", tmp_path / "ds", "--prompts", prompt_file,
-                          *RANDOM_TINY, *extra])
+    rc, _, err = run_cli(
+        ["annotate", inputs["images"], "--out", tmp_path / "ds", "--prompts", prompt_file, *RANDOM_TINY, *extra]
+    )
     assert rc == 2 and message in err, err
     assert not (tmp_path / "ds" / "manifest.json").exists()
 
@@ -355,8 +460,9 @@ def test_inputs_without_prompts_are_refused(inputs, tmp_path):
 
 def test_missing_ray_is_a_one_line_error(inputs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    rc, _, err = run_cli(["annotate", inputs["images"], "--out", tmp_path, "--prompts", inputs["prompts"],
-                          *RANDOM_TINY])
+    rc, _, err = run_cli(
+        ["annotate", inputs["images"], "--out", tmp_path, "--prompts", inputs["prompts"], *RANDOM_TINY]
+    )
     assert rc == 2 and err.count("\n") == 1 and "pip install 'sam2_ros[annotate]'" in err, err
 
 
@@ -372,8 +478,14 @@ loaded = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
 assert not loaded, loaded
 print("ok")
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
@@ -410,8 +522,9 @@ def test_auto_masks_seed_the_tracker_on_the_first_frame(annotator, inputs):
     assert e["status"] == "done", e
     assert e["prompts"]["source"] == "auto" and e["prompts"]["found"] > 3 and e["objects"] == 3
     assert [o["object_id"] for o in e["prompts"]["objects"]] == [1, 2, 3]
-    assert e["warnings"] == [f"{e['prompts']['found']} automatic masks on the first frame; kept the 3 rated best "
-                             f"(--max-objects)"]
+    assert e["warnings"] == [
+        f"{e['prompts']['found']} automatic masks on the first frame; kept the 3 rated best (--max-objects)"
+    ]
     with contextlib.redirect_stderr(io.StringIO()):
         tracker = build_tracker(annotator.settings.tracker).tracker
     generator = AutomaticMaskGenerator(tracker.backend.model, **AUTO_ARGS)
@@ -469,10 +582,27 @@ def test_ctrl_c_keeps_finished_inputs_and_nothing_else(data_dir, tmp_path):
     prompt_file = tmp_path / "prompts.json"
     prompt_file.write_text(json.dumps({name: {0: {1: {"points": [[400, 200]]}}} for name in folders}))
     out = tmp_path / "ds"
-    proc = subprocess.Popen([sys.executable, "-m", "sam2_ros", "annotate", tmp_path / "short", tmp_path / "long",
-                             "--out", out, "--prompts", prompt_file, *RANDOM_TINY, "--quiet"], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sam2_ros",
+            "annotate",
+            tmp_path / "short",
+            tmp_path / "long",
+            "--out",
+            out,
+            "--prompts",
+            prompt_file,
+            *RANDOM_TINY,
+            "--quiet",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     short = output_name((tmp_path / "short").resolve())
     deadline = time.monotonic() + 600
     while not (out / short).is_dir() and proc.poll() is None and time.monotonic() < deadline:
@@ -506,6 +636,7 @@ def test_touched_but_unchanged_input_is_hashed_not_redone(dataset, inputs):
     assert rc == 1 and "5 inputs, 2 already done, 3 to do" in err, err
     after = manifest(out)["inputs"][name]
     assert after["fingerprint"] != before["fingerprint"]
-    assert {k: v for k, v in after.items() if k != "fingerprint"} == {k: v for k, v in before.items()
-                                                                      if k != "fingerprint"}
+    assert {k: v for k, v in after.items() if k != "fingerprint"} == {
+        k: v for k, v in before.items() if k != "fingerprint"
+    }
     assert {p: p.stat().st_mtime_ns for p in (out / name / "masks").glob("*.png")} == pngs

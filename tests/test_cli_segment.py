@@ -4,6 +4,7 @@ The command runs in-process (``sam2_ros.cli.main``) with random weights at 128 p
 downscaled real images of different sizes; the test rebuilds the same seeded model and
 computes the expected masks with ``SamImagePredictor`` / ``AutomaticMaskGenerator``.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,23 @@ def _run(*argv) -> int:
 
 def test_prompted_labels_match_the_api(images, model, tmp_path):
     out = tmp_path / "out"
-    assert _run(images, "--point", "1:50,60", "--point", "1:70,60:0", "--box", "2:10,10,100,100",
-                "--box", "3:90,50,150,110@1", "--multimask", "--out", out) == 0
+    assert (
+        _run(
+            images,
+            "--point",
+            "1:50,60",
+            "--point",
+            "1:70,60:0",
+            "--box",
+            "2:10,10,100,100",
+            "--box",
+            "3:90,50,150,110@1",
+            "--multimask",
+            "--out",
+            out,
+        )
+        == 0
+    )
     doc = json.loads((out / "results.json").read_text())
     assert [e["image"].rsplit("/", 1)[-1] for e in doc["images"]] == ["img2.jpg", "img10.png"]  # natural order
     predictor = SamImagePredictor(model)
@@ -91,12 +107,21 @@ def test_auto_matches_the_generator(images, model, tmp_path):
     from pycocotools import mask as mask_utils
 
     out = tmp_path / "auto"
-    settings = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0",
-                "--box-nms-thresh", "0.95"]
+    settings = [
+        "--points-per-side",
+        "4",
+        "--pred-iou-thresh",
+        "0",
+        "--stability-score-thresh",
+        "0",
+        "--box-nms-thresh",
+        "0.95",
+    ]
     assert _run(images / "img2.jpg", "--auto", *settings, "--out", out) == 0
     rgb = _rgb(images / "img2.jpg")
-    records = AutomaticMaskGenerator(model, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                                     box_nms_thresh=0.95).generate(rgb)
+    records = AutomaticMaskGenerator(
+        model, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.95
+    ).generate(rgb)
     records = sorted(records, key=lambda r: r["area"], reverse=True)
     doc = json.loads((out / "results.json").read_text())
     objs = doc["images"][0]["objects"]
@@ -112,12 +137,15 @@ def test_auto_matches_the_generator(images, model, tmp_path):
     assert np.array_equal(labels, want)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--point", "1:500,60"], "outside the 200x134 image"),
-    ([], "give prompts (--point/--box) or --auto"),
-    (["--auto", "--point", "1:5,5"], "drop --point/--box"),
-    (["--point", "1:5,5@3"], "prompts for images [3]"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--point", "1:500,60"], "outside the 200x134 image"),
+        ([], "give prompts (--point/--box) or --auto"),
+        (["--auto", "--point", "1:5,5"], "drop --point/--box"),
+        (["--point", "1:5,5@3"], "prompts for images [3]"),
+    ],
+)
 def test_errors_are_one_line(images, tmp_path, capsys, argv, message):
     assert _run(images / "img2.jpg", *argv, "--out", tmp_path / "x") == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -148,8 +176,26 @@ def test_track_auto_tracks_first_frame_masks(images, tmp_path, monkeypatch):
     for i in range(2):
         cv2.imwrite(str(frames / f"{i}.png"), bgr)
     out = tmp_path / "track"
-    assert main(["track", str(frames), "--auto", "--max-objects", "3", "--random-weights", "--image-size",
-                 str(SIZE), "--device", "cpu", "--no-overlay", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "track",
+                str(frames),
+                "--auto",
+                "--max-objects",
+                "3",
+                "--random-weights",
+                "--image-size",
+                str(SIZE),
+                "--device",
+                "cpu",
+                "--no-overlay",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     tracker = build_tracker(TrackerOptions(random_weights=True, image_size=SIZE, device="cpu", max_objects=3)).tracker
     with open_source(str(frames)) as source:
         expected = []

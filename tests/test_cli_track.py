@@ -4,6 +4,7 @@ Random weights make the masks meaningless, so these tests check plumbing: which 
 appear, their sizes, types and values, that the label PNGs, logits and summary agree, and
 that a prompt @N acts on frame N. Runs use a 128-pixel model input to stay fast on CPU.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,9 +20,9 @@ import pytest
 import torch
 
 from sam2_ros.cli import main
+from sam2_ros.factory import make_backend, resolve_device
 from sam2_ros.io.prompts import BoxPrompt, PointPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import ImageFolderSource, natural_key, open_source
-from sam2_ros.factory import make_backend, resolve_device
 
 RANDOM_TINY = ["--random-weights", "--model", "sam2.1_hiera_t", "--image-size", "128"]
 BEDROOM_HW = (540, 960)
@@ -49,10 +50,26 @@ def bedroom(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def folder_run(bedroom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Objects 1 (two clicks) and 2 (box + negative click) on frame 0, object 3 added on frame 3."""
     out = tmp_path_factory.mktemp("folder_out")
-    rc, err = run_cli(["track", bedroom, "--out", out, *RANDOM_TINY, "--save-logits",
-                       "--point", "1:400,200", "--point", "1:450,250:0",
-                       "--box", "2:100,100,500,400", "--point", "2:300,300:0",
-                       "--point", "3:600,300@3"])
+    rc, err = run_cli(
+        [
+            "track",
+            bedroom,
+            "--out",
+            out,
+            *RANDOM_TINY,
+            "--save-logits",
+            "--point",
+            "1:400,200",
+            "--point",
+            "1:450,250:0",
+            "--box",
+            "2:100,100,500,400",
+            "--point",
+            "2:300,300:0",
+            "--point",
+            "3:600,300@3",
+        ]
+    )
     assert rc == 0, err
     assert "RANDOM" in err or "UNTRAINED" in err
     return out
@@ -61,9 +78,23 @@ def folder_run(bedroom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def video_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("video_out")
-    rc, err = run_cli(["track", data_dir / "videos" / "16_robotarm.mp4", "--out", out, *RANDOM_TINY,
-                       "--max-frames", "4", "--box", "1:500,200,800,500", "--point", "2:100,100@2",
-                       "--point", "3:100,100@10"])
+    rc, err = run_cli(
+        [
+            "track",
+            data_dir / "videos" / "16_robotarm.mp4",
+            "--out",
+            out,
+            *RANDOM_TINY,
+            "--max-frames",
+            "4",
+            "--box",
+            "1:500,200,800,500",
+            "--point",
+            "2:100,100@2",
+            "--point",
+            "3:100,100@10",
+        ]
+    )
     assert rc == 0, err
     return out, err
 
@@ -158,22 +189,23 @@ def test_video_file_run(video_run: tuple[Path, str]) -> None:
 
 # ----------------------------------------------------------------------- errors
 def test_point_outside_image_exits_2(bedroom: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    rc = main(["track", str(bedroom), "--out", str(tmp_path), *RANDOM_TINY, "--max-frames", "1",
-               "--point", "1:5000,10"])
+    rc = main(
+        ["track", str(bedroom), "--out", str(tmp_path), *RANDOM_TINY, "--max-frames", "1", "--point", "1:5000,10"]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "--point 1:5000,10" in err and "outside the 960x540 frame" in err
     assert json.loads((tmp_path / "summary.json").read_text())["stopped_by"].startswith("error: --point 1:5000,10")
 
 
-def test_missing_checkpoint_says_how_to_get_it(bedroom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture) -> None:
+def test_missing_checkpoint_says_how_to_get_it(
+    bedroom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setattr("sam2_ros.download.DEFAULT_DIR", tmp_path / "empty")
     assert main(["track", str(bedroom), "--out", str(tmp_path / "out"), "--point", "1:10,10"]) == 2
     err = capsys.readouterr().err
     assert "sam2-ros download sam2.1_hiera_t" in err and "sam2.1_hiera_tiny.pt" in err
-    assert main(["track", str(bedroom), "--out", str(tmp_path / "out"), "--checkpoint",
-                 str(tmp_path / "nope.pt")]) == 2
+    assert main(["track", str(bedroom), "--out", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     assert "sam2-ros download" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing is written before the model loads
 
@@ -189,23 +221,27 @@ def test_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "junk.mp4" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--point", "1:10", "X,Y must be 2 finite numbers"),
-    ("--point", "1:a,5", "X,Y must be 2 finite numbers"),
-    ("--point", "1:1,2,3", "X,Y must be 2 finite numbers"),
-    ("--point", "1:5,5:2", "LABEL must be 1 (object) or 0"),
-    ("--point", "0:5,5", "OBJ must be in 1..255"),
-    ("--point", "256:5,5", "OBJ must be in 1..255"),
-    ("--point", "x:5,5", "OBJ 'x' is not an integer"),
-    ("--point", "1:5,5@-1", "FRAME must be >= 0"),
-    ("--point", "1:5,5@two", "FRAME 'two' is not an integer"),
-    ("--point", "1:nan,5", "finite"),
-    ("--box", "1:1,2,3", "X1,Y1,X2,Y2 must be 4 finite numbers"),
-    ("--box", "1:10,10,5,20", "need X1 < X2 and Y1 < Y2"),
-    ("--box", "1:1,2,3,4:1", "expected OBJ:X1,Y1,X2,Y2[@FRAME]"),
-])
-def test_prompt_parse_errors(flag: str, value: str, message: str, tmp_path: Path,
-                             capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--point", "1:10", "X,Y must be 2 finite numbers"),
+        ("--point", "1:a,5", "X,Y must be 2 finite numbers"),
+        ("--point", "1:1,2,3", "X,Y must be 2 finite numbers"),
+        ("--point", "1:5,5:2", "LABEL must be 1 (object) or 0"),
+        ("--point", "0:5,5", "OBJ must be in 1..255"),
+        ("--point", "256:5,5", "OBJ must be in 1..255"),
+        ("--point", "x:5,5", "OBJ 'x' is not an integer"),
+        ("--point", "1:5,5@-1", "FRAME must be >= 0"),
+        ("--point", "1:5,5@two", "FRAME 'two' is not an integer"),
+        ("--point", "1:nan,5", "finite"),
+        ("--box", "1:1,2,3", "X1,Y1,X2,Y2 must be 4 finite numbers"),
+        ("--box", "1:10,10,5,20", "need X1 < X2 and Y1 < Y2"),
+        ("--box", "1:1,2,3,4:1", "expected OBJ:X1,Y1,X2,Y2[@FRAME]"),
+    ],
+)
+def test_prompt_parse_errors(
+    flag: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["track", "0", "--out", str(tmp_path), *RANDOM_TINY, f"{flag}={value}"])
     assert exc.value.code == 2
@@ -217,8 +253,9 @@ def test_prompt_parsing_and_schedule() -> None:
     assert parse_point("3:10.5,20:0@7") == PointPrompt(3, 10.5, 20.0, 0, 7, "3:10.5,20:0@7")
     assert parse_point("255:1,2") == PointPrompt(255, 1.0, 2.0, 1, 0, "255:1,2")
     assert parse_box("2:1,2,30,40@4") == BoxPrompt(2, (1.0, 2.0, 30.0, 40.0), 4, "2:1,2,30,40@4")
-    schedule = build_schedule([parse_point("2:5,5"), parse_point("1:6,6@3"), parse_point("2:7,7:0")],
-                              [parse_box("2:1,1,9,9")])
+    schedule = build_schedule(
+        [parse_point("2:5,5"), parse_point("1:6,6@3"), parse_point("2:7,7:0")], [parse_box("2:1,1,9,9")]
+    )
     assert sorted(schedule) == [0, 3]
     (p2,) = schedule[0]
     assert (p2.obj_id, p2.box, p2.points, p2.labels) == (2, (1.0, 1.0, 9.0, 9.0), [(5.0, 5.0), (7.0, 7.0)], [1, 0])
@@ -311,8 +348,9 @@ def test_camera_source_hands_over_the_newest_frame() -> None:
     assert seen[-1] >= 190  # and the last one handed over is (nearly) the newest
 
 
-def test_missing_tensorrt_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_tensorrt_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`--backend tensorrt` without TensorRT names the install step in one line, not an ImportError traceback.
 
     The engines folder is checked before TensorRT is imported, so the backend's loader is replaced
@@ -321,13 +359,28 @@ def test_missing_tensorrt_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
     from sam2_ros.backends import tensorrt as trt_backend
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
-    monkeypatch.setattr(trt_backend.TensorRTBackend, "from_dir",
-                        classmethod(lambda cls, *a, **k: trt_backend.import_tensorrt()))
+    monkeypatch.setattr(
+        trt_backend.TensorRTBackend, "from_dir", classmethod(lambda cls, *a, **k: trt_backend.import_tensorrt())
+    )
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "00000.png"), np.zeros((32, 48, 3), dtype=np.uint8))
-    code = main(["track", str(frames), "--out", str(tmp_path / "out"), "--backend", "tensorrt", "--engines",
-                 str(tmp_path), "--point", "1:10,10", "--device", "cpu"])
+    code = main(
+        [
+            "track",
+            str(frames),
+            "--out",
+            str(tmp_path / "out"),
+            "--backend",
+            "tensorrt",
+            "--engines",
+            str(tmp_path),
+            "--point",
+            "1:10,10",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "backend tensorrt is not available" in err[0] and "pip install" in err[0], err

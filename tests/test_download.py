@@ -2,6 +2,7 @@
 
 Meta's server is unreachable here, so the same code path is driven with ``file://`` URLs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,15 +55,35 @@ def test_a_checkpoint_of_another_model_is_refused(served, tmp_path):
 
 def test_cli_download(served, tmp_path, capsys):
     src, digest = served
-    assert main(["download", "sam2.1_hiera_tiny", "--out", str(tmp_path), "--url", src.as_uri(),
-                 "--sha256", digest, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "download",
+                "sam2.1_hiera_tiny",
+                "--out",
+                str(tmp_path),
+                "--url",
+                src.as_uri(),
+                "--sha256",
+                digest,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip().endswith("sam2.1_hiera_tiny.pt")
     assert main(["download", "sam3", "--out", str(tmp_path), "--quiet"]) == 2
     assert "unknown SAM 2 model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/sam2.1_hiera_tiny.pt", "file:///nonexistent/sam2.1_hiera_tiny.pt",
-                                 "/nonexistent/sam2.1_hiera_tiny.pt"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/sam2.1_hiera_tiny.pt",
+        "file:///nonexistent/sam2.1_hiera_tiny.pt",
+        "/nonexistent/sam2.1_hiera_tiny.pt",
+    ],
+)
 def test_unreachable_url_is_one_line_that_says_what_to_do(url, tmp_path, capsys):
     """Finding 14: no network (refused, missing file) ends in one line naming the URL, --url and --random-weights."""
     assert main(["download", "sam2.1_hiera_t", "--out", str(tmp_path), "--url", url, "--quiet"]) == 2

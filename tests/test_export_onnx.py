@@ -10,6 +10,7 @@ streaming tracker on the bedroom clip once with ``TorchBackend`` and once with
 are printed in the parity table at the end of the run). The TensorRT layer names pinned to
 fp32 are checked on the same export, with a stand-in for TensorRT's ONNX parser.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,10 +26,10 @@ import onnx
 import pytest
 import torch
 
-from sam2_ros.backends import contract
 from export.__main__ import main as export_main
-from sam2_ros.backends.manifest import ManifestError, read_manifest, sha256_file
 from export.onnx_checks import OnnxCheckError, check_graph
+from sam2_ros.backends import contract
+from sam2_ros.backends.manifest import ManifestError, read_manifest, sha256_file
 from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend, OrtRunner
 from sam2_ros.cli import main as cli_main
 from sam2_ros.model import build_sam2
@@ -71,8 +72,9 @@ def checkpoint(model, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx")
-    rc = export_main(["onnx", "--model", MODEL, "--checkpoint", str(checkpoint), "--image-size", str(SIZE),
-                      "--out", str(out)])
+    rc = export_main(
+        ["onnx", "--model", MODEL, "--checkpoint", str(checkpoint), "--image-size", str(SIZE), "--out", str(out)]
+    )
     assert rc == 0
     return out
 
@@ -85,9 +87,14 @@ def specs() -> dict[str, contract.GraphSpec]:
 @pytest.fixture(scope="module")
 def run(exported, specs):
     """Graph name -> callable running that ONNX graph in ONNX Runtime (CPU) on torch tensors."""
-    return {name: OrtRunner(ort.InferenceSession(str(exported / spec.file), providers=["CPUExecutionProvider"]),
-                            spec, torch.device("cpu"))
-            for name, spec in specs.items()}
+    return {
+        name: OrtRunner(
+            ort.InferenceSession(str(exported / spec.file), providers=["CPUExecutionProvider"]),
+            spec,
+            torch.device("cpu"),
+        )
+        for name, spec in specs.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +117,10 @@ def test_manifest_records_the_export(exported, checkpoint):
     assert list(m.graphs) == list(contract.GRAPH_NAMES)
     io = m.graphs["memory_attention"].inputs
     assert [(t["name"], t["shape"], t["dtype"]) for t in io][1:4] == [
-        ("mem_feats", [10, "B", 64, H, H], "float32"), ("mem_t_pos", [10, "B"], "int64"), ("mem_valid", [10, "B"], "bool")]
+        ("mem_feats", [10, "B", 64, H, H], "float32"),
+        ("mem_t_pos", [10, "B"], "int64"),
+        ("mem_valid", [10, "B"], "bool"),
+    ]
     with np.load(exported / contract.CONSTANTS_FILE) as npz:
         assert {k: npz[k].shape for k in npz.files} == contract.CONSTANT_SHAPES
 
@@ -127,11 +137,13 @@ def test_checks_reject_unsupported_ops_dynamic_dims_and_antialiasing(exported, s
     g = model.graph
     scales = onnx.helper.make_tensor("scales", onnx.TensorProto.FLOAT, [4], [1, 1, 0.5, 0.5])
     g.initializer.append(scales)
-    g.node.extend([
-        onnx.helper.make_node("Unique", ["mask"], ["uniq"], name="unique"),
-        onnx.helper.make_node("Resize", ["mask", "", "scales"], ["small"], name="aa", mode="linear", antialias=1),
-        onnx.helper.make_node("Resize", ["mask", "", "scales"], ["cubic"], name="cubic", mode="cubic"),
-    ])
+    g.node.extend(
+        [
+            onnx.helper.make_node("Unique", ["mask"], ["uniq"], name="unique"),
+            onnx.helper.make_node("Resize", ["mask", "", "scales"], ["small"], name="aa", mode="linear", antialias=1),
+            onnx.helper.make_node("Resize", ["mask", "", "scales"], ["cubic"], name="cubic", mode="cubic"),
+        ]
+    )
     g.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
     bad = tmp_path / "bad.onnx"
     onnx.save(model, str(bad))
@@ -189,8 +201,14 @@ def test_memory_attention_masked_bank_batch_3(model, run, frames):
     memory = partly_masked_bank()
     ref = torch_backend.attend_memory(feats, memory)
     out = run[contract.MEMORY_ATTENTION](
-        vision_feats=feats.vision_feats, mem_feats=memory.feats, mem_t_pos=memory.t_pos, mem_valid=memory.valid,
-        obj_ptrs=memory.ptrs, ptr_t_diff=memory.ptr_t_diff, ptr_valid=memory.ptr_valid)["pix_feat"]
+        vision_feats=feats.vision_feats,
+        mem_feats=memory.feats,
+        mem_t_pos=memory.t_pos,
+        mem_valid=memory.valid,
+        obj_ptrs=memory.ptrs,
+        ptr_t_diff=memory.ptr_t_diff,
+        ptr_valid=memory.ptr_valid,
+    )["pix_feat"]
     close("memory_attention.pix_feat (B=3, partly masked)", out, ref)
 
 
@@ -198,16 +216,20 @@ def decoder_inputs(n: int, has_mask: list[float], seed: int = 0) -> dict[str, to
     gen = torch.Generator().manual_seed(seed)
     b = len(has_mask)
     labels = torch.tensor([1, 0, 2, 3, -1], dtype=torch.int32)[torch.arange(b * n) % 5].reshape(b, n)
-    return dict(pix_feat=torch.randn(b, 256, H, H, generator=gen),
-                high_res_0=torch.randn(b, 32, 4 * H, 4 * H, generator=gen),
-                high_res_1=torch.randn(b, 64, 2 * H, 2 * H, generator=gen),
-                point_coords=torch.rand(b, n, 2, generator=gen) * SIZE, point_labels=labels,
-                mask_input=5 * torch.randn(b, 1, 4 * H, 4 * H, generator=gen),
-                has_mask_input=torch.tensor(has_mask))
+    return dict(
+        pix_feat=torch.randn(b, 256, H, H, generator=gen),
+        high_res_0=torch.randn(b, 32, 4 * H, 4 * H, generator=gen),
+        high_res_1=torch.randn(b, 64, 2 * H, 2 * H, generator=gen),
+        point_coords=torch.rand(b, n, 2, generator=gen) * SIZE,
+        point_labels=labels,
+        mask_input=5 * torch.randn(b, 1, 4 * H, 4 * H, generator=gen),
+        has_mask_input=torch.tensor(has_mask),
+    )
 
 
-@pytest.mark.parametrize("n, has_mask", [(1, [0.0]), (3, [1.0, 1.0]), (3, [1.0, 0.0, 1.0])],
-                         ids=["N1-no-mask", "N3-mask", "N3-mixed-B3"])
+@pytest.mark.parametrize(
+    "n, has_mask", [(1, [0.0]), (3, [1.0, 1.0]), (3, [1.0, 0.0, 1.0])], ids=["N1-no-mask", "N3-mask", "N3-mixed-B3"]
+)
 def test_mask_decoder(model, run, n, has_mask):
     """All outputs equal ``decode_all``, per object with or without its mask prompt."""
     x = decoder_inputs(n, has_mask)
@@ -216,8 +238,12 @@ def test_mask_decoder(model, run, n, has_mask):
         args = (x["pix_feat"], [x["high_res_0"], x["high_res_1"]], x["point_coords"], x["point_labels"])
         with_mask, without = model.decode_all(*args, x["mask_input"]), model.decode_all(*args, None)
     use = x["has_mask_input"].bool()
-    for field, name in [("masks", "masks"), ("ious", "ious"), ("obj_ptrs", "obj_ptrs"),
-                        ("object_score_logits", "object_score_logits")]:
+    for field, name in [
+        ("masks", "masks"),
+        ("ious", "ious"),
+        ("obj_ptrs", "obj_ptrs"),
+        ("object_score_logits", "object_score_logits"),
+    ]:
         a, b = getattr(with_mask, field), getattr(without, field)
         ref = torch.where(use.view(-1, *[1] * (a.ndim - 1)), a, b)
         close(f"mask_decoder[N={n}, mask={has_mask}].{name}", out[name], ref)
@@ -229,8 +255,9 @@ def test_memory_encoder_mixed_batch(model, run):
     masks = 8 * torch.randn(3, 1, SIZE, SIZE, generator=gen)
     from_points = torch.tensor([True, False, True])
     scores = torch.tensor([[3.0], [-2.0], [0.5]])
-    out = run[contract.MEMORY_ENCODER](vision_feats=vision, masks=masks, from_points=from_points,
-                                       object_score_logits=scores)["maskmem_features"]
+    out = run[contract.MEMORY_ENCODER](
+        vision_feats=vision, masks=masks, from_points=from_points, object_score_logits=scores
+    )["maskmem_features"]
     with torch.no_grad():
         ref, _ = model.encode_memory(vision, masks, scores, from_points)
     close("memory_encoder.maskmem_features (B=3, mixed)", out, ref)
@@ -321,7 +348,11 @@ def test_tracking_matches_torch_backend(model, exported, frames):
             nontrivial += 0 < b.sum().item() < b.numel()
     assert sorted(got[NUM_FRAMES - 1]) == [1, 2, 3]
     assert nontrivial >= len(expected) * 2, "masks are empty or full: the comparison would prove nothing"
-    RECORDED[f"onnxruntime tracker[bedroom {NUM_FRAMES}f].1 - worst mask IoU"] = (1 - worst_iou, worst_rel, 1 - TRACK_IOU)
+    RECORDED[f"onnxruntime tracker[bedroom {NUM_FRAMES}f].1 - worst mask IoU"] = (
+        1 - worst_iou,
+        worst_rel,
+        1 - TRACK_IOU,
+    )
 
 
 def test_cli_tracks_with_the_onnxruntime_backend(exported, data_dir, tmp_path):
@@ -330,15 +361,46 @@ def test_cli_tracks_with_the_onnxruntime_backend(exported, data_dir, tmp_path):
     for i in range(3):
         (folder / f"{i:05d}.jpg").symlink_to(data_dir / "videos" / "bedroom" / f"{i:05d}.jpg")
     out = tmp_path / "out"
-    rc = cli_main(["track", str(folder), "--out", str(out), "--backend", "onnxruntime", "--engines", str(exported),
-                   "--point", "1:300,220", "--box", "2:560,60,820,420", "--no-overlay", "--device", "cpu"])
+    rc = cli_main(
+        [
+            "track",
+            str(folder),
+            "--out",
+            str(out),
+            "--backend",
+            "onnxruntime",
+            "--engines",
+            str(exported),
+            "--point",
+            "1:300,220",
+            "--box",
+            "2:560,60,820,420",
+            "--no-overlay",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backend"] == "onnxruntime" and summary["model"] == MODEL and summary["image_size"] == SIZE
     assert len(list((out / "masks").glob("*.png"))) == 3
     assert cli_main(["track", str(folder), "--out", str(out), "--backend", "onnxruntime"]) == 2
-    assert cli_main(["track", str(folder), "--out", str(out), "--backend", "onnxruntime", "--engines",
-                     str(exported), "--random-weights"]) == 2
+    assert (
+        cli_main(
+            [
+                "track",
+                str(folder),
+                "--out",
+                str(out),
+                "--backend",
+                "onnxruntime",
+                "--engines",
+                str(exported),
+                "--random-weights",
+            ]
+        )
+        == 2
+    )
 
 
 # ------------------------------------------------------- TensorRT layer pinning (no TensorRT)
@@ -359,10 +421,16 @@ def parse_like_onnx_tensorrt(model: onnx.ModelProto) -> list:
     from tests.test_tensorrt import FakeLayer
 
     inferred = onnx.shape_inference.infer_shapes(model).graph
-    kinds = {onnx.TensorProto.FLOAT: "FLOAT", onnx.TensorProto.FLOAT16: "HALF", onnx.TensorProto.INT64: "INT64",
-             onnx.TensorProto.INT32: "INT32", onnx.TensorProto.BOOL: "BOOL"}
-    types_ = {v.name: kinds.get(v.type.tensor_type.elem_type, "INT32")
-              for v in (*inferred.value_info, *inferred.output)}
+    kinds = {
+        onnx.TensorProto.FLOAT: "FLOAT",
+        onnx.TensorProto.FLOAT16: "HALF",
+        onnx.TensorProto.INT64: "INT64",
+        onnx.TensorProto.INT32: "INT32",
+        onnx.TensorProto.BOOL: "BOOL",
+    }
+    types_ = {
+        v.name: kinds.get(v.type.tensor_type.elem_type, "INT32") for v in (*inferred.value_info, *inferred.output)
+    }
     inits = {t.name for t in model.graph.initializer}
     layers, used, made = [], set(), set()
 
@@ -414,10 +482,13 @@ def fake_tensorrt(exported_dir: Path, folded: set[str] = frozenset()):
 
     class Engine:
         def __init__(self, model: onnx.ModelProto) -> None:
-            inputs = [(t.name, "INPUT", [d.dim_value or -1 for d in t.type.tensor_type.shape.dim])
-                      for t in model.graph.input]
-            outputs = [(t.name, "OUTPUT", [d.dim_value or -1 for d in t.type.tensor_type.shape.dim])
-                       for t in model.graph.output]
+            inputs = [
+                (t.name, "INPUT", [d.dim_value or -1 for d in t.type.tensor_type.shape.dim]) for t in model.graph.input
+            ]
+            outputs = [
+                (t.name, "OUTPUT", [d.dim_value or -1 for d in t.type.tensor_type.shape.dim])
+                for t in model.graph.output
+            ]
             self.io = {n: (mode, shape) for n, mode, shape in inputs + outputs}
             self.num_io_tensors = len(self.io)
 
@@ -473,15 +544,26 @@ def fake_tensorrt(exported_dir: Path, folded: set[str] = frozenset()):
         return Path(network.path).name.encode()  # the "plan": which graph it was built from
 
     builder = types.SimpleNamespace(
-        create_network=lambda flags: Network(), create_builder_config=Config, build_serialized_network=build,
-        create_optimization_profile=lambda: types.SimpleNamespace(set_shape=lambda *shapes: None))
-    flags = types.SimpleNamespace(FP16="FP16", BF16="BF16", TF32="TF32",
-                                  OBEY_PRECISION_CONSTRAINTS="OBEY_PRECISION_CONSTRAINTS")
+        create_network=lambda flags: Network(),
+        create_builder_config=Config,
+        build_serialized_network=build,
+        create_optimization_profile=lambda: types.SimpleNamespace(set_shape=lambda *shapes: None),
+    )
+    flags = types.SimpleNamespace(
+        FP16="FP16", BF16="BF16", TF32="TF32", OBEY_PRECISION_CONSTRAINTS="OBEY_PRECISION_CONSTRAINTS"
+    )
     return types.SimpleNamespace(
-        __version__="10.3.0", Logger=Logger, OnnxParser=OnnxParser, TensorIOMode=FakeTrt.TensorIOMode,
-        DataType=FakeTrt.DataType, LayerType=FakeTrt.LayerType, BuilderFlag=flags,
-        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"), Builder=lambda logger: builder,
-        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=deserialize))
+        __version__="10.3.0",
+        Logger=Logger,
+        OnnxParser=OnnxParser,
+        TensorIOMode=FakeTrt.TensorIOMode,
+        DataType=FakeTrt.DataType,
+        LayerType=FakeTrt.LayerType,
+        BuilderFlag=flags,
+        MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"),
+        Builder=lambda logger: builder,
+        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=deserialize),
+    )
 
 
 def script_layer_names(script: str) -> dict[str, tuple[list[str], list[str]]]:
@@ -491,8 +573,10 @@ def script_layer_names(script: str) -> dict[str, tuple[list[str], list[str]]]:
         if not line.startswith('"$TRTEXEC"'):
             continue
         args = dict(a.split("=", 1) for a in shlex.split(line)[1:] if "=" in a)
-        lists = [[x.rsplit(":", 1)[0] for x in args.get(k, "").split(",") if x]
-                 for k in ("--layerPrecisions", "--layerOutputTypes")]
+        lists = [
+            [x.rsplit(":", 1)[0] for x in args.get(k, "").split(",") if x]
+            for k in ("--layerPrecisions", "--layerOutputTypes")
+        ]
         found[Path(args["--onnx"]).stem] = (lists[0], lists[1])
     return found
 
@@ -518,8 +602,9 @@ def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tm
         return {g: manifest["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES}
 
     recorded = adopt()
-    built = json.loads(engines.build_engines(exported, tmp_path / "built", "fp16", timing_cache=None,
-                                             verbose=True).read_text())
+    built = json.loads(
+        engines.build_engines(exported, tmp_path / "built", "fp16", timing_cache=None, verbose=True).read_text()
+    )
     assert {g: built["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES} == recorded
     job = engines.prepare(exported, out, "fp16", timing_cache=None)
     for graph in contract.GRAPH_NAMES:
@@ -541,5 +626,7 @@ def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tm
     gone = recorded["mask_decoder"][0]
     capsys.readouterr()
     assert adopt({gone})["mask_decoder"] == recorded["mask_decoder"][1:]
-    assert f"mask_decoder: 1 of {len(recorded['mask_decoder'])} layers planned for fp32 are not in TensorRT's " \
-           f"network ({gone}); trtexec leaves them in reduced precision" in capsys.readouterr().err
+    assert (
+        f"mask_decoder: 1 of {len(recorded['mask_decoder'])} layers planned for fp32 are not in TensorRT's "
+        f"network ({gone}); trtexec leaves them in reduced precision" in capsys.readouterr().err
+    )

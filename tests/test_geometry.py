@@ -6,6 +6,7 @@ flying pixels (depths between face and wall) on the silhouette's outer ring, ran
 the mask given to ``locate_objects`` bleeds 2 px onto the wall like a real tracker's mask.
 Expected numbers come from the geometry, not from the implementation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ Y0, Y1 = (49.5 - INTR.cy) * FACE_Z / INTR.fy, (129.5 - INTR.cy) * FACE_Z / INTR.
 MM = 1e-3
 
 
-def render(h: int = H, w: int = W, intr: Intrinsics = INTR, holes: float = 0.1, flying: bool = True,
-           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    h: int = H, w: int = W, intr: Intrinsics = INTR, holes: float = 0.1, flying: bool = True, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(depth in metres with NaN holes, the face's silhouette) on an h x w grid seen through ``intr``."""
     rng = np.random.default_rng(seed)
     v, u = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -86,9 +88,11 @@ def test_box_position_and_extent_within_1mm_of_the_analytic_values():
     centre = np.array([(X0 + X1) / 2, (Y0 + Y1) / 2, FACE_Z])
     got = loc.position[0].numpy()
     lo, hi = expected_box(0.01)
-    print(f"\nsynthetic box: position error {np.abs(got - centre).max() / MM:.3f} mm, extent error "
-          f"{np.abs(loc.extent[0].numpy() - (hi - lo)).max() / MM:.3f} mm, corners error "
-          f"{max(np.abs(loc.minimum[0].numpy() - lo).max(), np.abs(loc.maximum[0].numpy() - hi).max()) / MM:.3f} mm")
+    print(
+        f"\nsynthetic box: position error {np.abs(got - centre).max() / MM:.3f} mm, extent error "
+        f"{np.abs(loc.extent[0].numpy() - (hi - lo)).max() / MM:.3f} mm, corners error "
+        f"{max(np.abs(loc.minimum[0].numpy() - lo).max(), np.abs(loc.maximum[0].numpy() - hi).max()) / MM:.3f} mm"
+    )
     assert bool(loc.valid[0])
     np.testing.assert_allclose(got, centre, atol=1 * MM)
     np.testing.assert_allclose(loc.minimum[0].numpy(), lo, atol=1 * MM)
@@ -128,8 +132,9 @@ def test_16uc1_and_32fc1_agree_and_holes_are_ignored():
     mask = dilate(face, 2)[None]
     from_mm = locate_objects(mask, to_16uc1(depth), INTR)
     from_m = locate_objects(mask, depth.astype(np.float32), INTR)
-    as_tensor = locate_objects(torch.from_numpy(mask), torch.from_numpy(to_16uc1(depth).astype(np.int32)), INTR,
-                               depth_scale=0.001)
+    as_tensor = locate_objects(
+        torch.from_numpy(mask), torch.from_numpy(to_16uc1(depth).astype(np.int32)), INTR, depth_scale=0.001
+    )
     for other in (from_m, as_tensor):
         np.testing.assert_allclose(from_mm.position.numpy(), other.position.numpy(), atol=1e-5)
         np.testing.assert_allclose(from_mm.extent.numpy(), other.extent.numpy(), atol=1e-5)
@@ -177,7 +182,7 @@ def test_batched_equals_one_by_one_and_empty_batches_work():
     masks = np.stack([dilate(face, 2), other, face])
     batched = locate_objects(masks, depth, INTR)
     for i in range(3):
-        single = locate_objects(masks[i:i + 1], depth, INTR)
+        single = locate_objects(masks[i : i + 1], depth, INTR)
         np.testing.assert_allclose(batched.position[i].numpy(), single.position[0].numpy(), atol=1e-6)
         np.testing.assert_allclose(batched.extent[i].numpy(), single.extent[0].numpy(), atol=1e-6)
     assert abs(float(batched.position[1, 2]) - WALL_Z) < 1e-6
@@ -209,7 +214,9 @@ def test_resolution_mismatch_is_refused_not_mis_scaled(shape):
 
 def test_intrinsics_forms():
     k = [[600.0, 0, 119.5], [0, 600.0, 89.5], [0, 0, 1]]  # any camera
-    assert as_intrinsics(k)[:4] == as_intrinsics((600, 600, 119.5, 89.5))[:4] == parse_intrinsics("600,600,119.5,89.5")[:4]
+    assert (
+        as_intrinsics(k)[:4] == as_intrinsics((600, 600, 119.5, 89.5))[:4] == parse_intrinsics("600,600,119.5,89.5")[:4]
+    )
     for bad in ("600,600,1", "a,b,c,d", "0,600,1,1"):
         with pytest.raises(IntrinsicsError):
             parse_intrinsics(bad)
@@ -224,9 +231,18 @@ def test_intrinsics_from_camera_info():
     header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c")
     roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     info = types["sensor_msgs/msg/CameraInfo"](
-        header=header, height=480, width=640, distortion_model="plumb_bob", d=np.zeros(5),
-        k=np.array([525.0, 0, 319.5, 0, 525.0, 239.5, 0, 0, 1]), r=np.eye(3).reshape(-1), p=np.zeros(12),
-        binning_x=0, binning_y=0, roi=roi)
+        header=header,
+        height=480,
+        width=640,
+        distortion_model="plumb_bob",
+        d=np.zeros(5),
+        k=np.array([525.0, 0, 319.5, 0, 525.0, 239.5, 0, 0, 1]),
+        r=np.eye(3).reshape(-1),
+        p=np.zeros(12),
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
+    )
     assert intrinsics_from_camera_info(info) == Intrinsics(525.0, 525.0, 319.5, 239.5, 640, 480)
     info.k = np.zeros(9)
     with pytest.raises(IntrinsicsError, match="uncalibrated"):

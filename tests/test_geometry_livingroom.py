@@ -11,6 +11,7 @@ turns 37 degrees (its surface median moves with the view; its box centre less), 
 on the chair's backrest, a patch every frame sees whole, which must agree to a few millimetres
 (the data's poses re-project to 1-3 mm).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,7 @@ PATCH_TOLERANCE, CHAIR_CENTER_TOLERANCE, CHAIR_POSITION_TOLERANCE = 0.004, 0.06,
 
 def _poses(root: Path) -> list[np.ndarray]:
     rows = [line.split() for line in (root / "trajectory.log").read_text().splitlines() if line.strip()]
-    return [np.array(rows[i + 1:i + 5], dtype=np.float64) for i in range(0, len(rows), 5)]
+    return [np.array(rows[i + 1 : i + 5], dtype=np.float64) for i in range(0, len(rows), 5)]
 
 
 def _depth(root: Path, i: int) -> np.ndarray:
@@ -43,7 +44,7 @@ def _depth(root: Path, i: int) -> np.ndarray:
 
 def _back_project(depth_mm: np.ndarray) -> np.ndarray:
     z = depth_mm.astype(np.float64) / 1000
-    v, u = np.mgrid[0:depth_mm.shape[0], 0:depth_mm.shape[1]]
+    v, u = np.mgrid[0 : depth_mm.shape[0], 0 : depth_mm.shape[1]]
     return np.stack([(u - CX) * z / FX, (v - CY) * z / FY, z], axis=-1)
 
 
@@ -109,8 +110,11 @@ def test_a_fixed_object_stays_put_in_the_world_across_all_60_frames(livingroom):
     for k, name in enumerate(("chair position", "chair box centre", "backrest patch")):
         median = np.median(rows[:, k], axis=0)
         spread[name] = np.linalg.norm(rows[:, k] - median, axis=1)
-        print(f"\nlivingroom {name}: world median {np.round(median, 4).tolist()} m, distance to it over 60 frames "
-              f"max {spread[name].max() * 1e3:.1f} mm, median {np.median(spread[name]) * 1e3:.1f} mm", end="")
+        print(
+            f"\nlivingroom {name}: world median {np.round(median, 4).tolist()} m, distance to it over 60 frames "
+            f"max {spread[name].max() * 1e3:.1f} mm, median {np.median(spread[name]) * 1e3:.1f} mm",
+            end="",
+        )
     assert spread["backrest patch"].max() < PATCH_TOLERANCE
     # The patch's position is a point of the patch: within a few mm of the surface point it was cut around.
     assert np.linalg.norm(np.median(rows[:, 2], axis=0) - regions.patch_centre) < PATCH_TOLERANCE

@@ -3,6 +3,7 @@
 A GPU session gets minutes of device time; this runs the same script end to end on the CPU
 (64 px, 2 objects, a few synthetic frames) so it is known to work before a GPU is lent.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_gpu_run_tiny_on_cpu_writes_parity_and_benchmarks(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_run.py"), str(tmp_path), "--device", "cpu",
-                           "--tiny", "--budget-s", "900"], env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_run.py"),
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--tiny",
+            "--budget-s",
+            "900",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_run.json").read_text())
     assert report["all_parts_ran"] and report["parity_passed"] is True
@@ -40,8 +55,15 @@ def test_gpu_run_tiny_on_cpu_writes_parity_and_benchmarks(tmp_path):
         assert [r["objects"] for r in rows] == [1, 2]
         for r in rows:
             assert r["official_ms"] > 0 and r["ours_ms"] > 0 and len(r["ours_frames_ms"]) == 2
-            assert set(r["ours_stages_ms"]) == {"preprocess", "image_encoder", "memory_attention", "mask_decoder",
-                                                "memory_encoder", "postprocess", "full_res_outputs"}
+            assert set(r["ours_stages_ms"]) == {
+                "preprocess",
+                "image_encoder",
+                "memory_attention",
+                "mask_decoder",
+                "memory_encoder",
+                "postprocess",
+                "full_res_outputs",
+            }
             assert 0 < r["ratio_without_preprocess"] <= r["ratio_ours_over_official"]
         assert "added_object_ms" in rows[1]
     assert parts["bench_bf16_compiled"]["status"] == "skipped"
@@ -51,8 +73,13 @@ def test_gpu_run_tiny_on_cpu_writes_parity_and_benchmarks(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_gpu_run_refuses_cuda_without_a_gpu(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_run.py"), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_run.py"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "CUDA is not available" in proc.stderr
 
 

@@ -16,6 +16,7 @@ runs once with ``box_nms_thresh=1.0`` (50 masks survive the filters; NMS removes
 and once at Meta's 0.7 (NMS picks one of the 50). The NMS itself is tested against a
 textbook implementation on random boxes below.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -108,8 +109,15 @@ def test_generator_matches_official(models, image, official_runs, nms):
     RECORDED[f"amg nms={nms}: predicted IoU"] = (d_iou, 0.0, ATOL_IOU)
     RECORDED[f"amg nms={nms}: stability score"] = (d_stab, 0.0, ATOL_STABILITY)
     assert worst >= MIN_MASK_IOU and d_iou <= ATOL_IOU and d_stab <= ATOL_STABILITY
-    assert set(ours[0]) == {"segmentation", "area", "bbox", "predicted_iou", "point_coords", "stability_score",
-                            "crop_box"}
+    assert set(ours[0]) == {
+        "segmentation",
+        "area",
+        "bbox",
+        "predicted_iou",
+        "point_coords",
+        "stability_score",
+        "crop_box",
+    }
     assert ours[0]["segmentation"].dtype == bool and ours[0]["segmentation"].shape == image.shape[:2]
 
 
@@ -127,8 +135,9 @@ def test_mask_to_mask_refinement_matches_official(models, image):
     assert worst >= MIN_MASK_IOU and d_iou <= ATOL_IOU and d_stab <= ATOL_STABILITY
 
 
-@pytest.mark.parametrize("wrong", [dict(stability_score_offset=0.5), dict(box_nms_thresh=0.7),
-                                   dict(pred_iou_thresh=0.55)])
+@pytest.mark.parametrize(
+    "wrong", [dict(stability_score_offset=0.5), dict(box_nms_thresh=0.7), dict(pred_iou_thresh=0.55)]
+)
 def test_wrong_settings_fail(models, image, official_runs, wrong):
     """Negative controls: one setting off (stability offset, NMS or IoU threshold) breaks parity."""
     settings = dict(SETTINGS, box_nms_thresh=1.0)

@@ -3,6 +3,7 @@
 Expected pixels are computed here independently of the decoder: 16 -> 8 bit as v / 257 rounded
 (cv_bridge's x * 255 / 65535), Bayer mosaics built by hand from a flat colour.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -35,9 +36,17 @@ def raw(pixels: np.ndarray, encoding: str, bigendian: bool = False):
         pixels = pixels.astype(pixels.dtype.newbyteorder(">" if bigendian else "<"))
     height, width = pixels.shape[:2]
     data = np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)
-    return roundtrip(TYPES["sensor_msgs/msg/Image"](header=HEADER, height=height, width=width, encoding=encoding,
-                                                    is_bigendian=int(bigendian), step=data.size // height,
-                                                    data=data))
+    return roundtrip(
+        TYPES["sensor_msgs/msg/Image"](
+            header=HEADER,
+            height=height,
+            width=width,
+            encoding=encoding,
+            is_bigendian=int(bigendian),
+            step=data.size // height,
+            data=data,
+        )
+    )
 
 
 @pytest.fixture
@@ -144,8 +153,10 @@ def test_16bit_raw_sizes_count_two_bytes(rgb16):
         image_to_rgb(image)
 
 
-@pytest.mark.parametrize("encoding,origin", [("bayer_rggb8", "RGGB"), ("bayer_bggr8", "BGGR"),
-                                             ("bayer_gbrg8", "GBRG"), ("bayer_grbg8", "GRBG")])
+@pytest.mark.parametrize(
+    "encoding,origin",
+    [("bayer_rggb8", "RGGB"), ("bayer_bggr8", "BGGR"), ("bayer_gbrg8", "GBRG"), ("bayer_grbg8", "GRBG")],
+)
 def test_bayer_patterns_demosaic_to_the_right_colours(encoding, origin):
     colour = {"R": 200, "G": 120, "B": 40}
     mosaic = np.zeros((16, 16), np.uint8)
@@ -178,8 +189,13 @@ def test_each_kind_is_logged_at_once_then_once_per_period():
     assert limiter.log("error", "16UC1", "depth")
     clock[0] = 10.0
     assert limiter.log("error", "16UC1", "depth")  # nothing held back in between: no count
-    assert logger.lines == [("error", "depth"), ("warning", "bad bytes"), ("error", "undecodable"),
-                            ("error", "depth (3 more like this in the last 5 s not logged)"), ("error", "depth")]
+    assert logger.lines == [
+        ("error", "depth"),
+        ("warning", "bad bytes"),
+        ("error", "undecodable"),
+        ("error", "depth (3 more like this in the last 5 s not logged)"),
+        ("error", "depth"),
+    ]
 
 
 def test_messages_are_one_line_and_levels_checked():

@@ -13,6 +13,7 @@ Binary masks may differ only where a logit lies within ``ATOL`` of the threshold
 negative controls (tracker-style bicubic preprocessing, x/y swapped, a padding point sent
 with a mask-only prompt) move logits far beyond these tolerances.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -72,25 +73,40 @@ def _compare(name: str, t, o) -> None:
 
 H, W = 534, 800
 CASES = {
-    "1 click, multimask": dict(point_coords=np.array([[420.0, 260.0]]), point_labels=np.array([1]),
-                               multimask_output=True),
-    "3 clicks (1 negative), single": dict(point_coords=np.array([[420.0, 260.0], [300.0, 100.0], [700.0, 450.0]]),
-                                          point_labels=np.array([1, 1, 0]), multimask_output=False),
-    "1 click, single (stability fallback)": dict(point_coords=np.array([[100.0, 400.0]]),
-                                                 point_labels=np.array([1]), multimask_output=False),
+    "1 click, multimask": dict(
+        point_coords=np.array([[420.0, 260.0]]), point_labels=np.array([1]), multimask_output=True
+    ),
+    "3 clicks (1 negative), single": dict(
+        point_coords=np.array([[420.0, 260.0], [300.0, 100.0], [700.0, 450.0]]),
+        point_labels=np.array([1, 1, 0]),
+        multimask_output=False,
+    ),
+    "1 click, single (stability fallback)": dict(
+        point_coords=np.array([[100.0, 400.0]]), point_labels=np.array([1]), multimask_output=False
+    ),
     "box, single": dict(box=np.array([120.0, 80.0, 610.0, 400.0]), multimask_output=False),
-    "box + click, multimask": dict(box=np.array([120.0, 80.0, 610.0, 400.0]),
-                                   point_coords=np.array([[200.0, 150.0]]), point_labels=np.array([0]),
-                                   multimask_output=True),
-    "normalised click": dict(point_coords=np.array([[0.3, 0.6]]), point_labels=np.array([1]),
-                             normalize_coords=False, multimask_output=True),
-    "3 boxes batched, multimask": dict(box=np.array([[120.0, 80.0, 610.0, 400.0], [0.0, 0.0, 300.0, 200.0],
-                                                     [500.0, 300.0, 799.0, 533.0]]), multimask_output=True),
-    "3 boxes batched, single": dict(box=np.array([[120.0, 80.0, 610.0, 400.0], [0.0, 0.0, 300.0, 200.0],
-                                                  [500.0, 300.0, 799.0, 533.0]]), multimask_output=False),
-    "2 objects x 2 clicks batched": dict(point_coords=np.array([[[420.0, 260.0], [430.0, 300.0]],
-                                                                [[100.0, 100.0], [150.0, 90.0]]]),
-                                         point_labels=np.array([[1, 1], [1, 0]]), multimask_output=False),
+    "box + click, multimask": dict(
+        box=np.array([120.0, 80.0, 610.0, 400.0]),
+        point_coords=np.array([[200.0, 150.0]]),
+        point_labels=np.array([0]),
+        multimask_output=True,
+    ),
+    "normalised click": dict(
+        point_coords=np.array([[0.3, 0.6]]), point_labels=np.array([1]), normalize_coords=False, multimask_output=True
+    ),
+    "3 boxes batched, multimask": dict(
+        box=np.array([[120.0, 80.0, 610.0, 400.0], [0.0, 0.0, 300.0, 200.0], [500.0, 300.0, 799.0, 533.0]]),
+        multimask_output=True,
+    ),
+    "3 boxes batched, single": dict(
+        box=np.array([[120.0, 80.0, 610.0, 400.0], [0.0, 0.0, 300.0, 200.0], [500.0, 300.0, 799.0, 533.0]]),
+        multimask_output=False,
+    ),
+    "2 objects x 2 clicks batched": dict(
+        point_coords=np.array([[[420.0, 260.0], [430.0, 300.0]], [[100.0, 100.0], [150.0, 90.0]]]),
+        point_labels=np.array([[1, 1], [1, 0]]),
+        multimask_output=False,
+    ),
 }
 
 
@@ -108,8 +124,13 @@ def test_mask_prompt_feedback_matches_official(predictors):
     first = CASES["1 click, multimask"]
     _, iou, low = ours.predict(**first)
     mask_input = low[np.argmax(iou)][None]
-    t, o = _both(predictors, point_coords=np.array([[420.0, 260.0], [380.0, 200.0]]),
-                 point_labels=np.array([1, 1]), mask_input=mask_input, multimask_output=False)
+    t, o = _both(
+        predictors,
+        point_coords=np.array([[420.0, 260.0], [380.0, 200.0]]),
+        point_labels=np.array([1, 1]),
+        mask_input=mask_input,
+        multimask_output=False,
+    )
     _compare("clicks + mask prompt", t, o)
     t, o = _both(predictors, mask_input=mask_input, multimask_output=True)
     _compare("mask prompt only", t, o)
@@ -187,7 +208,6 @@ def test_bad_prompts_are_refused(predictors):
     with pytest.raises(PromptError, match="top-left corner first"):
         ours.predict(box=np.array([300.0, 10.0, 100.0, 50.0]))
     with pytest.raises(PromptError, match="2 boxes but 3 point prompts"):
-        ours.predict(box=np.zeros((2, 4)) + [0, 0, 5, 5], point_coords=np.ones((3, 1, 2)),
-                     point_labels=np.ones((3, 1)))
+        ours.predict(box=np.zeros((2, 4)) + [0, 0, 5, 5], point_coords=np.ones((3, 1, 2)), point_labels=np.ones((3, 1)))
     with pytest.raises(TrackerError, match="no image set"):
         SamImagePredictor(ours.model).predict(point_coords=np.array([[1.0, 1.0]]), point_labels=np.array([1]))

@@ -7,6 +7,7 @@ with CMake itself and runs, on exactly the arguments it passes, the CMake steps 
 generations apply to them (ros/README.md cites the upstream lines). The former form is kept here
 as a negative case: the check must refuse it on both generations.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -44,8 +45,13 @@ def rosidl_interfaces(package_dir: Path, generation: str, tmp_path: Path) -> lis
     if cmake is None:
         pytest.skip("cmake is not installed (apt-get install cmake, or pip install cmake)")
     out = tmp_path / f"interfaces-{generation}.txt"
-    done = subprocess.run([cmake, f"-DPACKAGE_DIR={package_dir}", f"-DGENERATION={generation}", f"-DOUT={out}",
-                           "-P", str(CHECK)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [cmake, f"-DPACKAGE_DIR={package_dir}", f"-DGENERATION={generation}", f"-DOUT={out}", "-P", str(CHECK)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     if done.returncode != 0:
         raise CMakeFailed(done.stdout + done.stderr)
     return out.read_text(encoding="utf-8").split()
@@ -88,5 +94,6 @@ def test_former_tuple_form_puts_messages_in_no_kind_folder_on_humble(tuple_form_
     """Humble configures it, but the messages' relative paths have no msg/ folder to generate and install into."""
     found = rosidl_interfaces(tuple_form_package, "humble", tmp_path)
     assert found != expected_interfaces()
-    assert sorted(found) == sorted(f"/{p.name}" for p in (REPO / "msg").glob("*.msg")) + \
-        sorted(f"srv/{p.name}" for p in (REPO / "msg" / "srv").glob("*.srv"))
+    assert sorted(found) == sorted(f"/{p.name}" for p in (REPO / "msg").glob("*.msg")) + sorted(
+        f"srv/{p.name}" for p in (REPO / "msg" / "srv").glob("*.srv")
+    )

@@ -6,6 +6,7 @@ serialized to CDR, and read back as sam2_ros_interfaces types; the answers trave
 So these tests show what an Isaac client rebuilt against sam2_ros_interfaces sends and gets,
 byte for byte, and where the two nodes behave differently on purpose.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,13 @@ from sam2_ros.ros import messages as m
 from sam2_ros.ros import params as P
 from sam2_ros.ros.core import TrackerCore
 from sam2_ros.ros.object_ids import ObjectRegistry
-from sam2_ros.ros.typesys import (ADD_OBJECTS_REQUEST, ADD_OBJECTS_RESPONSE, REMOVE_OBJECT_REQUEST,
-                                  REMOVE_OBJECT_RESPONSE, typestore)
+from sam2_ros.ros.typesys import (
+    ADD_OBJECTS_REQUEST,
+    ADD_OBJECTS_RESPONSE,
+    REMOVE_OBJECT_REQUEST,
+    REMOVE_OBJECT_RESPONSE,
+    typestore,
+)
 from sam2_ros.ros.vision_msgs_defs import VISION_MSGS
 from sam2_ros.tracking import Sam2Tracker, TorchBackend
 from tests.test_ros_core import ListLogger
@@ -102,9 +108,15 @@ def make_core(model, max_objects: int = 4) -> tuple[TrackerCore, Recording]:
 def frame(core: TrackerCore, i: int):
     rng = np.random.default_rng(i)
     pixels = rng.integers(0, 255, (*HW, 3), dtype=np.uint8)
-    msg = OURS.types["sensor_msgs/msg/Image"](header=m.header_msg(T0 + i, "camera"), height=HW[0], width=HW[1],
-                                              encoding="rgb8", is_bigendian=0, step=HW[1] * 3,
-                                              data=pixels.reshape(-1))
+    msg = OURS.types["sensor_msgs/msg/Image"](
+        header=m.header_msg(T0 + i, "camera"),
+        height=HW[0],
+        width=HW[1],
+        encoding="rgb8",
+        is_bigendian=0,
+        step=HW[1] * 3,
+        data=pixels.reshape(-1),
+    )
     core.on_image(bytes(OURS.serialize_cdr(msg, msg.__msgtype__)))
     return core.step()
 
@@ -116,23 +128,34 @@ def roundtrip(msg):
 def isaac_add_objects(store, box_ids=(), boxes=(), point_ids=(), points=(), labels=()):
     """An Isaac AddObjects request as its clients build it (vision_msgs types, frame_id set, zero stamp)."""
     t = store.types
-    bbox = [t["vision_msgs/msg/BoundingBox2D"](
-        center=t["vision_msgs/msg/Pose2D"](position=t["vision_msgs/msg/Point2D"](x=float(cx), y=float(cy)),
-                                           theta=0.0), size_x=float(w), size_y=float(h))
-            for cx, cy, w, h in boxes]
+    bbox = [
+        t["vision_msgs/msg/BoundingBox2D"](
+            center=t["vision_msgs/msg/Pose2D"](
+                position=t["vision_msgs/msg/Point2D"](x=float(cx), y=float(cy)), theta=0.0
+            ),
+            size_x=float(w),
+            size_y=float(h),
+        )
+        for cx, cy, w, h in boxes
+    ]
     return t[f"{ISAAC}/AddObjects_Request"](
-        request_header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
-                                                frame_id="camera_frame"),
-        bbox_object_ids=list(box_ids), bbox_coords=bbox, point_object_ids=list(point_ids),
+        request_header=t["std_msgs/msg/Header"](
+            stamp=t["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="camera_frame"
+        ),
+        bbox_object_ids=list(box_ids),
+        bbox_coords=bbox,
+        point_object_ids=list(point_ids),
         point_coords=[t["vision_msgs/msg/Point2D"](x=float(x), y=float(y)) for x, y in points],
-        point_labels=np.array(labels, dtype=np.int32))
+        point_labels=np.array(labels, dtype=np.int32),
+    )
 
 
 def isaac_remove_object(store, object_id: str):
     t = store.types
     return t[f"{ISAAC}/RemoveObject_Request"](
-        request_header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
-                                                frame_id=""), object_id=object_id)
+        request_header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""),
+        object_id=object_id,
+    )
 
 
 def call(store, core: TrackerCore, request):
@@ -152,8 +175,7 @@ def answer(response) -> tuple[bool, list[str], list[int]]:
 # ------------------------------------------------------------------ the wire
 def test_same_fields_same_bytes_but_a_different_type(isaac_store):
     """Isaac's and our services serialize identically, but they are different ROS types (name, RIHS01 hash)."""
-    request = isaac_add_objects(isaac_store, ["obj1"], [(200, 200, 20, 20)], ["obj2", "obj2"], [(5, 6), (7, 8)],
-                                [1, 0])
+    request = isaac_add_objects(isaac_store, ["obj1"], [(200, 200, 20, 20)], ["obj2", "obj2"], [(5, 6), (7, 8)], [1, 0])
     raw = isaac_store.serialize_cdr(request, request.__msgtype__)
     ours = OURS.deserialize_cdr(raw, ADD_OBJECTS_REQUEST)
     assert bytes(OURS.serialize_cdr(ours, ADD_OBJECTS_REQUEST)) == bytes(raw)
@@ -192,9 +214,15 @@ def test_isaac_add_object_script_requests(model, isaac_store):
     core, tracker = make_core(model)
     frame(core, 0)
     assert answer(call(isaac_store, core, isaac_add_objects(isaac_store, [], [], ["obj1"], [(100, 80)], [1]))) == (
-        True, ["obj1"], [1])
+        True,
+        ["obj1"],
+        [1],
+    )
     assert answer(call(isaac_store, core, isaac_add_objects(isaac_store, ["bottle"], [(60, 50, 40, 30)]))) == (
-        True, ["obj1", "bottle"], [1, 2])
+        True,
+        ["obj1", "bottle"],
+        [1, 2],
+    )
     out = frame(core, 1)
     assert tracker.prompts == [("points", 1, [(100.0, 80.0)], [1]), ("box", 2, (40.0, 35.0, 80.0, 65.0), [], [])]
     assert [(o.caller_id, o.label) for o in out.objects] == [("obj1", 1), ("bottle", 2)]
@@ -206,7 +234,10 @@ def test_isaac_add_object_script_requests(model, isaac_store):
     assert [o.caller_id for o in out.objects] == ["bottle"] and tracker.object_ids == [2]
     # A removed name may come back: it is a new object, with a new tracker id and the free label.
     assert answer(call(isaac_store, core, isaac_add_objects(isaac_store, [], [], ["obj1"], [(10, 10)], [1]))) == (
-        True, ["bottle", "obj1"], [2, 1])
+        True,
+        ["bottle", "obj1"],
+        [2, 1],
+    )
     frame(core, 3)
     assert tracker.prompts[-1] == ("points", 3, [(10.0, 10.0)], [1]) and tracker.object_ids == [2, 3]
     # The decimal tracker id reaches a named object too (tracked_objects publishes tracker ids).
@@ -218,13 +249,21 @@ def test_mixed_lists_one_object_with_box_and_points(model, isaac_store):
     """An id in both lists: Isaac refuses; here it is one SAM 2 prompt, box plus points (Meta's predictor allows it)."""
     core, tracker = make_core(model)
     frame(core, 0)
-    request = isaac_add_objects(isaac_store, ["cup", "7"], [(100, 100, 40, 40), (250, 150, 30, 30)],
-                                ["cup", "cup", "plate"], [(95, 95), (110, 108), (30, 200)], [1, 0, 1])
+    request = isaac_add_objects(
+        isaac_store,
+        ["cup", "7"],
+        [(100, 100, 40, 40), (250, 150, 30, 30)],
+        ["cup", "cup", "plate"],
+        [(95, 95), (110, 108), (30, 200)],
+        [1, 0, 1],
+    )
     assert answer(call(isaac_store, core, request)) == (True, ["cup", "plate", "7"], [1, 3, 2])
     frame(core, 1)
-    assert tracker.prompts == [("box", 1, (80.0, 80.0, 120.0, 120.0), [(95.0, 95.0), (110.0, 108.0)], [1, 0]),
-                               ("box", 7, (235.0, 135.0, 265.0, 165.0), [], []),
-                               ("points", 2, [(30.0, 200.0)], [1])]  # names take the free ids
+    assert tracker.prompts == [
+        ("box", 1, (80.0, 80.0, 120.0, 120.0), [(95.0, 95.0), (110.0, 108.0)], [1, 0]),
+        ("box", 7, (235.0, 135.0, 265.0, 165.0), [], []),
+        ("points", 2, [(30.0, 200.0)], [1]),
+    ]  # names take the free ids
 
 
 def test_points_without_labels_and_more_than_five_points(model, isaac_store):
@@ -247,8 +286,10 @@ def test_refused_requests_change_nothing(model, isaac_store):
         (isaac_add_objects(isaac_store, ["b", "c"], [(10, 10, 4, 4), (20, 20, 4, 4)]), "2 new objects but only 1"),
         (isaac_add_objects(isaac_store, ["d", "d"], [(10, 10, 4, 4)] * 2), "object 'd' has more than one box"),
         (isaac_add_objects(isaac_store, [""], [(10, 10, 4, 4)]), "object id is empty"),
-        (isaac_add_objects(isaac_store, ["1", "left"], [(10, 10, 4, 4), (30, 30, 4, 4)]),
-         "object ids '1' and 'left' name the same object (tracker id 1)"),
+        (
+            isaac_add_objects(isaac_store, ["1", "left"], [(10, 10, 4, 4), (30, 30, 4, 4)]),
+            "object ids '1' and 'left' name the same object (tracker id 1)",
+        ),
         (isaac_add_objects(isaac_store, ["far"], [(400, 100, 20, 20)]), "is not inside the 320x240 image"),
     ]:
         reply = call(isaac_store, core, request)
@@ -257,7 +298,10 @@ def test_refused_requests_change_nothing(model, isaac_store):
     assert [p[1] for p in tracker.prompts] == [1] and tracker.object_ids == [1]
     # None of the refused names was kept: "b" is new, and gets the next tracker id.
     assert answer(call(isaac_store, core, isaac_add_objects(isaac_store, ["b"], [(10, 10, 4, 4)]))) == (
-        True, ["left", "b"], [1, 2])
+        True,
+        ["left", "b"],
+        [1, 2],
+    )
     frame(core, 2)
     assert tracker.object_ids == [1, 2]
 
@@ -277,8 +321,10 @@ def test_detection_ids_name_objects_across_messages(model):
     """vision_msgs: a Detection2D.id stays the same for the same object, so a detector's track id re-seeds it."""
     core, tracker = make_core(model)
     frame(core, 0)
-    objects = [m.PublishedObject(0, 1, 0.9, True, (10.0, 10.0, 40.0, 40.0), name="person_7"),
-               m.PublishedObject(0, 2, 0.9, True, (100.0, 100.0, 140.0, 150.0), name="")]
+    objects = [
+        m.PublishedObject(0, 1, 0.9, True, (10.0, 10.0, 40.0, 40.0), name="person_7"),
+        m.PublishedObject(0, 2, 0.9, True, (100.0, 100.0, 140.0, 150.0), name=""),
+    ]
     core.on_detections(roundtrip(m.detection_array_msg(m.header_msg(T0, "camera"), objects)))
     out = frame(core, 1)
     core.on_detections(roundtrip(m.detection_array_msg(m.header_msg(T0 + 1, "camera"), objects[:1])))

@@ -1,4 +1,5 @@
 """Model construction and checkpoint loading: names, shapes, strictness, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -41,10 +42,10 @@ def test_sam21_state_dict_matches_official_checkpoint_layout(data_dir, size):
 def test_sam20_state_dict_matches_official_package(size):
     """SAM 2.0 has no shipped layout here: compare with the official package's model."""
     official()
+    import sam2.build_sam  # noqa: F401  (initialises hydra's config search path)
     from hydra import compose
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    import sam2.build_sam  # noqa: F401  (initialises hydra's config search path)
 
     cfg = compose(config_name=OFFICIAL_YAML[f"sam2_hiera_{size}"])
     OmegaConf.resolve(cfg)

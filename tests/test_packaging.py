@@ -4,6 +4,7 @@ Why: colcon stops crawling at the first package it finds, so a package at the re
 would hide both ROS packages under ros/ (ros/README.md explains the layout), and a bad
 package.xml otherwise only shows on a ROS machine, in colcon build, rosdep or ament_xmllint.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -22,10 +23,28 @@ PACKAGES = {"sam2_ros": "ros.ament_python", "sam2_ros_interfaces": "ros.ament_cm
 #: The element order that package format 3's schema (REP 149) prescribes; tags within a group
 #: may interleave.
 SCHEMA_ORDER = [
-    {"name"}, {"version"}, {"description"}, {"maintainer"}, {"license"}, {"url"}, {"author"},
-    {"build_depend", "build_export_depend", "buildtool_depend", "buildtool_export_depend",
-     "exec_depend", "depend", "doc_depend", "test_depend", "conflict", "replace"},
-    {"group_depend"}, {"member_of_group"}, {"export"},
+    {"name"},
+    {"version"},
+    {"description"},
+    {"maintainer"},
+    {"license"},
+    {"url"},
+    {"author"},
+    {
+        "build_depend",
+        "build_export_depend",
+        "buildtool_depend",
+        "buildtool_export_depend",
+        "exec_depend",
+        "depend",
+        "doc_depend",
+        "test_depend",
+        "conflict",
+        "replace",
+    },
+    {"group_depend"},
+    {"member_of_group"},
+    {"export"},
 ]
 
 
@@ -33,8 +52,14 @@ def _colcon(*args: str, cwd: Path) -> str:
     """Run colcon with this interpreter (as CI has it), without writing logs."""
     for module in ("colcon_core", "colcon_ros", "colcon_package_information"):
         pytest.importorskip(module)
-    command = [sys.executable, "-c", "import sys; from colcon_core.command import main; sys.exit(main())",
-               "--log-base", "/dev/null", *args]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from colcon_core.command import main; sys.exit(main())",
+        "--log-base",
+        "/dev/null",
+        *args,
+    ]
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

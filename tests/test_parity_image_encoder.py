@@ -4,10 +4,11 @@ Both models are built from the ``image_encoder`` section of the official SAM 2.1
 configs shipped inside the ``sam2`` package (the SAM 2.0 configs have an identical
 section), so these tests also show that the configs construct our classes unchanged.
 """
+
 from __future__ import annotations
 
 import importlib.resources
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -46,7 +47,9 @@ def build(cfg: dict, hiera: type, neck: type, pos_enc: type, encoder: type) -> n
     """Instantiate an image encoder from a config section with the given classes."""
     neck_kwargs = _kwargs(cfg["neck"])
     position_encoding = pos_enc(**_kwargs(neck_kwargs.pop("position_encoding")))
-    return encoder(hiera(**_kwargs(cfg["trunk"])), neck(position_encoding=position_encoding, **neck_kwargs), scalp=cfg["scalp"])
+    return encoder(
+        hiera(**_kwargs(cfg["trunk"])), neck(position_encoding=position_encoding, **neck_kwargs), scalp=cfg["scalp"]
+    )
 
 
 def build_ours(cfg: dict) -> ImageEncoder:

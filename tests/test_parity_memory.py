@@ -17,6 +17,7 @@ an order of magnitude (measured 4e-3 .. 5.5). The memory encoder (convs + two Co
 uses the same ops in the same order (measured bit-equal on CPU); 1e-4 allows other conv
 kernels. Its sine position encoding is closed-form and gets a tighter bound.
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,17 +46,33 @@ PTR_TOKENS = 16  # 4 object pointers of 256 channels, each split into 4 tokens o
 def _memory_attention(attention_cls, layer_cls, model_cls, rope_theta: float = 1e4):
     """The SAM 2.1 tiny memory attention from the given classes (official or ours)."""
     self_attn = attention_cls(
-        embedding_dim=D_MODEL, num_heads=1, downsample_rate=1, dropout=0.1,
-        rope_theta=rope_theta, feat_sizes=(64, 64),
+        embedding_dim=D_MODEL,
+        num_heads=1,
+        downsample_rate=1,
+        dropout=0.1,
+        rope_theta=rope_theta,
+        feat_sizes=(64, 64),
     )
     cross_attn = attention_cls(
-        embedding_dim=D_MODEL, num_heads=1, downsample_rate=1, dropout=0.1, kv_in_dim=MEM_DIM,
-        rope_theta=rope_theta, rope_k_repeat=True, feat_sizes=(64, 64),
+        embedding_dim=D_MODEL,
+        num_heads=1,
+        downsample_rate=1,
+        dropout=0.1,
+        kv_in_dim=MEM_DIM,
+        rope_theta=rope_theta,
+        rope_k_repeat=True,
+        feat_sizes=(64, 64),
     )
     layer = layer_cls(
-        activation="relu", cross_attention=cross_attn, d_model=D_MODEL, dim_feedforward=2048,
-        dropout=0.1, pos_enc_at_attn=False, pos_enc_at_cross_attn_keys=True,
-        pos_enc_at_cross_attn_queries=False, self_attention=self_attn,
+        activation="relu",
+        cross_attention=cross_attn,
+        d_model=D_MODEL,
+        dim_feedforward=2048,
+        dropout=0.1,
+        pos_enc_at_attn=False,
+        pos_enc_at_cross_attn_keys=True,
+        pos_enc_at_cross_attn_queries=False,
+        self_attention=self_attn,
     )
     return model_cls(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=4).eval()
 
@@ -158,12 +175,14 @@ def _padded_bank(side: int) -> tuple[dict[str, Tensor], Tensor, list[dict[str, T
         pointer = [CAP_FRAMES * hw + torch.arange(p * TOKENS_PER_PTR, (p + 1) * TOKENS_PER_PTR) for p in ptrs]
         keep = torch.cat(spatial + pointer)
         mask[b, keep] = True
-        unpadded.append({
-            "curr": inputs["curr"][:, b : b + 1],
-            "curr_pos": inputs["curr_pos"][:, b : b + 1],
-            "memory": inputs["memory"][keep, b : b + 1],
-            "memory_pos": inputs["memory_pos"][keep, b : b + 1],
-        })
+        unpadded.append(
+            {
+                "curr": inputs["curr"][:, b : b + 1],
+                "curr_pos": inputs["curr_pos"][:, b : b + 1],
+                "memory": inputs["memory"][keep, b : b + 1],
+                "memory_pos": inputs["memory_pos"][keep, b : b + 1],
+            }
+        )
         for key in ("memory", "memory_pos"):  # garbage in the padding
             inputs[key][~mask[b], b] *= 10.0
     return inputs, mask, unpadded

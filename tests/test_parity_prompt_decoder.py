@@ -15,11 +15,12 @@ batch shape), which is ~1e-7 relative. They are set far below anything a real bu
 * ``ATOL_MASK`` = 1e-4 for mask logits: |logit| reaches ~10 and each logit is a 32-wide dot
   product over features that went through two transformer blocks and two transposed convs.
 """
+
 from __future__ import annotations
 
 import copy
 import zlib
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -54,7 +55,6 @@ TRANSFORMER_KW = dict(depth=2, embedding_dim=EMBED_DIM, mlp_dim=2048, num_heads=
 SIZES = {64: 1024, 32: 512}
 
 
-
 @pytest.fixture(autouse=True)
 def _no_grad():
     """Inference only; scoped per test so other modules' autograd state is untouched."""
@@ -66,7 +66,7 @@ def _seed(*parts: object) -> int:
     return zlib.crc32(repr(parts).encode())
 
 
-@lru_cache(maxsize=None)
+@cache
 def heads(emb: int, variant: str = "sam2.1") -> tuple:
     """(official PE, official decoder, our PE, our decoder) with identical random weights.
 
@@ -87,7 +87,9 @@ def heads(emb: int, variant: str = "sam2.1") -> tuple:
     pe_args = (EMBED_DIM, (emb, emb), (SIZES[emb], SIZES[emb]), 16)
 
     their_pe = randomize_(TheirPE(*pe_args), seed=_seed("pe", emb)).eval()
-    their_dec = randomize_(TheirDecoder(transformer=TheirTransformer(**TRANSFORMER_KW), **kw), seed=_seed("dec", emb)).eval()
+    their_dec = randomize_(
+        TheirDecoder(transformer=TheirTransformer(**TRANSFORMER_KW), **kw), seed=_seed("dec", emb)
+    ).eval()
     # The Fourier-feature matrix is N(0, 1) in Meta's init (and in checkpoints); randomize_'s
     # N(0, 0.05) would make the positional encoding nearly constant over the image.
     their_pe.pe_layer.positional_encoding_gaussian_matrix.div_(0.05)
@@ -223,7 +225,9 @@ def _case_id(case: tuple) -> str:
 def test_mask_decoder(case: tuple) -> None:
     emb, prompts, multimask, repeat_image = case
     ours, theirs, our_args, _, _ = run_both(emb, prompts, multimask, repeat_image)
-    tag = f"mask_decoder[{emb},{prompts},{'multimask' if multimask else 'single'}{'' if repeat_image else ',per-image'}]"
+    tag = (
+        f"mask_decoder[{emb},{prompts},{'multimask' if multimask else 'single'}{'' if repeat_image else ',per-image'}]"
+    )
     check_outputs(tag, ours, theirs)
     n_out = 3 if multimask else 1
     assert ours[0].shape == (our_args[2].shape[0], n_out, 4 * emb, 4 * emb)

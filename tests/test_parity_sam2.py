@@ -13,6 +13,7 @@ atol 1e-4 on mask logits of magnitude ~1-10 leaves two decades of margin while a
 semantic slip (wrong slot, unsigned distance, missing no-object embedding) moves logits
 by >1e-2, as the negative controls show.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -52,8 +53,9 @@ def _ours_first_frame(ours, state, points, labels):
     with torch.inference_mode():
         feats = ours.encode_image(state["images"][0:1].float())
         pix = ours.no_memory_features(feats.vision_feats)
-        out = ours.sam_heads(pix, feats.high_res, coords, labels,
-                             multimask_output=ours.use_multimask(True, labels.shape[1]))
+        out = ours.sam_heads(
+            pix, feats.high_res, coords, labels, multimask_output=ours.use_multimask(True, labels.shape[1])
+        )
         return F.interpolate(out.low_res_masks, size=(h, w), mode="bilinear", align_corners=False)
 
 
@@ -81,8 +83,9 @@ def test_first_frame_masks_match_official_predictor(pair, data_dir, tmp_path, im
     assert union > 0 and inter / union >= 0.99
     # Negative control: a click lost to the off-by-normalisation bug (pixels not rescaled).
     if "points" in prompt:
-        wrong = _ours_first_frame(ours, state, [[x * ours.image_size / state["video_width"] for x in p]
-                                                for p in points], labels)
+        wrong = _ours_first_frame(
+            ours, state, [[x * ours.image_size / state["video_width"] for x in p] for p in points], labels
+        )
         assert_differs(f"first_frame[{image}] unscaled clicks", wrong, theirs_masks, ATOL)
 
 
@@ -90,6 +93,7 @@ def _memory_scenario(theirs, ours, frame_idx=10, batch=2, seed=3):
     """A bank like the official one mid-video: cond frames 0 and 4, non-cond frames 5..9."""
     g = torch.Generator().manual_seed(seed)
     hw = ours.feat_size
+
     def entry():
         return {
             "maskmem_features": torch.randn(batch, 64, hw, hw, generator=g),
@@ -97,8 +101,10 @@ def _memory_scenario(theirs, ours, frame_idx=10, batch=2, seed=3):
             "obj_ptr": torch.randn(batch, 256, generator=g),
         }
 
-    output_dict = {"cond_frame_outputs": {0: entry(), 4: entry()},
-                   "non_cond_frame_outputs": {t: entry() for t in range(5, frame_idx)}}
+    output_dict = {
+        "cond_frame_outputs": {0: entry(), 4: entry()},
+        "non_cond_frame_outputs": {t: entry() for t in range(5, frame_idx)},
+    }
     curr = torch.randn(hw * hw, batch, 256, generator=g)
     curr_pos = torch.randn(hw * hw, batch, 256, generator=g)
     return output_dict, curr, curr_pos
@@ -116,8 +122,9 @@ def _ours_memory(ours, output_dict, curr, curr_pos, frame_idx, signed=True, tpos
         if prev is not None:
             slots.append((t_pos, prev))
     for t_pos, prev in slots:
-        tok, pos = ours.memory_tokens(prev["maskmem_features"], prev["maskmem_pos_enc"][-1],
-                                      min(t_pos + tpos_shift, ours.num_maskmem - 1))
+        tok, pos = ours.memory_tokens(
+            prev["maskmem_features"], prev["maskmem_pos_enc"][-1], min(t_pos + tpos_shift, ours.num_maskmem - 1)
+        )
         mems.append(tok)
         poss.append(pos)
     ptrs = [(frame_idx - t, cond[t]["obj_ptr"]) for t in sorted(cond) if t <= frame_idx]
@@ -141,15 +148,29 @@ def test_memory_conditioning_matches_official(pair):
     hw = ours.feat_size
     with torch.inference_mode():
         expected = theirs._prepare_memory_conditioned_features(
-            frame_idx=frame_idx, is_init_cond_frame=False, current_vision_feats=[curr],
-            current_vision_pos_embeds=[curr_pos], feat_sizes=[(hw, hw)], output_dict=output_dict, num_frames=100)
+            frame_idx=frame_idx,
+            is_init_cond_frame=False,
+            current_vision_feats=[curr],
+            current_vision_pos_embeds=[curr_pos],
+            feat_sizes=[(hw, hw)],
+            output_dict=output_dict,
+            num_frames=100,
+        )
         got = _ours_memory(ours, output_dict, curr, curr_pos, frame_idx)
         assert_parity("memory_conditioning[2 cond + 5 recent, 7 ptrs].pix_feat", got, expected, ATOL)
         # Negative controls: unsigned pointer distances (SAM 2.0 style), a shifted memory slot.
-        assert_differs("memory_conditioning unsigned tpos", _ours_memory(ours, output_dict, curr, curr_pos,
-                                                                          frame_idx, signed=False), expected, ATOL)
-        assert_differs("memory_conditioning shifted slot", _ours_memory(ours, output_dict, curr, curr_pos,
-                                                                         frame_idx, tpos_shift=1), expected, ATOL)
+        assert_differs(
+            "memory_conditioning unsigned tpos",
+            _ours_memory(ours, output_dict, curr, curr_pos, frame_idx, signed=False),
+            expected,
+            ATOL,
+        )
+        assert_differs(
+            "memory_conditioning shifted slot",
+            _ours_memory(ours, output_dict, curr, curr_pos, frame_idx, tpos_shift=1),
+            expected,
+            ATOL,
+        )
 
 
 @pytest.mark.parametrize("from_points", [True, False])
@@ -161,8 +182,9 @@ def test_encode_memory_matches_official(pair, from_points):
     masks = torch.randn(3, 1, SIZE, SIZE, generator=g) * 5
     scores = torch.tensor([[3.0], [-2.0], [0.5]])  # one absent object: no_obj_embed_spatial
     with torch.inference_mode():
-        exp_f, exp_p = theirs._encode_new_memory([feats.flatten(2).permute(2, 0, 1)], [(hw, hw)], masks, scores,
-                                                 is_mask_from_pts=from_points)
+        exp_f, exp_p = theirs._encode_new_memory(
+            [feats.flatten(2).permute(2, 0, 1)], [(hw, hw)], masks, scores, is_mask_from_pts=from_points
+        )
         got_f, got_p = ours.encode_memory(feats, masks, scores, is_mask_from_pts=from_points)
         tag = "points" if from_points else "mask"
         assert_parity(f"encode_memory[{tag}].features", got_f, exp_f, ATOL)
@@ -182,7 +204,9 @@ def test_mask_as_output_matches_official(pair):
     with torch.inference_mode():
         exp = theirs._use_mask_as_output(pix, high_res, mask)
         got = ours.mask_as_output(pix, high_res, mask)
-    for name, a, b in zip(["low_res_masks", "high_res_masks", "ious", "obj_ptr", "object_score_logits"],
-                          [got.low_res_masks, got.high_res_masks, got.ious, got.obj_ptr, got.object_score_logits],
-                          [exp[3], exp[4], exp[2], exp[5], exp[6]]):
+    for name, a, b in zip(
+        ["low_res_masks", "high_res_masks", "ious", "obj_ptr", "object_score_logits"],
+        [got.low_res_masks, got.high_res_masks, got.ious, got.obj_ptr, got.object_score_logits],
+        [exp[3], exp[4], exp[2], exp[5], exp[6]],
+    ):
         assert_parity(f"mask_as_output.{name}", a, b, ATOL)

@@ -7,6 +7,7 @@ decoded with ``mcap`` + ``mcap-ros2-support``, an implementation independent of 
 wrote the bags: the mcap file through its embedded schemas, the sqlite3 database (read with
 Python's sqlite3) through the standard message definitions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,13 @@ TYPES = STORE.types
 WIDTH, HEIGHT, FRAMES = 64, 48, 3
 STAMPS = [1_700_000_000_000_000_000 + i * 100_000_000 for i in range(FRAMES)]
 RECORDS = [s + 5_000_000 for s in STAMPS]
-OUTPUTS = {"label_info": "vision_msgs/msg/LabelInfo", "label_image": "sensor_msgs/msg/Image",
-           "detections": "vision_msgs/msg/Detection2DArray",
-           "tracked_objects": "sam2_ros_interfaces/msg/TrackedObjectArray", "overlay": "sensor_msgs/msg/Image"}
+OUTPUTS = {
+    "label_info": "vision_msgs/msg/LabelInfo",
+    "label_image": "sensor_msgs/msg/Image",
+    "detections": "vision_msgs/msg/Detection2DArray",
+    "tracked_objects": "sam2_ros_interfaces/msg/TrackedObjectArray",
+    "overlay": "sensor_msgs/msg/Image",
+}
 ONE_PER_IMAGE = ("label_image", "detections", "tracked_objects", "overlay")
 
 # Humble's BagMetadata::version is 5; its reader has no upper bound: it reads the fields it knows
@@ -54,8 +59,14 @@ def run_cli(argv: list) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def camera_bag(path: Path, storage: StoragePlugin, frames: int = FRAMES, topic: str = "/cam/image_raw",
-               msgtype: str = "sensor_msgs/msg/Image", serialization: str = "cdr") -> Path:
+def camera_bag(
+    path: Path,
+    storage: StoragePlugin,
+    frames: int = FRAMES,
+    topic: str = "/cam/image_raw",
+    msgtype: str = "sensor_msgs/msg/Image",
+    serialization: str = "cdr",
+) -> Path:
     """A camera bag as Jazzy records it (rosbags' default, version 9) with a second, non-image topic."""
     rng = np.random.default_rng(0)
     with Writer(path, version=9, storage_plugin=storage) as writer:
@@ -63,13 +74,21 @@ def camera_bag(path: Path, storage: StoragePlugin, frames: int = FRAMES, topic: 
         text = writer.add_connection("/status", "std_msgs/msg/String", typestore=STORE)
         for stamp, record in list(zip(STAMPS, RECORDS))[:frames]:
             header = TYPES["std_msgs/msg/Header"](
-                stamp=TYPES["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam")
+                stamp=TYPES["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam"
+            )
             image = TYPES["sensor_msgs/msg/Image"](
-                header=header, height=HEIGHT, width=WIDTH, encoding="rgb8", is_bigendian=0, step=WIDTH * 3,
-                data=rng.integers(0, 256, HEIGHT * WIDTH * 3, dtype=np.uint8))
+                header=header,
+                height=HEIGHT,
+                width=WIDTH,
+                encoding="rgb8",
+                is_bigendian=0,
+                step=WIDTH * 3,
+                data=rng.integers(0, 256, HEIGHT * WIDTH * 3, dtype=np.uint8),
+            )
             writer.write(images, record, bytes(STORE.serialize_cdr(image, "sensor_msgs/msg/Image")))
-            writer.write(text, record, bytes(STORE.serialize_cdr(TYPES["std_msgs/msg/String"](data="ok"),
-                                                                 "std_msgs/msg/String")))
+            writer.write(
+                text, record, bytes(STORE.serialize_cdr(TYPES["std_msgs/msg/String"](data="ok"), "std_msgs/msg/String"))
+            )
     return path
 
 
@@ -80,13 +99,27 @@ def out_bags(tmp_path_factory) -> dict[str, Path]:
     camera_bag(folder / "in", StoragePlugin.MCAP)
     bags = {"mcap": folder / "out.mcap", "sqlite3": folder / "out"}
     for out in bags.values():
-        rc, _, err = run_cli(["track", "--bag", folder / "in", "--out-bag", out, *RANDOM_TINY, "--object-masks",
-                              "--box", "1:5,5,40,30", "--point", "2:50,40@1"])
+        rc, _, err = run_cli(
+            [
+                "track",
+                "--bag",
+                folder / "in",
+                "--out-bag",
+                out,
+                *RANDOM_TINY,
+                "--object-masks",
+                "--box",
+                "1:5,5,40,30",
+                "--point",
+                "2:50,40@1",
+            ]
+        )
         assert rc == 0, err
     return bags
 
 
 # --- rosbag2's parsing rules, distribution by distribution --------------------------------------
+
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -118,13 +151,19 @@ def jazzy_qos(serialized: object, version: int) -> list[dict]:
         assert isinstance(serialized, str)
     profiles = yaml.safe_load(serialized) if isinstance(serialized, str) else serialized
     profiles = profiles or []
-    names = {"history": {"system_default", "keep_last", "keep_all", "unknown"},
-             "reliability": {"system_default", "reliable", "best_effort", "unknown", "best_available"},
-             "durability": {"system_default", "transient_local", "volatile", "unknown", "best_available"},
-             "liveliness": {"system_default", "automatic", "manual_by_topic", "unknown", "best_available"}}
+    names = {
+        "history": {"system_default", "keep_last", "keep_all", "unknown"},
+        "reliability": {"system_default", "reliable", "best_effort", "unknown", "best_available"},
+        "durability": {"system_default", "transient_local", "volatile", "unknown", "best_available"},
+        "liveliness": {"system_default", "automatic", "manual_by_topic", "unknown", "best_available"},
+    }
     for profile in profiles:
-        _check_profile(profile, lambda policy, value: _is_int(value) if version <= 8 and policy != "history"
-                       else _is_int(value) or value in names[policy])
+        _check_profile(
+            profile,
+            lambda policy, value: (
+                _is_int(value) if version <= 8 and policy != "history" else _is_int(value) or value in names[policy]
+            ),
+        )
     return profiles
 
 
@@ -165,8 +204,12 @@ def mcap_qos(path: Path, distro: str) -> dict[str, list[dict]]:
         records = [m.metadata["serialized_metadata"] for m in reader.iter_metadata() if m.name == "rosbag2"]
         version = yaml.safe_load(records[0])["version"] if records else 8
         channels = reader.get_summary().channels.values()
-        return {c.topic: humble_qos(c.metadata["offered_qos_profiles"]) if distro == "humble"
-                else jazzy_qos(c.metadata["offered_qos_profiles"], version) for c in channels}
+        return {
+            c.topic: humble_qos(c.metadata["offered_qos_profiles"])
+            if distro == "humble"
+            else jazzy_qos(c.metadata["offered_qos_profiles"], version)
+            for c in channels
+        }
 
 
 # --- the standard message definitions, decoded with mcap_ros2 ------------------------------------
@@ -174,7 +217,7 @@ def mcap_qos(path: Path, distro: str) -> dict[str, list[dict]]:
 STANDARD = {
     "std_msgs/msg/Header": "builtin_interfaces/Time stamp\nstring frame_id",
     "sensor_msgs/msg/Image": "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\n"
-                             "uint8 is_bigendian\nuint32 step\nuint8[] data",
+    "uint8 is_bigendian\nuint32 step\nuint8[] data",
     "geometry_msgs/msg/Point": "float64 x\nfloat64 y\nfloat64 z",
     "geometry_msgs/msg/Vector3": "float64 x\nfloat64 y\nfloat64 z",
     "geometry_msgs/msg/Quaternion": "float64 x 0\nfloat64 y 0\nfloat64 z 0\nfloat64 w 1",
@@ -188,15 +231,18 @@ STANDARD = {
 def standard_decoder(msgtype: str):
     """A CDR decoder for ``msgtype`` from the standard definitions, as one concatenated ros2msg schema."""
     separator = "=" * 80
-    text = STANDARD[msgtype] + "".join(f"\n{separator}\nMSG: {name}\n{definition}"
-                                       for name, definition in STANDARD.items() if name != msgtype)
+    text = STANDARD[msgtype] + "".join(
+        f"\n{separator}\nMSG: {name}\n{definition}" for name, definition in STANDARD.items() if name != msgtype
+    )
     return generate_dynamic(msgtype, text)[msgtype]
 
 
 def decoded_mcap(path: Path) -> dict[str, list[tuple[int, object]]]:
     topics: dict[str, list[tuple[int, object]]] = {}
     with path.open("rb") as f:
-        for _, channel, message, decoded in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+        for _, channel, message, decoded in make_reader(
+            f, decoder_factories=[DecoderFactory()]
+        ).iter_decoded_messages():
             topics.setdefault(channel.topic, []).append((message.log_time, decoded))
     return topics
 
@@ -204,8 +250,10 @@ def decoded_mcap(path: Path) -> dict[str, list[tuple[int, object]]]:
 def decoded_sqlite3(folder: Path) -> dict[str, list[tuple[int, object]]]:
     (db,) = folder.glob("*.db3")
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT topics.name, topics.type, messages.timestamp, messages.data FROM messages "
-                            "JOIN topics ON topics.id = messages.topic_id ORDER BY messages.timestamp, messages.id")
+        rows = conn.execute(
+            "SELECT topics.name, topics.type, messages.timestamp, messages.data FROM messages "
+            "JOIN topics ON topics.id = messages.topic_id ORDER BY messages.timestamp, messages.id"
+        )
         topics: dict[str, list[tuple[int, object]]] = {}
         for name, msgtype, timestamp, data in rows.fetchall():
             topics.setdefault(name, []).append((timestamp, standard_decoder(msgtype)(bytes(data))))
@@ -218,6 +266,7 @@ def stamp_of(msg) -> int:
 
 # --- output bags --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("distro", ["humble", "jazzy"])
 def test_sqlite3_metadata_reads_on(distro, out_bags):
     version, qos = read_metadata((out_bags["sqlite3"] / "metadata.yaml").read_text(), distro)
@@ -227,12 +276,15 @@ def test_sqlite3_metadata_reads_on(distro, out_bags):
         (profile,) = profiles
         latched = topic.endswith("label_info")
         assert (profile["history"], profile["depth"], profile["reliability"], profile["durability"]) == (
-            1, 1 if latched else 5, 1, 1 if latched else 2)  # keep_last, reliable, transient_local/volatile
+            1,
+            1 if latched else 5,
+            1,
+            1 if latched else 2,
+        )  # keep_last, reliable, transient_local/volatile
     (db,) = out_bags["sqlite3"].glob("*.db3")  # the players take a sqlite3 bag's topics from its database
     with contextlib.closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT name, offered_qos_profiles FROM topics").fetchall()
-    assert {name: (humble_qos if distro == "humble" else lambda q: jazzy_qos(q, version))(q)
-            for name, q in rows} == qos
+    assert {name: (humble_qos if distro == "humble" else lambda q: jazzy_qos(q, version))(q) for name, q in rows} == qos
 
 
 @pytest.mark.parametrize("distro", ["humble", "jazzy"])
@@ -244,8 +296,17 @@ def test_mcap_channels_read_on(distro, out_bags):
 
 def test_the_checks_reject_jazzys_own_form(tmp_path):
     """What Jazzy writes (version 9, QoS by name, a list in metadata.yaml) fails the Humble checks, as on Humble."""
-    latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0),
-                  QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
+    latched = Qos(
+        QosHistory.KEEP_LAST,
+        1,
+        QosReliability.RELIABLE,
+        QosDurability.TRANSIENT_LOCAL,
+        QosTime(0, 0),
+        QosTime(0, 0),
+        QosLiveliness.AUTOMATIC,
+        QosTime(0, 0),
+        False,
+    )
     for storage in (StoragePlugin.SQLITE3, StoragePlugin.MCAP):
         bag = tmp_path / storage.name.lower()
         with Writer(bag, version=9, storage_plugin=storage) as writer:
@@ -264,16 +325,25 @@ def test_the_checks_reject_jazzys_own_form(tmp_path):
 def test_every_message_decodes_independently(storage, out_bags):
     topics = decoded_mcap(out_bags["mcap"]) if storage == "mcap" else decoded_sqlite3(out_bags["sqlite3"])
     assert {t: len(v) for t, v in topics.items()} == {
-        "/tracker/label_info": 2, **{f"/tracker/{t}": FRAMES for t in ONE_PER_IMAGE}}
+        "/tracker/label_info": 2,
+        **{f"/tracker/{t}": FRAMES for t in ONE_PER_IMAGE},
+    }
     for topic in ONE_PER_IMAGE:  # the input images' headers, at their record times
         assert [(stamp_of(msg), record) for record, msg in topics[f"/tracker/{topic}"]] == list(zip(STAMPS, RECORDS))
         assert {msg.header.frame_id for _, msg in topics[f"/tracker/{topic}"]} == {"cam"}
     for _, labels in topics["/tracker/label_image"]:
-        assert (labels.encoding, labels.width, labels.height, len(labels.data)) == ("mono8", WIDTH, HEIGHT,
-                                                                                  WIDTH * HEIGHT)
+        assert (labels.encoding, labels.width, labels.height, len(labels.data)) == (
+            "mono8",
+            WIDTH,
+            HEIGHT,
+            WIDTH * HEIGHT,
+        )
         assert set(np.frombuffer(bytes(labels.data), np.uint8).tolist()) <= {0, 1, 2}
     assert [[o.object_id for o in msg.objects] for _, msg in topics["/tracker/tracked_objects"]] == [
-        [1], [1, 2], [1, 2]]
+        [1],
+        [1, 2],
+        [1, 2],
+    ]
     last = topics["/tracker/tracked_objects"][-1][1]
     assert all(len(o.mask) == 1 and (o.mask[0].width, o.mask[0].height) == (WIDTH, HEIGHT) for o in last.objects)
     info = topics["/tracker/label_info"][-1][1]
@@ -292,6 +362,7 @@ def test_embedded_schemas_decode_as_the_standard_definitions(out_bags):
 
 
 # --- damaged and unsupported input bags ---------------------------------------------------------
+
 
 def assert_one_line_error(argv: list, *fragments: str) -> str:
     rc, _, err = run_cli(["track", *argv, *RANDOM_TINY])
@@ -320,23 +391,44 @@ def test_damaged_and_unsupported_bags(tmp_path):
     out = tmp_path / "out.mcap"
     cases = [
         (tmp_path / "truncated.mcap", [], ["truncated.mcap: cannot read this bag", "File end magic is invalid"]),
-        (sqlite_copy("garbled", b"rosbag2_bagfile_information: [\n  : bad"), [],
-         ["garbled: cannot read this bag", "Could not load YAML"]),
-        (sqlite_copy("incomplete", b"rosbag2_bagfile_information:\n  version: 8\n"), [],
-         ["incomplete: cannot read this bag", "relative_file_paths"]),
+        (
+            sqlite_copy("garbled", b"rosbag2_bagfile_information: [\n  : bad"),
+            [],
+            ["garbled: cannot read this bag", "Could not load YAML"],
+        ),
+        (
+            sqlite_copy("incomplete", b"rosbag2_bagfile_information:\n  version: 8\n"),
+            [],
+            ["incomplete: cannot read this bag", "relative_file_paths"],
+        ),
         (sqlite_copy("binary", b"\xff\xfe\x00\x81 not yaml"), [], ["binary: cannot read this bag", "utf-8"]),
         (sqlite_copy("notadb", db=b"x" * 5000), [], ["notadb: cannot read this bag", "not a database"]),
-        (camera_bag(tmp_path / "json", StoragePlugin.MCAP, serialization="json"), [],
-         ["json: cannot read this bag", "Serialization format {'json'} is not supported"]),
+        (
+            camera_bag(tmp_path / "json", StoragePlugin.MCAP, serialization="json"),
+            [],
+            ["json: cannot read this bag", "Serialization format {'json'} is not supported"],
+        ),
         (tmp_path / "missing", [], ["missing: no such bag"]),
-        (good_mcap, ["--image-topic", "/nope"],
-         ["no sensor_msgs Image or CompressedImage topic '/nope' (image topics: /cam/image_raw)"]),
-        (good_mcap, ["--image-topic", "/status"],
-         ["topic /status is std_msgs/msg/String, not a sensor_msgs Image or CompressedImage"]),
-        (camera_bag(tmp_path / "points", StoragePlugin.MCAP, msgtype="std_msgs/msg/String", topic="/points"), [],
-         ["no sensor_msgs Image or CompressedImage topic in the bag (topics: /points (std_msgs/msg/String)"]),
-        (camera_bag(tmp_path / "empty_topic", StoragePlugin.SQLITE3, frames=0), [],
-         ["topic /cam/image_raw has no messages"]),
+        (
+            good_mcap,
+            ["--image-topic", "/nope"],
+            ["no sensor_msgs Image or CompressedImage topic '/nope' (image topics: /cam/image_raw)"],
+        ),
+        (
+            good_mcap,
+            ["--image-topic", "/status"],
+            ["topic /status is std_msgs/msg/String, not a sensor_msgs Image or CompressedImage"],
+        ),
+        (
+            camera_bag(tmp_path / "points", StoragePlugin.MCAP, msgtype="std_msgs/msg/String", topic="/points"),
+            [],
+            ["no sensor_msgs Image or CompressedImage topic in the bag (topics: /points (std_msgs/msg/String)"],
+        ),
+        (
+            camera_bag(tmp_path / "empty_topic", StoragePlugin.SQLITE3, frames=0),
+            [],
+            ["topic /cam/image_raw has no messages"],
+        ),
     ]
     with Writer(tmp_path / "no_topics", version=9, storage_plugin=StoragePlugin.MCAP):
         pass
@@ -355,14 +447,18 @@ def test_damage_halfway_keeps_the_images_before_it(tmp_path):
     (db,) = bag.glob("*.db3")
     with contextlib.closing(sqlite3.connect(db)) as conn:  # the second image's CDR is cut short
         topic_id = conn.execute("SELECT id FROM topics WHERE name = '/cam/image_raw'").fetchone()[0]
-        second = conn.execute("SELECT id FROM messages WHERE topic_id = ? ORDER BY timestamp LIMIT 1 OFFSET 1",
-                              (topic_id,)).fetchone()[0]
+        second = conn.execute(
+            "SELECT id FROM messages WHERE topic_id = ? ORDER BY timestamp LIMIT 1 OFFSET 1", (topic_id,)
+        ).fetchone()[0]
         conn.execute("UPDATE messages SET data = ? WHERE id = ?", (b"\x00\x01\x00\x00\x05", second))
         conn.commit()
     rc, out, err = run_cli(["track", "--bag", bag, "--out-bag", tmp_path / "out.mcap", *RANDOM_TINY])
     assert rc == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith(
-        f"sam2-ros track: error: {bag}: message 1 of /cam/image_raw is damaged: ")
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(f"sam2-ros track: error: {bag}: message 1 of /cam/image_raw is damaged: ")
+    )
     assert "the 1 images before it were replayed into" in err and "(damaged bag," in out
     assert len(decoded_mcap(tmp_path / "out.mcap")["/tracker/label_image"]) == 1
 
@@ -372,10 +468,10 @@ def test_cli_errors_are_one_line_in_a_real_process(tmp_path):
     truncated = tmp_path / "cut.mcap"
     data = (camera_bag(tmp_path / "in", StoragePlugin.MCAP, frames=1) / "in.mcap").read_bytes()
     truncated.write_bytes(data[:-40])
-    for argv in (["track", "--bag", str(truncated), "--out-bag", str(tmp_path / "o.mcap"), *RANDOM_TINY],
-                 ["download", "sam2.1_hiera_t", "--out", str(tmp_path / "ck"), "--url", "http://127.0.0.1:9/x.pt",
-                  "--quiet"]):
-        done = subprocess.run([sys.executable, "-m", "sam2_ros", *argv], capture_output=True, text=True,
-                              timeout=300)
+    for argv in (
+        ["track", "--bag", str(truncated), "--out-bag", str(tmp_path / "o.mcap"), *RANDOM_TINY],
+        ["download", "sam2.1_hiera_t", "--out", str(tmp_path / "ck"), "--url", "http://127.0.0.1:9/x.pt", "--quiet"],
+    ):
+        done = subprocess.run([sys.executable, "-m", "sam2_ros", *argv], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -5,6 +5,7 @@ and in a bag. A recording tracker shows which frame each prompt reached. The rep
 bag built from ../shared/data/videos/16_robotarm.mp4 and must agree pixel for pixel with
 ``sam2-ros track`` on the same frames: one tracker code path for the CLI, the replay and the node.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,10 +30,10 @@ from sam2_ros.model import build_sam2
 from sam2_ros.ros import messages as m
 from sam2_ros.ros import params as P
 from sam2_ros.ros.core import COMMAND_QUEUE_LIMIT, TrackerCore, label_image
-from sam2_ros.utils.latest import LatestFrameSlot
 from sam2_ros.ros.image_codec import image_to_rgb
 from sam2_ros.ros.typesys import ADD_OBJECTS_REQUEST, OBJECT_PROMPT, REMOVE_OBJECT_REQUEST, typestore
 from sam2_ros.tracking import Sam2Tracker, TorchBackend, TrackResult
+from sam2_ros.utils.latest import LatestFrameSlot
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = typestore()
@@ -61,10 +62,17 @@ def pixels(i: int) -> np.ndarray:
 
 def image(i: int, encoding: str = "rgb8", data: np.ndarray | None = None):
     data = pixels(i) if data is None else data
-    return roundtrip(TYPES["sensor_msgs/msg/Image"](
-        header=header(i), height=data.shape[0], width=data.shape[1], encoding=encoding, is_bigendian=0,
-        step=data.shape[1] * (data.shape[2] if data.ndim == 3 else 1) * data.itemsize,
-        data=data.reshape(-1).view(np.uint8)))
+    return roundtrip(
+        TYPES["sensor_msgs/msg/Image"](
+            header=header(i),
+            height=data.shape[0],
+            width=data.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=data.shape[1] * (data.shape[2] if data.ndim == 3 else 1) * data.itemsize,
+            data=data.reshape(-1).view(np.uint8),
+        )
+    )
 
 
 def point(x: float, y: float):
@@ -72,8 +80,9 @@ def point(x: float, y: float):
 
 
 def point_stamped(x: float, y: float, ns: int):
-    return roundtrip(TYPES["geometry_msgs/msg/PointStamped"](header=m.header_msg(ns, "camera_optical"),
-                                                             point=point(x, y)))
+    return roundtrip(
+        TYPES["geometry_msgs/msg/PointStamped"](header=m.header_msg(ns, "camera_optical"), point=point(x, y))
+    )
 
 
 def point2d(x: float, y: float):
@@ -81,10 +90,16 @@ def point2d(x: float, y: float):
 
 
 def add_objects(box_ids=(), boxes=(), point_ids=(), points=(), labels=(), ns: int = 0):
-    return roundtrip(TYPES[ADD_OBJECTS_REQUEST](
-        request_header=m.header_msg(ns, ""), bbox_object_ids=list(box_ids), bbox_coords=[m.bbox2d(b) for b in boxes],
-        point_object_ids=list(point_ids), point_coords=[point2d(*p) for p in points],
-        point_labels=np.array(labels, dtype=np.int32)))
+    return roundtrip(
+        TYPES[ADD_OBJECTS_REQUEST](
+            request_header=m.header_msg(ns, ""),
+            bbox_object_ids=list(box_ids),
+            bbox_coords=[m.bbox2d(b) for b in boxes],
+            point_object_ids=list(point_ids),
+            point_coords=[point2d(*p) for p in points],
+            point_labels=np.array(labels, dtype=np.int32),
+        )
+    )
 
 
 def remove_object(obj_id: str):
@@ -215,8 +230,11 @@ def test_tap_modes_replace_and_add(model):
     core.on_point(point(5, 6))
     core.on_point(point(40, 30))
     out = feed(core, 1)
-    assert tracker.calls[1:4] == [("points", 0, 1, [(5.0, 6.0)], [1]), ("remove", 0, 1),
-                                  ("points", 0, 1, [(40.0, 30.0)], [1])]
+    assert tracker.calls[1:4] == [
+        ("points", 0, 1, [(5.0, 6.0)], [1]),
+        ("remove", 0, 1),
+        ("points", 0, 1, [(40.0, 30.0)], [1]),
+    ]
     assert [(o.obj_id, o.label) for o in out.objects] == [(1, 1)]
 
     core.set_param("tap_mode", "add")  # runtime parameter
@@ -234,43 +252,70 @@ def test_detections_seed_boxes_on_their_frame(model):
     core, tracker, _ = make_core(model)
     feed(core, 0)
     core.on_image(image(1))
-    dets = m.detection_array_msg(header(1), [m.PublishedObject(7, 1, 0.9, True, (10.0, 5.0, 30.0, 25.0)),
-                                             m.PublishedObject(0, 2, 0.8, True, (50.0, 30.0, 80.0, 60.0))])
+    dets = m.detection_array_msg(
+        header(1),
+        [
+            m.PublishedObject(7, 1, 0.9, True, (10.0, 5.0, 30.0, 25.0)),
+            m.PublishedObject(0, 2, 0.8, True, (50.0, 30.0, 80.0, 60.0)),
+        ],
+    )
     dets.detections[1].id = ""  # a detector's own (non-decimal) id: a new object
     core.on_detections(roundtrip(dets))
     out = core.step()
     # Detector boxes may overhang the image: clipped to it, not refused.
-    assert tracker.calls[1:] == [("track", 1), ("box", 1, 7, (10.0, 5.0, 30.0, 25.0), []),
-                                 ("box", 1, 8, (50.0, 30.0, 64.0, 48.0), [])]
+    assert tracker.calls[1:] == [
+        ("track", 1),
+        ("box", 1, 7, (10.0, 5.0, 30.0, 25.0), []),
+        ("box", 1, 8, (50.0, 30.0, 64.0, 48.0), []),
+    ]
     assert [o.obj_id for o in out.objects] == [7, 8]
 
 
 def test_object_prompt_with_points_labels_and_box(model):
     core, tracker, _ = make_core(model)
     feed(core, 0)
-    msg = roundtrip(TYPES[OBJECT_PROMPT](header=m.header_msg(0, ""), object_id=-1,
-                                         points=[point2d(12, 14), point2d(20, 22)],
-                                         labels=np.array([1, 0], dtype=np.int32), box=[m.bbox2d((8, 8, 40, 40))]))
+    msg = roundtrip(
+        TYPES[OBJECT_PROMPT](
+            header=m.header_msg(0, ""),
+            object_id=-1,
+            points=[point2d(12, 14), point2d(20, 22)],
+            labels=np.array([1, 0], dtype=np.int32),
+            box=[m.bbox2d((8, 8, 40, 40))],
+        )
+    )
     core.on_prompt(msg)
-    refine = roundtrip(TYPES[OBJECT_PROMPT](header=m.header_msg(stamp(0), ""), object_id=1,
-                                            points=[point2d(30, 30)], labels=np.array([0], dtype=np.int32), box=[]))
+    refine = roundtrip(
+        TYPES[OBJECT_PROMPT](
+            header=m.header_msg(stamp(0), ""),
+            object_id=1,
+            points=[point2d(30, 30)],
+            labels=np.array([0], dtype=np.int32),
+            box=[],
+        )
+    )
     core.on_prompt(refine)
     feed(core, 1)
-    assert tracker.calls[1:] == [("box", 0, 1, (8.0, 8.0, 40.0, 40.0), [(12.0, 14.0), (20.0, 22.0)]),
-                                 ("points", 0, 1, [(30.0, 30.0)], [0]), ("track", 1)]
+    assert tracker.calls[1:] == [
+        ("box", 0, 1, (8.0, 8.0, 40.0, 40.0), [(12.0, 14.0), (20.0, 22.0)]),
+        ("points", 0, 1, [(30.0, 30.0)], [0]),
+        ("track", 1),
+    ]
 
 
 def test_add_and_remove_objects_services(model):
     core, tracker, _ = make_core(model)
     feed(core, 0)
-    reply = roundtrip(core.add_objects(add_objects(["3"], [(8, 8, 40, 40)], ["1", "1"], [(10, 10), (30, 30)], [1, 0],
-                                                   ns=stamp(0))))
+    reply = roundtrip(
+        core.add_objects(add_objects(["3"], [(8, 8, 40, 40)], ["1", "1"], [(10, 10), (30, 30)], [1, 0], ns=stamp(0)))
+    )
     assert reply.success, reply.message
     # Labels go to objects in the order the request names them: its boxes first.
     assert (list(reply.object_ids), reply.object_indices.tolist()) == (["1", "3"], [2, 1])
     out = feed(core, 1)
-    assert tracker.calls[1:3] == [("box", 0, 3, (8.0, 8.0, 40.0, 40.0), []),
-                                  ("points", 0, 1, [(10.0, 10.0), (30.0, 30.0)], [1, 0])]
+    assert tracker.calls[1:3] == [
+        ("box", 0, 3, (8.0, 8.0, 40.0, 40.0), []),
+        ("points", 0, 1, [(10.0, 10.0), (30.0, 30.0)], [1, 0]),
+    ]
     assert [(o.obj_id, o.label) for o in out.objects] == [(3, 1), (1, 2)]
 
     reply = roundtrip(core.remove_object(remove_object("3")))
@@ -279,14 +324,19 @@ def test_add_and_remove_objects_services(model):
     reply = core.add_objects(add_objects(["5"], [(0, 0, 10, 10)]))
     assert reply.success and reply.object_indices.tolist() == [2, 1]  # object 3's label is free again
 
-    for request, why in [(remove_object("9"), "unknown object id 9;"), (remove_object("x"), "unknown object id 'x'"),
-                         (remove_object(""), "object id is empty")]:
+    for request, why in [
+        (remove_object("9"), "unknown object id 9;"),
+        (remove_object("x"), "unknown object id 'x'"),
+        (remove_object(""), "object id is empty"),
+    ]:
         reply = core.remove_object(request)
         assert not reply.success and why in reply.message and list(reply.object_ids) == ["1", "5"]
-    for request, why in [(add_objects([], [], ["2"], [(70, 10)]), "outside the 64x48 image"),
-                         (add_objects(["2"], [(0, 0, 80, 10)]), "not inside the 64x48 image"),
-                         (add_objects(["6", "7", "8"], [(0, 0, 8, 8)] * 3), "3 new objects but only 2"),
-                         (add_objects([], [], [], []), "neither boxes nor points")]:
+    for request, why in [
+        (add_objects([], [], ["2"], [(70, 10)]), "outside the 64x48 image"),
+        (add_objects(["2"], [(0, 0, 80, 10)]), "not inside the 64x48 image"),
+        (add_objects(["6", "7", "8"], [(0, 0, 8, 8)] * 3), "3 new objects but only 2"),
+        (add_objects([], [], [], []), "neither boxes nor points"),
+    ]:
         reply = core.add_objects(request)
         assert not reply.success and why in reply.message and list(reply.object_ids) == ["1", "5"], reply.message
 
@@ -300,8 +350,11 @@ def test_bad_prompts_are_reported_and_tracking_goes_on(model):
     assert list(core.add_objects(add_objects(["4"], [(0, 0, 8, 8)])).object_ids) == ["4"]  # object 1 was dropped
     core.on_point(point(-1, 6))  # now checked at once, nothing reaches the tracker
     assert "outside the 64x48 image" in log.text("warning")
-    prompt = roundtrip(TYPES[OBJECT_PROMPT](header=m.header_msg(0, ""), object_id=2, points=[point2d(1, 1)],
-                                            labels=np.array([], dtype=np.int32), box=[]))
+    prompt = roundtrip(
+        TYPES[OBJECT_PROMPT](
+            header=m.header_msg(0, ""), object_id=2, points=[point2d(1, 1)], labels=np.array([], dtype=np.int32), box=[]
+        )
+    )
     core.on_prompt(prompt)
     assert "1 points but 0 labels" in log.text("warning")
     feed(core, 1)
@@ -340,8 +393,7 @@ def test_outputs_carry_the_input_header_and_agree(model):
     assert (labels.encoding, labels.height, labels.width) == ("mono8", *HW)
     label_map = labels.data.reshape(HW)
     assert [(o.object_id, o.label) for o in tracked.objects] == [(2, 1), (9, 2)]
-    assert [(c.class_id, c.class_name) for c in msgs["label_info"].class_map] == [(0, "background"), (1, "2"),
-                                                                                 (2, "9")]
+    assert [(c.class_id, c.class_name) for c in msgs["label_info"].class_map] == [(0, "background"), (1, "2"), (2, "9")]
     masks = np.stack([o.mask[0].data.reshape(HW) == 255 for o in tracked.objects])
     assert masks.any(), "random weights gave empty masks: the checks below would be vacuous"
     alone = masks.sum(axis=0) == 1
@@ -383,8 +435,9 @@ def test_bad_images_are_logged_per_kind_rate_limited_and_dropped(model):
     depth = image(0, "16UC1", np.zeros(HW, np.uint16))
     short = image(0, "rgb8")
     short.data = short.data[:-3]
-    jpeg = roundtrip(TYPES["sensor_msgs/msg/CompressedImage"](header=header(0), format="jpeg",
-                                                              data=np.arange(100, dtype=np.uint8)))
+    jpeg = roundtrip(
+        TYPES["sensor_msgs/msg/CompressedImage"](header=header(0), format="jpeg", data=np.arange(100, dtype=np.uint8))
+    )
     for msg in [depth, depth, jpeg, b"\x00\x01\x00\x00garbage", short, depth]:
         core.on_image(msg)  # never raises
         assert core.step() is None
@@ -477,7 +530,11 @@ def test_diagnostics(model):
     assert (status.name, status.level) == ("tracker: tracking", status.WARN)
     assert "could not be decoded" in status.message
     assert (values["fps"], values["frames_received"], values["frames_dropped"], values["frames_rejected"]) == (
-        "1.00", "5", "2", "1")
+        "1.00",
+        "5",
+        "2",
+        "1",
+    )
     assert float(values["latency_ms_mean"]) >= 0 and values["enabled"] == "true"
     assert values["messages_unreadable"] == "1"
     clock[0] += 1.0
@@ -500,10 +557,15 @@ def test_readme_parameter_table_is_current():
 
 def test_parameters_are_checked():
     assert P.TrackerParams.from_dict({"diagnostics_period": 2}).diagnostics_period == 2.0
-    for values, why in [({"max_objects": "4"}, "must be a int"), ({"max_objects": True}, "must be a int"),
-                        ({"publish_masks": 1}, "must be a bool"), ({"max_objects": 256}, "<= 255"),
-                        ({"tap_mode": "toggle"}, "must be one of replace, add"), ({"precision": "int8"}, "one of"),
-                        ({"modle": "x"}, "unknown parameters modle")]:
+    for values, why in [
+        ({"max_objects": "4"}, "must be a int"),
+        ({"max_objects": True}, "must be a int"),
+        ({"publish_masks": 1}, "must be a bool"),
+        ({"max_objects": 256}, "<= 255"),
+        ({"tap_mode": "toggle"}, "must be one of replace, add"),
+        ({"precision": "int8"}, "one of"),
+        ({"modle": "x"}, "unknown parameters modle"),
+    ]:
         with pytest.raises(ValueError, match=why):
             P.TrackerParams.from_dict(values)
     assert [s.name for s in P.parameter_specs() if s.dynamic] == ["tap_mode", "publish_masks"]
@@ -511,21 +573,42 @@ def test_parameters_are_checked():
 
 def test_launch_file_offers_the_documented_arguments():
     tree = ast.parse((REPO / "launch" / "tracker.launch.py").read_text())
-    declared = {node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                and getattr(node.func, "id", "") == "DeclareLaunchArgument" and isinstance(node.args[0], ast.Constant)}
-    (parameters,) = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                     and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS"]
+    declared = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "DeclareLaunchArgument"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    (parameters,) = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS"
+    ]
     declared |= set(ast.literal_eval(parameters))
-    assert {"image_topic", "model", "checkpoint", "backend", "engine_dir", "precision", "max_objects", "tap_mode",
-            "params_file", "click_topic"} <= declared
+    assert {
+        "image_topic",
+        "model",
+        "checkpoint",
+        "backend",
+        "engine_dir",
+        "precision",
+        "max_objects",
+        "tap_mode",
+        "params_file",
+        "click_topic",
+    } <= declared
     assert set(ast.literal_eval(parameters)) <= {s.name for s in P.parameter_specs()}
 
 
 def test_node_is_reached_only_through_its_entry_point():
     """node.py needs rclpy: nothing else may import it, and the ``tracker`` executable must point at it."""
     compile((REPO / "sam2_ros" / "ros" / "node.py").read_text(), "node.py", "exec")
-    importers = [p for p in (REPO / "sam2_ros").rglob("*.py") if "sam2_ros.ros.node" in p.read_text() and
-                 p.name not in ("node.py", "lifecycle_node.py")]
+    importers = [
+        p
+        for p in (REPO / "sam2_ros").rglob("*.py")
+        if "sam2_ros.ros.node" in p.read_text() and p.name not in ("node.py", "lifecycle_node.py")
+    ]
     assert importers == []
     assert '"tracker = sam2_ros.ros.node:main"' in (REPO / "ros" / "sam2_ros" / "setup.py").read_text()
 
@@ -534,9 +617,23 @@ def test_colcon_installs_the_executable_launch_and_config(tmp_path: Path):
     pytest.importorskip("colcon_core")
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "sam2_ros").symlink_to(REPO, target_is_directory=True)
-    done = subprocess.run([sys.executable, "-c", "import sys; from colcon_core.command import main; sys.exit(main())",
-                           "--log-base", "/dev/null", "build", "--base-paths", "src/sam2_ros/ros/sam2_ros"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from colcon_core.command import main; sys.exit(main())",
+            "--log-base",
+            "/dev/null",
+            "build",
+            "--base-paths",
+            "src/sam2_ros/ros/sam2_ros",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     prefix = tmp_path / "install" / "sam2_ros"
     script = (prefix / "lib" / "sam2_ros" / "tracker").read_text()
@@ -569,8 +666,13 @@ def arm_frames(data_dir: Path) -> list[np.ndarray]:
     return frames
 
 
-def write_bag(path: Path, frames: list[np.ndarray], storage: StoragePlugin, compressed: bool = False,
-              stamps: list[int] | None = None) -> list[tuple[int, int]]:
+def write_bag(
+    path: Path,
+    frames: list[np.ndarray],
+    storage: StoragePlugin,
+    compressed: bool = False,
+    stamps: list[int] | None = None,
+) -> list[tuple[int, int]]:
     """A camera bag of ``frames``; returns each image's (header stamp, record time), which differ on purpose."""
     stamps = stamps if stamps is not None else [stamp(i) for i in range(len(frames))]
     times = []
@@ -584,8 +686,15 @@ def write_bag(path: Path, frames: list[np.ndarray], storage: StoragePlugin, comp
             if compressed:
                 msg = TYPES[kind](header=hdr, format="jpeg", data=cv2.imencode(".jpg", bgr)[1].reshape(-1))
             else:
-                msg = TYPES[kind](header=hdr, height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8",
-                                  is_bigendian=0, step=bgr.shape[1] * 3, data=bgr.reshape(-1))
+                msg = TYPES[kind](
+                    header=hdr,
+                    height=bgr.shape[0],
+                    width=bgr.shape[1],
+                    encoding="bgr8",
+                    is_bigendian=0,
+                    step=bgr.shape[1] * 3,
+                    data=bgr.reshape(-1),
+                )
             record = ns + 7_000_000
             writer.write(connection, record, bytes(STORE.serialize_cdr(msg, kind)))
             text = TYPES["std_msgs/msg/String"](data="not an image")
@@ -606,10 +715,27 @@ def read_bag(path: Path) -> dict[str, list[tuple[int, object]]]:
 def replay(arm_frames, tmp_path_factory) -> tuple[Path, list[tuple[int, int]], str]:
     folder = tmp_path_factory.mktemp("replay")
     times = write_bag(folder / "in", arm_frames, StoragePlugin.MCAP)
-    rc, out, err = run_cli(["track", "--bag", folder / "in", "--image-topic", "/camera/image_raw",
-                            "--out-bag", folder / "out.mcap", *RANDOM_TINY, "--object-masks",
-                            "--box", "1:60,20,120,80", "--point", "1:90,50", "--point", "2:20,20@3",
-                            "--point", "2:30,25:0@3"])
+    rc, out, err = run_cli(
+        [
+            "track",
+            "--bag",
+            folder / "in",
+            "--image-topic",
+            "/camera/image_raw",
+            "--out-bag",
+            folder / "out.mcap",
+            *RANDOM_TINY,
+            "--object-masks",
+            "--box",
+            "1:60,20,120,80",
+            "--point",
+            "1:90,50",
+            "--point",
+            "2:20,20@3",
+            "--point",
+            "2:30,25:0@3",
+        ]
+    )
     assert rc == 0, err
     assert "UNTRAINED" in err
     return folder / "out.mcap", times, out
@@ -623,8 +749,12 @@ def test_replay_writes_the_node_topics(replay):
     assert latched["/tracker/label_info"][0].durability == QosDurability.TRANSIENT_LOCAL
     topics = read_bag(path)
     assert {t: len(v) for t, v in topics.items()} == {
-        "/tracker/label_info": 2, "/tracker/label_image": ARM_FRAMES, "/tracker/detections": ARM_FRAMES,
-        "/tracker/tracked_objects": ARM_FRAMES, "/tracker/overlay": ARM_FRAMES}
+        "/tracker/label_info": 2,
+        "/tracker/label_image": ARM_FRAMES,
+        "/tracker/detections": ARM_FRAMES,
+        "/tracker/tracked_objects": ARM_FRAMES,
+        "/tracker/overlay": ARM_FRAMES,
+    }
     assert "replayed 10 images of /camera/image_raw" in summary
     for topic in ("/tracker/label_image", "/tracker/detections", "/tracker/tracked_objects", "/tracker/overlay"):
         assert [(m.stamp_ns(msg.header), record) for record, msg in topics[topic]] == times
@@ -644,26 +774,59 @@ def test_replay_matches_the_cli_frame_for_frame(replay, arm_frames, tmp_path: Pa
     """Same frames (lossless PNGs), prompts and seed: the CLI's label PNGs equal the replay's label images."""
     for i, bgr in enumerate(arm_frames):
         cv2.imwrite(str(tmp_path / f"{i:05d}.png"), bgr)
-    rc, _, err = run_cli(["track", tmp_path, "--out", tmp_path / "cli", *RANDOM_TINY, "--no-overlay",
-                          "--box", "1:60,20,120,80", "--point", "1:90,50", "--point", "2:20,20@3",
-                          "--point", "2:30,25:0@3"])
+    rc, _, err = run_cli(
+        [
+            "track",
+            tmp_path,
+            "--out",
+            tmp_path / "cli",
+            *RANDOM_TINY,
+            "--no-overlay",
+            "--box",
+            "1:60,20,120,80",
+            "--point",
+            "1:90,50",
+            "--point",
+            "2:20,20@3",
+            "--point",
+            "2:30,25:0@3",
+        ]
+    )
     assert rc == 0, err
     replayed = [msg.data.reshape(ARM_SIZE[1], ARM_SIZE[0]) for _, msg in read_bag(replay[0])["/tracker/label_image"]]
     assert any(labels.any() for labels in replayed)
     for i, labels in enumerate(replayed):  # object ids 1, 2 got labels 1, 2
-        np.testing.assert_array_equal(labels, cv2.imread(str(tmp_path / "cli" / "masks" / f"{i:05d}.png"),
-                                                         cv2.IMREAD_UNCHANGED))
+        np.testing.assert_array_equal(
+            labels, cv2.imread(str(tmp_path / "cli" / "masks" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)
+        )
 
 
 def test_replay_of_compressed_images_into_sqlite3(arm_frames, tmp_path: Path):
     times = write_bag(tmp_path / "in", arm_frames[:4], StoragePlugin.SQLITE3, compressed=True)
-    rc, _, err = run_cli(["track", "--bag", tmp_path / "in", "--out-bag", tmp_path / "out", *RANDOM_TINY,
-                          "--no-overlay", "--topic-prefix", "/arm/sam2/", "--box", "4:10,10,80,80@1"])
+    rc, _, err = run_cli(
+        [
+            "track",
+            "--bag",
+            tmp_path / "in",
+            "--out-bag",
+            tmp_path / "out",
+            *RANDOM_TINY,
+            "--no-overlay",
+            "--topic-prefix",
+            "/arm/sam2/",
+            "--box",
+            "4:10,10,80,80@1",
+        ]
+    )
     assert rc == 0, err
     assert (tmp_path / "out" / "metadata.yaml").is_file()
     topics = read_bag(tmp_path / "out")
-    assert sorted(topics) == ["/arm/sam2/detections", "/arm/sam2/label_image", "/arm/sam2/label_info",
-                              "/arm/sam2/tracked_objects"]
+    assert sorted(topics) == [
+        "/arm/sam2/detections",
+        "/arm/sam2/label_image",
+        "/arm/sam2/label_info",
+        "/arm/sam2/tracked_objects",
+    ]
     assert [m.stamp_ns(msg.header) for _, msg in topics["/arm/sam2/label_image"]] == [s for s, _ in times]
     assert [[o.object_id for o in msg.objects] for _, msg in topics["/arm/sam2/tracked_objects"]] == [[], [4], [4], [4]]
 
@@ -674,10 +837,14 @@ def test_replay_argument_errors(arm_frames, tmp_path: Path):
         (["--bag", tmp_path / "in"], "--bag and --out-bag go together"),
         (["clip.mp4", "--bag", tmp_path / "in", "--out-bag", tmp_path / "o.mcap"], "INPUT and --out are for videos"),
         (["--bag", tmp_path / "in", "--out-bag", tmp_path / "in"], "exists; choose a new --out-bag"),
-        (["--bag", tmp_path / "in", "--image-topic", "/nope", "--out-bag", tmp_path / "o.mcap"],
-         "no sensor_msgs Image or CompressedImage topic '/nope' (image topics: /camera/image_raw)"),
-        (["--bag", tmp_path / "in", "--out-bag", tmp_path / "o.mcap", "--point", "1:5,5@1"],
-         "image 1 on /camera/image_raw has stamp 0"),
+        (
+            ["--bag", tmp_path / "in", "--image-topic", "/nope", "--out-bag", tmp_path / "o.mcap"],
+            "no sensor_msgs Image or CompressedImage topic '/nope' (image topics: /camera/image_raw)",
+        ),
+        (
+            ["--bag", tmp_path / "in", "--out-bag", tmp_path / "o.mcap", "--point", "1:5,5@1"],
+            "image 1 on /camera/image_raw has stamp 0",
+        ),
         ([], "give INPUT and --out DIR (or --bag IN and --out-bag OUT"),
     ]
     for argv, message in cases:
@@ -688,7 +855,8 @@ def test_replay_argument_errors(arm_frames, tmp_path: Path):
 
 def test_replay_reports_refused_prompts(arm_frames, tmp_path: Path):
     write_bag(tmp_path / "in", arm_frames[:2], StoragePlugin.MCAP)
-    rc, _, err = run_cli(["track", "--bag", tmp_path / "in", "--out-bag", tmp_path / "o.mcap", *RANDOM_TINY,
-                          "--point", "1:500,5"])
+    rc, _, err = run_cli(
+        ["track", "--bag", tmp_path / "in", "--out-bag", tmp_path / "o.mcap", *RANDOM_TINY, "--point", "1:500,5"]
+    )
     assert rc == 1 and re.search(r"prompt for object 1 refused: .*outside the 160x90 frame", err), err
     assert "1 prompts were refused" in err and (tmp_path / "o.mcap").is_file()

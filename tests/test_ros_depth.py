@@ -4,6 +4,7 @@ The tracker is a stand-in whose masks are known boxes (random weights give arbit
 this is about the depth plumbing): object 1's mask is the box in front of a wall at 1.5 m that
 the depth images show at 0.8 m. Every message handed to the core went through CDR first.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -74,8 +75,7 @@ class BoxTracker:
                 logits[row, y1:y2, x1:x2] = 10.0
         boxes, nonempty = boxes_from_masks(logits > 0)
         result = TrackResult(self.frame, (h, w), list(self.ids), logits, scores, boxes, nonempty & (scores > 0))
-        result.states, lost = self.states.observe(self.frame, result.object_ids, result.masks, result.visible,
-                                                  prompted)
+        result.states, lost = self.states.observe(self.frame, result.object_ids, result.masks, result.visible, prompted)
         for obj_id in lost:  # as Sam2Tracker does
             self.remove_object(obj_id)
         return result
@@ -83,23 +83,42 @@ class BoxTracker:
 
 def depth_mm(shape=HW) -> np.ndarray:
     depth = np.full(shape, WALL_MM, np.uint16)
-    depth[BOX[1]:BOX[3], BOX[0]:BOX[2]] = NEAR_MM
+    depth[BOX[1] : BOX[3], BOX[0] : BOX[2]] = NEAR_MM
     depth[0, 0] = 0  # a hole
     return depth
 
 
 def depth_msg(ns: int, data: np.ndarray, encoding: str = "16UC1"):
-    return roundtrip(TYPES["sensor_msgs/msg/Image"](
-        header=m.header_msg(ns, "camera_optical"), height=data.shape[0], width=data.shape[1], encoding=encoding,
-        is_bigendian=0, step=data.shape[1] * data.itemsize, data=data.reshape(-1).view(np.uint8)))
+    return roundtrip(
+        TYPES["sensor_msgs/msg/Image"](
+            header=m.header_msg(ns, "camera_optical"),
+            height=data.shape[0],
+            width=data.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=data.shape[1] * data.itemsize,
+            data=data.reshape(-1).view(np.uint8),
+        )
+    )
 
 
 def camera_info(k=(FX, 0, CX, 0, FY, CY, 0, 0, 1), hw=HW):
     roi = TYPES["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    return roundtrip(TYPES["sensor_msgs/msg/CameraInfo"](
-        header=m.header_msg(stamp(0), "camera_optical"), height=hw[0], width=hw[1], distortion_model="plumb_bob",
-        d=np.zeros(5), k=np.array(k, dtype=np.float64), r=np.eye(3).reshape(-1),
-        p=np.zeros(12), binning_x=0, binning_y=0, roi=roi))
+    return roundtrip(
+        TYPES["sensor_msgs/msg/CameraInfo"](
+            header=m.header_msg(stamp(0), "camera_optical"),
+            height=hw[0],
+            width=hw[1],
+            distortion_model="plumb_bob",
+            d=np.zeros(5),
+            k=np.array(k, dtype=np.float64),
+            r=np.eye(3).reshape(-1),
+            p=np.zeros(12),
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
+        )
+    )
 
 
 def make_core(**params):
@@ -116,8 +135,13 @@ def tapped_frame(core, i=0, depth=None, info=True, cloud=False):
         core.on_depth(depth)
     core.on_image(image(i))
     if i == 0:
-        core.on_point_stamped(roundtrip(TYPES["geometry_msgs/msg/PointStamped"](
-            header=m.header_msg(0, ""), point=TYPES["geometry_msgs/msg/Point"](x=30.0, y=20.0, z=0.0))))
+        core.on_point_stamped(
+            roundtrip(
+                TYPES["geometry_msgs/msg/PointStamped"](
+                    header=m.header_msg(0, ""), point=TYPES["geometry_msgs/msg/Point"](x=30.0, y=20.0, z=0.0)
+                )
+            )
+        )
     return core.step(cloud=cloud)
 
 
@@ -172,9 +196,10 @@ def test_cloud_only_when_asked_with_labels_and_points_on_the_object():
 
 def test_32fc1_matches_16uc1():
     results = []
-    for msg in (depth_msg(stamp(0), depth_mm()),
-                depth_msg(stamp(0), np.where(depth_mm() == 0, np.nan, depth_mm() / 1000).astype(np.float32),
-                          "32FC1")):
+    for msg in (
+        depth_msg(stamp(0), depth_mm()),
+        depth_msg(stamp(0), np.where(depth_mm() == 0, np.nan, depth_mm() / 1000).astype(np.float32), "32FC1"),
+    ):
         core, log = make_core()
         det = dict(tapped_frame(core, depth=msg).messages())[DETECTIONS_3D].detections[0]
         results.append([det.bbox.center.position.z, det.bbox.size.x, det.results[0].pose.pose.position.x])
@@ -212,9 +237,17 @@ def test_no_camera_info_and_bad_camera_info_are_counted_and_logged():
 def test_unsupported_depth_encodings_are_logged_once_and_tracking_goes_on(encoding, data):
     core, log = make_core()
     for i in range(3):
-        msg = roundtrip(TYPES["sensor_msgs/msg/Image"](
-            header=m.header_msg(stamp(i), "c"), height=HW[0], width=HW[1], encoding=encoding, is_bigendian=0,
-            step=data.strides[0], data=data.reshape(-1)))
+        msg = roundtrip(
+            TYPES["sensor_msgs/msg/Image"](
+                header=m.header_msg(stamp(i), "c"),
+                height=HW[0],
+                width=HW[1],
+                encoding=encoding,
+                is_bigendian=0,
+                step=data.strides[0],
+                data=data.reshape(-1),
+            )
+        )
         out = tapped_frame(core, i, depth=msg)
         assert out is not None and out.tracked_objects.objects
         assert DETECTIONS_3D not in dict(out.messages())

@@ -3,6 +3,7 @@
 Every message here goes through CDR (serialize, deserialize) before it is read, so the code is
 exercised on the same kind of objects a bag or the node's adapters hand it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,16 @@ from rosbags.typesys.base import Nodetype
 
 from sam2_ros.ros import messages as m
 from sam2_ros.ros.image_codec import ImageDecodeError, image_to_rgb, label_image_msg, rgb_to_image_msg
-from sam2_ros.ros.typesys import (ADD_OBJECTS_REQUEST, ADD_OBJECTS_RESPONSE, OBJECT_PROMPT, PACKAGE,
-                                  REMOVE_OBJECT_REQUEST, TRACKED_OBJECT_ARRAY, interface_definitions, typestore)
+from sam2_ros.ros.typesys import (
+    ADD_OBJECTS_REQUEST,
+    ADD_OBJECTS_RESPONSE,
+    OBJECT_PROMPT,
+    PACKAGE,
+    REMOVE_OBJECT_REQUEST,
+    TRACKED_OBJECT_ARRAY,
+    interface_definitions,
+    typestore,
+)
 
 MSG_DIR = Path(__file__).resolve().parents[1] / "msg"
 STORE = typestore()
@@ -32,9 +41,21 @@ def roundtrip(msg):
 
 # --- definitions ------------------------------------------------------------------------------
 
-_NUMPY = {"bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
-          "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
-          "int64": np.int64, "uint64": np.uint64, "float32": np.float32, "float64": np.float64}
+_NUMPY = {
+    "bool": np.bool_,
+    "byte": np.uint8,
+    "char": np.uint8,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "uint16": np.uint16,
+    "int32": np.int32,
+    "uint32": np.uint32,
+    "int64": np.int64,
+    "uint64": np.uint64,
+    "float32": np.float32,
+    "float64": np.float64,
+}
 
 
 def _base_value(typename: str, seed: int):
@@ -60,8 +81,10 @@ def sample(typename: str, seed: int = 1):
         else:  # ARRAY (fixed length) or SEQUENCE (bound 0 = unbounded)
             (sub_node, sub_arg), length = arg
             count = length if node == Nodetype.ARRAY else min(length or 2, 2)
-            items = [_base_value(sub_arg[0], s + k) if sub_node == Nodetype.BASE else sample(sub_arg, s + k)
-                     for k in range(count)]
+            items = [
+                _base_value(sub_arg[0], s + k) if sub_node == Nodetype.BASE else sample(sub_arg, s + k)
+                for k in range(count)
+            ]
             base = sub_node == Nodetype.BASE and sub_arg[0] != "string"
             values[name] = np.array(items, dtype=_NUMPY[sub_arg[0]]) if base else items
     return TYPES[typename](**values)
@@ -84,8 +107,9 @@ def assert_same(a, b, path="msg"):
 
 def test_every_definition_file_is_registered():
     expected = {f"{PACKAGE}/msg/{p.stem}" for p in MSG_DIR.glob("*.msg")}
-    expected |= {f"{PACKAGE}/srv/{p.stem}_{half}" for p in (MSG_DIR / "srv").glob("*.srv")
-                 for half in ("Request", "Response")}
+    expected |= {
+        f"{PACKAGE}/srv/{p.stem}_{half}" for p in (MSG_DIR / "srv").glob("*.srv") for half in ("Request", "Response")
+    }
     assert len(expected) >= 7 and set(interface_definitions()) == expected
     assert expected <= set(TYPES)
 
@@ -101,13 +125,16 @@ def test_vision_msgs_match_the_generated_jazzy_type_hashes():
     """RIHS01 covers every field name, type and order, recursively: these are rosidl's own hashes."""
     jazzy = typestore("jazzy")
     assert jazzy.hash_rihs01("vision_msgs/msg/Detection2DArray") == (
-        "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968")
+        "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968"
+    )
     assert jazzy.hash_rihs01("vision_msgs/msg/LabelInfo") == (
-        "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783")
+        "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783"
+    )
 
 
 def _fields(typename):
     """(name, type) pairs in .msg spelling, e.g. ("bbox_coords", "vision_msgs/BoundingBox2D[]")."""
+
     def spell(node, arg):
         if node == Nodetype.BASE:
             return arg[0]
@@ -116,16 +143,20 @@ def _fields(typename):
         (sub_node, sub_arg), length = arg
         suffix = f"[{length}]" if node == Nodetype.ARRAY else f"[<={length}]" if length else "[]"
         return spell(sub_node, sub_arg) + suffix
+
     return [(name, spell(node, arg)) for name, (node, arg) in STORE.fielddefs[typename][1]]
 
 
 def test_services_have_isaac_ros_sam2_fields():
     assert _fields(ADD_OBJECTS_REQUEST) == [
-        ("request_header", "std_msgs/Header"), ("bbox_object_ids", "string[]"),
-        ("bbox_coords", "vision_msgs/BoundingBox2D[]"), ("point_object_ids", "string[]"),
-        ("point_coords", "vision_msgs/Point2D[]"), ("point_labels", "int32[]")]
-    response = [("object_ids", "string[]"), ("object_indices", "int32[]"), ("success", "bool"),
-                ("message", "string")]
+        ("request_header", "std_msgs/Header"),
+        ("bbox_object_ids", "string[]"),
+        ("bbox_coords", "vision_msgs/BoundingBox2D[]"),
+        ("point_object_ids", "string[]"),
+        ("point_coords", "vision_msgs/Point2D[]"),
+        ("point_labels", "int32[]"),
+    ]
+    response = [("object_ids", "string[]"), ("object_indices", "int32[]"), ("success", "bool"), ("message", "string")]
     assert _fields(ADD_OBJECTS_RESPONSE) == response
     assert _fields(REMOVE_OBJECT_REQUEST) == [("request_header", "std_msgs/Header"), ("object_id", "string")]
     assert _fields(REMOVE_OBJECT_REQUEST.replace("Request", "Response")) == response
@@ -138,6 +169,7 @@ def test_prompt_constants_match_the_python_side():
 
 # --- images -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def rgb(data_dir: Path) -> np.ndarray:
     bgr = cv2.resize(cv2.imread(str(data_dir / "images" / "truck.jpg")), (64, 48), interpolation=cv2.INTER_AREA)
@@ -149,8 +181,17 @@ def raw_image(pixels: np.ndarray, encoding: str, pad: int = 0):
     height, width = pixels.shape[:2]
     rows = pixels.reshape(height, -1)
     data = np.concatenate([rows, np.full((height, pad), 0xAB, np.uint8)], axis=1).reshape(-1)
-    return roundtrip(TYPES["sensor_msgs/msg/Image"](header=HEADER, height=height, width=width, encoding=encoding,
-                                                    is_bigendian=0, step=rows.shape[1] + pad, data=data))
+    return roundtrip(
+        TYPES["sensor_msgs/msg/Image"](
+            header=HEADER,
+            height=height,
+            width=width,
+            encoding=encoding,
+            is_bigendian=0,
+            step=rows.shape[1] + pad,
+            data=data,
+        )
+    )
 
 
 def compressed_image(encoded: np.ndarray, fmt: str):
@@ -163,7 +204,8 @@ def test_raw_encodings_decode_exactly(rgb, encoding, pad):
     alpha = np.arange(rgb[..., :1].size, dtype=np.uint8).reshape(rgb.shape[:2] + (1,))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     pixels, expected = {
-        "rgb8": (rgb, rgb), "bgr8": (rgb[..., ::-1], rgb),
+        "rgb8": (rgb, rgb),
+        "bgr8": (rgb[..., ::-1], rgb),
         "rgba8": (np.concatenate([rgb, alpha], axis=2), rgb),
         "bgra8": (np.concatenate([rgb[..., ::-1], alpha], axis=2), rgb),
         "mono8": (gray, np.stack([gray] * 3, axis=2)),
@@ -173,9 +215,15 @@ def test_raw_encodings_decode_exactly(rgb, encoding, pad):
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize("encoding,packing", [("yuv422", cv2.COLOR_RGB2YUV_UYVY), ("uyvy", cv2.COLOR_RGB2YUV_UYVY),
-                                              ("yuv422_yuy2", cv2.COLOR_RGB2YUV_YUYV),
-                                              ("yuyv", cv2.COLOR_RGB2YUV_YUYV)])
+@pytest.mark.parametrize(
+    "encoding,packing",
+    [
+        ("yuv422", cv2.COLOR_RGB2YUV_UYVY),
+        ("uyvy", cv2.COLOR_RGB2YUV_UYVY),
+        ("yuv422_yuy2", cv2.COLOR_RGB2YUV_YUYV),
+        ("yuyv", cv2.COLOR_RGB2YUV_YUYV),
+    ],
+)
 def test_yuv422_encodings_decode_in_their_byte_order(rgb, encoding, packing):
     """sensor_msgs' "yuv422" is UYVY: reading the other byte order is off by ~60 levels on average."""
     out = image_to_rgb(raw_image(cv2.cvtColor(rgb, packing), encoding, pad=4))
@@ -237,8 +285,7 @@ def test_outgoing_images_keep_pixels_and_header(rgb):
     np.testing.assert_array_equal(image_to_rgb(overlay), rgb)
     labels = (np.arange(48 * 64) % 4).astype(np.uint8).reshape(48, 64)
     label_image = roundtrip(label_image_msg(labels, HEADER))
-    assert (label_image.encoding, label_image.step, m.stamp_ns(label_image.header)) == ("mono8", 64,
-                                                                                         m.stamp_ns(HEADER))
+    assert (label_image.encoding, label_image.step, m.stamp_ns(label_image.header)) == ("mono8", 64, m.stamp_ns(HEADER))
     np.testing.assert_array_equal(label_image.data.reshape(48, 64), labels)
 
 
@@ -257,8 +304,9 @@ def test_video_frames_survive_a_bag(data_dir, tmp_path, storage):
         tracks = writer.add_connection("/sam2/tracked_objects", TRACKED_OBJECT_ARRAY, typestore=STORE)
         for stamp, bgr in zip(stamps, frames):
             header = m.header_msg(stamp, "camera")
-            image = TYPES["sensor_msgs/msg/Image"](header=header, height=90, width=160, encoding="bgr8",
-                                                   is_bigendian=0, step=480, data=bgr.reshape(-1))
+            image = TYPES["sensor_msgs/msg/Image"](
+                header=header, height=90, width=160, encoding="bgr8", is_bigendian=0, step=480, data=bgr.reshape(-1)
+            )
             writer.write(images, stamp, STORE.serialize_cdr(image, image.__msgtype__))
             result = m.tracked_object_array_msg(header, [m.PublishedObject(1, 1, 0.75, True, (2, 3, 40, 50))])
             writer.write(tracks, stamp, STORE.serialize_cdr(result, TRACKED_OBJECT_ARRAY))
@@ -276,8 +324,7 @@ def test_video_frames_survive_a_bag(data_dir, tmp_path, storage):
 
 # --- outgoing messages ------------------------------------------------------------------------
 
-OBJECTS = [m.PublishedObject(3, 1, 0.9, True, (10.0, 20.0, 30.0, 60.0)),
-           m.PublishedObject(5, 2, 0.125, False, None)]
+OBJECTS = [m.PublishedObject(3, 1, 0.9, True, (10.0, 20.0, 30.0, 60.0)), m.PublishedObject(5, 2, 0.125, False, None)]
 
 
 def test_detection_array_lists_visible_objects():
@@ -287,7 +334,11 @@ def test_detection_array_lists_visible_objects():
     assert det.id == det.results[0].hypothesis.class_id == "3"
     assert det.results[0].hypothesis.score == pytest.approx(0.9)
     assert (det.bbox.center.position.x, det.bbox.center.position.y, det.bbox.size_x, det.bbox.size_y) == (
-        20.0, 40.0, 20.0, 40.0)
+        20.0,
+        40.0,
+        20.0,
+        40.0,
+    )
     assert m.box_from_bbox2d(det.bbox) == OBJECTS[0].box
 
 
@@ -312,6 +363,7 @@ def test_tracked_objects_carry_every_object_and_optional_masks():
 
 # --- incoming prompts -------------------------------------------------------------------------
 
+
 def _point2d(x, y):
     return TYPES["vision_msgs/msg/Point2D"](x=x, y=y)
 
@@ -329,28 +381,39 @@ def test_detections_seed_boxes():
     detections = m.detection_array_msg(HEADER, [OBJECTS[0], m.PublishedObject(4, 2, 0.8, True, (0, 0, 8, 4))])
     detections.detections[1].id = "person"
     prompts = m.prompts_from_detections(roundtrip(detections))
-    assert prompts == [m.Prompt(None, box=(10.0, 20.0, 30.0, 60.0), stamp_ns=m.stamp_ns(HEADER), caller_id=3),
-                       m.Prompt(None, box=(0.0, 0.0, 8.0, 4.0), stamp_ns=m.stamp_ns(HEADER), caller_id="person")]
+    assert prompts == [
+        m.Prompt(None, box=(10.0, 20.0, 30.0, 60.0), stamp_ns=m.stamp_ns(HEADER), caller_id=3),
+        m.Prompt(None, box=(0.0, 0.0, 8.0, 4.0), stamp_ns=m.stamp_ns(HEADER), caller_id="person"),
+    ]
     detections.detections[1].id = ""  # no id: a new object each time
     assert m.prompts_from_detections(roundtrip(detections))[1].caller_id is None
 
 
 def _object_prompt(object_id, points, labels, boxes, header=HEADER):
-    return roundtrip(TYPES[OBJECT_PROMPT](header=header, object_id=object_id,
-                                          points=[_point2d(x, y) for x, y in points],
-                                          labels=np.array(labels, dtype=np.int32), box=[m.bbox2d(b) for b in boxes]))
+    return roundtrip(
+        TYPES[OBJECT_PROMPT](
+            header=header,
+            object_id=object_id,
+            points=[_point2d(x, y) for x, y in points],
+            labels=np.array(labels, dtype=np.int32),
+            box=[m.bbox2d(b) for b in boxes],
+        )
+    )
 
 
 def test_object_prompt_message():
-    prompt = m.prompt_from_msg(_object_prompt(-1, [(1, 2), (3, 4)], [1, 0], [(0, 0, 10, 10)],
-                                              header=m.header_msg(0, "")))
+    prompt = m.prompt_from_msg(
+        _object_prompt(-1, [(1, 2), (3, 4)], [1, 0], [(0, 0, 10, 10)], header=m.header_msg(0, ""))
+    )
     assert prompt == m.Prompt(None, [(1.0, 2.0), (3.0, 4.0)], [1, 0], (0.0, 0.0, 10.0, 10.0), None)
     assert m.prompt_from_msg(_object_prompt(7, [(5, 6)], [1], [])).obj_id == 7
-    for bad, why in [(_object_prompt(1, [(1, 2)], [], []), "1 points but 0 labels"),
-                     (_object_prompt(1, [], [], []), "neither points nor a box"),
-                     (_object_prompt(1, [(1, 2)], [2], []), "point label 2"),
-                     (_object_prompt(-5, [(1, 2)], [1], []), "negative"),
-                     (_object_prompt(1, [], [], [(5, 5, 5, 9)]), "no area")]:
+    for bad, why in [
+        (_object_prompt(1, [(1, 2)], [], []), "1 points but 0 labels"),
+        (_object_prompt(1, [], [], []), "neither points nor a box"),
+        (_object_prompt(1, [(1, 2)], [2], []), "point label 2"),
+        (_object_prompt(-5, [(1, 2)], [1], []), "negative"),
+        (_object_prompt(1, [], [], [(5, 5, 5, 9)]), "no area"),
+    ]:
         with pytest.raises(m.PromptError, match=why):
             m.prompt_from_msg(bad)
     rotated = _object_prompt(1, [], [], [(0, 0, 4, 4)])
@@ -360,10 +423,16 @@ def test_object_prompt_message():
 
 
 def _add_objects(box_ids, boxes, point_ids, points, labels):
-    return roundtrip(TYPES[ADD_OBJECTS_REQUEST](
-        request_header=HEADER, bbox_object_ids=box_ids, bbox_coords=[m.bbox2d(b) for b in boxes],
-        point_object_ids=point_ids, point_coords=[_point2d(x, y) for x, y in points],
-        point_labels=np.array(labels, dtype=np.int32)))
+    return roundtrip(
+        TYPES[ADD_OBJECTS_REQUEST](
+            request_header=HEADER,
+            bbox_object_ids=box_ids,
+            bbox_coords=[m.bbox2d(b) for b in boxes],
+            point_object_ids=point_ids,
+            point_coords=[_point2d(x, y) for x, y in points],
+            point_labels=np.array(labels, dtype=np.int32),
+        )
+    )
 
 
 def test_add_objects_groups_prompts_per_object():
@@ -371,13 +440,16 @@ def test_add_objects_groups_prompts_per_object():
     request = _add_objects(["2"], [(0, 0, 4, 4)], ["obj1", "02", "obj1"], [(1, 1), (2, 2), (3, 3)], [])
     assert m.prompts_from_add_objects(request) == [  # "02" is tracker id 2, as "2" is
         m.Prompt(None, [(2.0, 2.0)], [1], (0.0, 0.0, 4.0, 4.0), stamp, caller_id=2),
-        m.Prompt(None, [(1.0, 1.0), (3.0, 3.0)], [1, 1], None, stamp, caller_id="obj1")]
+        m.Prompt(None, [(1.0, 1.0), (3.0, 3.0)], [1, 1], None, stamp, caller_id="obj1"),
+    ]
     labelled = _add_objects([], [], ["1", "1"], [(1, 1), (2, 2)], [1, 0])
     assert m.prompts_from_add_objects(labelled)[0].labels == [1, 0]
-    for bad, why in [(_add_objects([""], [(0, 0, 4, 4)], [], [], []), "object id is empty"),
-                     (_add_objects(["x" * 129], [(0, 0, 4, 4)], [], [], []), "129 characters; at most 128"),
-                     (_add_objects(["1", "1"], [(0, 0, 4, 4)] * 2, [], [], []), "more than one box"),
-                     (_add_objects([], [], ["1"], [(1, 1)], [1, 1]), "1 points but 2 labels"),
-                     (_add_objects([], [], [], [], []), "neither boxes nor points")]:
+    for bad, why in [
+        (_add_objects([""], [(0, 0, 4, 4)], [], [], []), "object id is empty"),
+        (_add_objects(["x" * 129], [(0, 0, 4, 4)], [], [], []), "129 characters; at most 128"),
+        (_add_objects(["1", "1"], [(0, 0, 4, 4)] * 2, [], [], []), "more than one box"),
+        (_add_objects([], [], ["1"], [(1, 1)], [1, 1]), "1 points but 2 labels"),
+        (_add_objects([], [], [], [], []), "neither boxes nor points"),
+    ]:
         with pytest.raises(m.PromptError, match=why):
             m.prompts_from_add_objects(bad)

@@ -11,6 +11,7 @@ sourced and this package's Python dependencies installed (``pip install -e .[bag
 
 Random weights at a 128-pixel input keep it quick on CPU; masks are meaningless, plumbing is real.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,20 +47,37 @@ TIMEOUT_S = 30.0
 
 
 #: Parameters of both nodes; an int for the float diagnostics_period, as users write it (finding 2).
-SMOKE_PARAMETERS = {"random_weights": True, "image_size": 128, "device": "cpu", "max_objects": 4,
-                    "diagnostics_period": 1}
+SMOKE_PARAMETERS = {
+    "random_weights": True,
+    "image_size": 128,
+    "device": "cpu",
+    "max_objects": 4,
+    "diagnostics_period": 1,
+}
 
 
 @pytest.mark.launch_test
 def generate_test_description():
     tracker = launch_ros.actions.Node(
-        package="sam2_ros", executable="tracker", name="tracker", output="screen",
-        parameters=[SMOKE_PARAMETERS], remappings=[("image", "/test/image"), ("~/click", "/test/click")])
+        package="sam2_ros",
+        executable="tracker",
+        name="tracker",
+        output="screen",
+        parameters=[SMOKE_PARAMETERS],
+        remappings=[("image", "/test/image"), ("~/click", "/test/click")],
+    )
     managed = launch_ros.actions.Node(
-        package="sam2_ros", executable="tracker_lifecycle", name="managed_tracker", output="screen",
-        parameters=[SMOKE_PARAMETERS], remappings=[("image", "/test/managed_image")])
-    return (launch.LaunchDescription([tracker, managed, launch_testing.actions.ReadyToTest()]),
-            {"tracker": tracker, "managed": managed})
+        package="sam2_ros",
+        executable="tracker_lifecycle",
+        name="managed_tracker",
+        output="screen",
+        parameters=[SMOKE_PARAMETERS],
+        remappings=[("image", "/test/managed_image")],
+    )
+    return (
+        launch.LaunchDescription([tracker, managed, launch_testing.actions.ReadyToTest()]),
+        {"tracker": tracker, "managed": managed},
+    )
 
 
 class TestTrackerNode(unittest.TestCase):
@@ -67,17 +85,21 @@ class TestTrackerNode(unittest.TestCase):
     def setUpClass(cls) -> None:
         rclpy.init()
         cls.node = rclpy.create_node("tracker_test_client")
-        cls.inbox: dict[str, list] = {name: [] for name in
-                                      ("label_info", "label_image", "detections", "tracked_objects", "overlay",
-                                       "diagnostics")}
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        for name, msg_type, topic, qos in [("label_info", LabelInfo, "/tracker/label_info", latched),
-                                           ("label_image", Image, "/tracker/label_image", 10),
-                                           ("detections", Detection2DArray, "/tracker/detections", 10),
-                                           ("tracked_objects", TrackedObjectArray, "/tracker/tracked_objects", 10),
-                                           ("overlay", Image, "/tracker/overlay", 10),
-                                           ("diagnostics", DiagnosticArray, "/diagnostics", 10)]:
+        cls.inbox: dict[str, list] = {
+            name: []
+            for name in ("label_info", "label_image", "detections", "tracked_objects", "overlay", "diagnostics")
+        }
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        for name, msg_type, topic, qos in [
+            ("label_info", LabelInfo, "/tracker/label_info", latched),
+            ("label_image", Image, "/tracker/label_image", 10),
+            ("detections", Detection2DArray, "/tracker/detections", 10),
+            ("tracked_objects", TrackedObjectArray, "/tracker/tracked_objects", 10),
+            ("overlay", Image, "/tracker/overlay", 10),
+            ("diagnostics", DiagnosticArray, "/diagnostics", 10),
+        ]:
             cls.node.create_subscription(msg_type, topic, cls.inbox[name].append, qos)
         cls.images = cls.node.create_publisher(Image, "/test/image", 10)
         cls.clicks = cls.node.create_publisher(Point, "/test/click", 10)
@@ -175,8 +197,11 @@ class TestTrackerNode(unittest.TestCase):
 
         reply = self.call(Trigger, "/tracker/reset", Trigger.Request())
         self.assertTrue(reply.success, reply.message)
-        self.assertTrue(self.spin_until(lambda: self.latest_ids() == [] and len(
-            self.inbox["label_info"][-1].class_map) == 1, publish=True))
+        self.assertTrue(
+            self.spin_until(
+                lambda: self.latest_ids() == [] and len(self.inbox["label_info"][-1].class_map) == 1, publish=True
+            )
+        )
 
         self.assertTrue(self.call(SetBool, "/tracker/enable", SetBool.Request(data=False)).success)
         self.spin_until(lambda: False, timeout=1.0)  # let in-flight frames land
@@ -191,15 +216,21 @@ class TestTrackerNode(unittest.TestCase):
             return [s for a in self.inbox["diagnostics"] for s in a.status if s.name == "tracker: tracking"]
 
         self.assertTrue(self.spin_until(lambda: tracker_status(), STARTUP_S, publish=True))
-        self.assertTrue(self.spin_until(
-            lambda: any(kv.key == "fps" and kv.value not in ("", "0.00") for kv in tracker_status()[-1].values),
-            publish=True))
+        self.assertTrue(
+            self.spin_until(
+                lambda: any(kv.key == "fps" and kv.value not in ("", "0.00") for kv in tracker_status()[-1].values),
+                publish=True,
+            )
+        )
         keys = {kv.key for kv in tracker_status()[-1].values}
         self.assertLessEqual({"fps", "latency_ms_mean", "frames_dropped", "frames_received"}, keys)
 
     def set_parameter(self, name: str, value: str) -> bool:
-        request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
-            type=ParameterType.PARAMETER_STRING, string_value=value))])
+        request = SetParameters.Request(
+            parameters=[
+                Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+            ]
+        )
         return self.call(SetParameters, "/tracker/set_parameters", request).results[0].successful
 
 
@@ -226,8 +257,13 @@ class TestLifecycleNode(unittest.TestCase):
         while time.monotonic() < end:
             if publish and time.monotonic() >= next_frame:
                 msg = Image()
-                msg.header.frame_id, msg.height, msg.width, msg.encoding, msg.step = "camera", HEIGHT, WIDTH, \
-                    "rgb8", WIDTH * 3
+                msg.header.frame_id, msg.height, msg.width, msg.encoding, msg.step = (
+                    "camera",
+                    HEIGHT,
+                    WIDTH,
+                    "rgb8",
+                    WIDTH * 3,
+                )
                 msg.data = bytes(HEIGHT * WIDTH * 3)
                 self.images.publish(msg)
                 next_frame = time.monotonic() + 0.2
@@ -259,8 +295,9 @@ class TestLifecycleNode(unittest.TestCase):
 
     def not_serving(self) -> bool:
         services = {name for name, _ in self.node.get_service_names_and_types()}
-        return self.node.count_publishers(f"{self.NAME}/label_image") == 0 and \
-            f"{self.NAME}/add_objects" not in services
+        return (
+            self.node.count_publishers(f"{self.NAME}/label_image") == 0 and f"{self.NAME}/add_objects" not in services
+        )
 
     def test_transitions_open_and_close_the_node(self, proc_output, managed) -> None:
         self.assertEqual(self.state(), State.PRIMARY_STATE_UNCONFIGURED)

@@ -7,6 +7,7 @@ missed namespaced nodes, package.xml missed what the node imports and starts, an
 Pillow broke the test run. The rclpy node itself is exercised by tests/test_ros_node.py where
 rclpy exists; everything it decides is here, in ROS-free code.
 """
+
 from __future__ import annotations
 
 import ast
@@ -53,9 +54,13 @@ def test_every_parameter_is_declared_with_dynamic_typing_and_its_constraints():
 def test_mistyped_parameters_are_one_line_naming_the_parameter():
     assert P.TrackerParams.from_dict({"diagnostics_period": 2}).diagnostics_period == 2.0  # int for float
     assert isinstance(P.TrackerParams.from_dict({"diagnostics_period": 2}).diagnostics_period, float)
-    for values, name in [({"image_size": "abc"}, "image_size"), ({"diagnostics_period": "2"}, "diagnostics_period"),
-                         ({"random_weights": 1}, "random_weights"), ({"max_objects": 2.0}, "max_objects"),
-                         ({"checkpoint": ["a"]}, "checkpoint")]:
+    for values, name in [
+        ({"image_size": "abc"}, "image_size"),
+        ({"diagnostics_period": "2"}, "diagnostics_period"),
+        ({"random_weights": 1}, "random_weights"),
+        ({"max_objects": 2.0}, "max_objects"),
+        ({"checkpoint": ["a"]}, "checkpoint"),
+    ]:
         with pytest.raises(ValueError) as caught:
             P.TrackerParams.from_dict(values)
         assert f"parameter {name!r}" in str(caught.value) and "\n" not in str(caught.value)
@@ -101,16 +106,26 @@ def test_exported_backend_errors_name_node_parameters():
 
 # ------------------------------------------------------------------ launch arguments (finding 5)
 def test_launch_overrides_type_and_check_values():
-    overrides = P.launch_overrides({"image_size": "256", "random_weights": "true", "diagnostics_period": "2",
-                                    "checkpoint": "", "tap_mode": "add"})
+    overrides = P.launch_overrides(
+        {"image_size": "256", "random_weights": "true", "diagnostics_period": "2", "checkpoint": "", "tap_mode": "add"}
+    )
     assert overrides == {"image_size": 256, "random_weights": True, "diagnostics_period": 2.0, "tap_mode": "add"}
     assert P.launch_overrides({s.name: "" for s in P.parameter_specs()}) == {}  # empty: the file's value
 
 
-@pytest.mark.parametrize("name, text, why", [
-    ("image_size", "abc", "must be a int"), ("image_size", "100", "multiple of 32"), ("image_size", "32", ">= 64"),
-    ("random_weights", "yes", "true or false"), ("max_objects", "0", ">= 1"), ("tap_mode", "toggle", "one of"),
-    ("diagnostics_period", "fast", "must be a float"), ("imagesize", "1", "unknown parameter")])
+@pytest.mark.parametrize(
+    "name, text, why",
+    [
+        ("image_size", "abc", "must be a int"),
+        ("image_size", "100", "multiple of 32"),
+        ("image_size", "32", ">= 64"),
+        ("random_weights", "yes", "true or false"),
+        ("max_objects", "0", ">= 1"),
+        ("tap_mode", "toggle", "one of"),
+        ("diagnostics_period", "fast", "must be a float"),
+        ("imagesize", "1", "unknown parameter"),
+    ],
+)
 def test_bad_launch_value_is_one_line_naming_the_argument(name: str, text: str, why: str):
     with pytest.raises(ValueError) as caught:
         P.launch_overrides({name: text})
@@ -126,16 +141,29 @@ def test_launch_flags_are_checked():
 
 def test_launch_file_offers_every_parameter_and_the_lifecycle_switches():
     tree = _tree(LAUNCH)
-    declared = {node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                and getattr(node.func, "id", "") == "DeclareLaunchArgument" and isinstance(node.args[0], ast.Constant)}
-    (parameters,) = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                     and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS"]
+    declared = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "DeclareLaunchArgument"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    (parameters,) = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAMETER_ARGUMENTS"
+    ]
     assert list(ast.literal_eval(parameters)) == [s.name for s in P.parameter_specs()]
     assert {"image_topic", "click_topic", "params_file", "namespace", "lifecycle", "autostart", "rqt"} <= declared
     calls = {getattr(node.func, "id", "") for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert {"launch_overrides", "parse_flag", "LifecycleNode", "ChangeState", "OnStateTransition"} <= calls
-    executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                   for kw in node.keywords if kw.arg == "executable" and isinstance(kw.value, ast.Constant)}
+    executables = {
+        kw.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+        if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
+    }
     assert {"tracker", "tracker_lifecycle", "rqt_image_view"} <= executables
 
 
@@ -149,8 +177,10 @@ def test_config_applies_to_any_node_name_and_namespace():
 
 def test_node_section_overrides_the_wildcard(tmp_path: Path):
     path = tmp_path / "p.yaml"
-    path.write_text("/**:\n  ros__parameters: {max_objects: 4, tap_mode: add}\n"
-                    "tracker:\n  ros__parameters: {max_objects: 8}\n", encoding="utf-8")
+    path.write_text(
+        "/**:\n  ros__parameters: {max_objects: 4, tap_mode: add}\ntracker:\n  ros__parameters: {max_objects: 8}\n",
+        encoding="utf-8",
+    )
     params = P.load_params_file(path)
     assert (params.max_objects, params.tap_mode) == (8, "add")
     path.write_text("other:\n  ros__parameters: {max_objects: 8}\n", encoding="utf-8")
@@ -160,8 +190,11 @@ def test_node_section_overrides_the_wildcard(tmp_path: Path):
 
 # ------------------------------------------------------------------ the node's wiring tables
 def _table_rows(name: str) -> list[ast.Call]:
-    (table,) = [node.value for node in ast.walk(_tree(NODE)) if isinstance(node, ast.Assign)
-                and getattr(node.targets[0], "id", "") == name]
+    (table,) = [
+        node.value
+        for node in ast.walk(_tree(NODE))
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name
+    ]
     return [row for row in table.elts if isinstance(row, ast.Call)]
 
 
@@ -196,8 +229,13 @@ def test_node_deserialization_errors_go_to_the_core():
 
 # ------------------------------------------------------------------ package.xml vs imports (finding 7)
 #: Python modules the node and launch file import, by the rosdep key that installs them.
-ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "tqdm": "python3-tqdm", "yaml": "python3-yaml",
-               "rosbags": "python3-rosbags-pip"}
+ROSDEP_KEYS = {
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "tqdm": "python3-tqdm",
+    "yaml": "python3-yaml",
+    "rosbags": "python3-rosbags-pip",
+}
 #: Installed by hand (no rosdep key fits every robot; ros/README.md says how) or only by an optional backend.
 NOT_FROM_ROSDEP = {"torch", "safetensors", "onnx", "onnxruntime", "onnxscript", "tensorrt", "cuda", "pycuda"}
 ROS_TYPE = re.compile(r"^([a-z][a-z0-9_]*)/(msg|srv|action)/[A-Za-z0-9_]+$")
@@ -274,20 +312,27 @@ def test_no_test_module_imports_pillow_when_collected():
     offenders = []
     for path in sorted((REPO / "tests").glob("*.py")):
         for node in _tree(path).body:  # module level only: imports inside tests and fixtures are fine
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] == "PIL"]
     assert offenders == []
 
 
 @pytest.mark.slow
 def test_tests_collect_without_pillow():
-    script = ("import sys\n"
-              "class Block:\n"
-              "    def find_spec(self, name, path=None, target=None):\n"
-              "        if name.split('.')[0] == 'PIL': raise ImportError('no Pillow here')\n"
-              "sys.meta_path.insert(0, Block())\n"
-              "import pytest\n"
-              "sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', 'tests']))\n")
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'PIL': raise ImportError('no Pillow here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', 'tests']))\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -6,6 +6,7 @@ wiring code, a real tracker (random weights, 64 px) and real CDR (rosbags) throu
 that records what the node asks of rclpy, with the signatures rclpy has. What they cannot show
 (rclpy's own behaviour, DDS, launch) is tests/test_ros_node.py's, which runs where rclpy exists.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -62,8 +63,14 @@ class Logger:
 
 class Entity:
     def __init__(self, kind: str, msg_type: Any, name: str, callback: Any = None, qos: Any = None, **options) -> None:
-        self.kind, self.msg_type, self.name, self.callback, self.qos, self.options = \
-            kind, msg_type, name, callback, qos, options
+        self.kind, self.msg_type, self.name, self.callback, self.qos, self.options = (
+            kind,
+            msg_type,
+            name,
+            callback,
+            qos,
+            options,
+        )
         self.published: list[bytes] = []
 
     def publish(self, data: bytes) -> None:
@@ -162,13 +169,17 @@ def ros(monkeypatch):
         "rclpy.callback_groups": dict(ReentrantCallbackGroup=object),
         "rclpy.executors": dict(ExternalShutdownException=RuntimeError, MultiThreadedExecutor=object),
         "rclpy.logging": dict(get_logger=lambda name: logger),
-        "rclpy.qos": dict(QoSProfile=lambda **kw: kw, DurabilityPolicy=types.SimpleNamespace(TRANSIENT_LOCAL="tl"),
-                          HistoryPolicy=types.SimpleNamespace(KEEP_LAST="kl"),
-                          ReliabilityPolicy=types.SimpleNamespace(BEST_EFFORT="be", RELIABLE="r")),
+        "rclpy.qos": dict(
+            QoSProfile=lambda **kw: kw,
+            DurabilityPolicy=types.SimpleNamespace(TRANSIENT_LOCAL="tl"),
+            HistoryPolicy=types.SimpleNamespace(KEEP_LAST="kl"),
+            ReliabilityPolicy=types.SimpleNamespace(BEST_EFFORT="be", RELIABLE="r"),
+        ),
         "rclpy.serialization": dict(serialize_message=lambda msg: msg, deserialize_message=lambda data, t: (data, t)),
-        "rcl_interfaces": {}, "rcl_interfaces.msg": dict(ParameterDescriptor=ParameterDescriptor,
-                                                          SetParametersResult=SetParametersResult),
-        "rosidl_runtime_py": {}, "rosidl_runtime_py.utilities": dict(get_message=_ros_type, get_service=_ros_type),
+        "rcl_interfaces": {},
+        "rcl_interfaces.msg": dict(ParameterDescriptor=ParameterDescriptor, SetParametersResult=SetParametersResult),
+        "rosidl_runtime_py": {},
+        "rosidl_runtime_py.utilities": dict(get_message=_ros_type, get_service=_ros_type),
     }
     for name, attributes in modules.items():
         module = types.ModuleType(name)
@@ -192,8 +203,15 @@ def _image_cdr(height: int = 48, width: int = 64) -> bytes:
     store = typestore()
     t = store.types
     header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=5, nanosec=0), frame_id="camera")
-    msg = t["sensor_msgs/msg/Image"](header=header, height=height, width=width, encoding="rgb8", is_bigendian=0,
-                                    step=width * 3, data=np.zeros(height * width * 3, dtype=np.uint8))
+    msg = t["sensor_msgs/msg/Image"](
+        header=header,
+        height=height,
+        width=width,
+        encoding="rgb8",
+        is_bigendian=0,
+        step=width * 3,
+        data=np.zeros(height * width * 3, dtype=np.uint8),
+    )
     return bytes(store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
 
 
@@ -216,8 +234,14 @@ def test_plain_node_wires_tables_tracks_and_tears_down(ros):
     assert subscriptions["image"].msg_type.type_name == "sensor_msgs/msg/Image"
     assert set(_by_name(node, "service")) == {"~/add_objects", "~/remove_object", "~/reset", "~/enable"}
     publishers = _by_name(node, "publisher")
-    assert set(publishers) == {"~/label_info", "~/label_image", "~/detections", "~/tracked_objects", "~/overlay",
-                               "/diagnostics"}
+    assert set(publishers) == {
+        "~/label_info",
+        "~/label_image",
+        "~/detections",
+        "~/tracked_objects",
+        "~/overlay",
+        "/diagnostics",
+    }
     assert publishers["~/label_info"].qos["durability"] == "tl"
     store = typestore()
     (latched,) = publishers["~/label_info"].published
@@ -284,8 +308,10 @@ def test_lifecycle_transitions_open_close_and_free(ros, monkeypatch):
 
     monkeypatch.setitem(node.params, "image_size", 100)  # e.g. set while unconfigured
     assert node.on_configure(None) is TransitionCallbackReturn.FAILURE and node.core is None
-    assert node.logger.lines[-1] == ("error", "cannot configure: parameter 'image_size' must be a multiple of 32, "
-                                              "got 100")
+    assert node.logger.lines[-1] == (
+        "error",
+        "cannot configure: parameter 'image_size' must be a multiple of 32, got 100",
+    )
     monkeypatch.setitem(node.params, "image_size", 64)
     assert node.on_configure(None) is ok and node.on_activate(None) is ok
     assert node.on_shutdown(None) is ok and node.entities == [] and node.core is None
@@ -307,13 +333,21 @@ class LaunchConfiguration(Recorded):
 @pytest.fixture
 def launch_file(monkeypatch):
     """tracker.launch.py loaded against recording stand-ins for launch, launch_ros and lifecycle_msgs."""
-    kinds = {"launch": ["LaunchDescription"],
-             "launch.actions": ["DeclareLaunchArgument", "EmitEvent", "OpaqueFunction", "RegisterEventHandler"],
-             "launch.conditions": ["IfCondition"], "launch.events": [], "launch.substitutions": ["PathJoinSubstitution"],
-             "launch_ros": [], "launch_ros.actions": ["LifecycleNode", "Node"],
-             "launch_ros.event_handlers": ["OnStateTransition"], "launch_ros.events": [],
-             "launch_ros.events.lifecycle": ["ChangeState"], "launch_ros.substitutions": ["FindPackageShare"],
-             "lifecycle_msgs": [], "lifecycle_msgs.msg": []}
+    kinds = {
+        "launch": ["LaunchDescription"],
+        "launch.actions": ["DeclareLaunchArgument", "EmitEvent", "OpaqueFunction", "RegisterEventHandler"],
+        "launch.conditions": ["IfCondition"],
+        "launch.events": [],
+        "launch.substitutions": ["PathJoinSubstitution"],
+        "launch_ros": [],
+        "launch_ros.actions": ["LifecycleNode", "Node"],
+        "launch_ros.event_handlers": ["OnStateTransition"],
+        "launch_ros.events": [],
+        "launch_ros.events.lifecycle": ["ChangeState"],
+        "launch_ros.substitutions": ["FindPackageShare"],
+        "lifecycle_msgs": [],
+        "lifecycle_msgs.msg": [],
+    }
     for name, classes in kinds.items():
         module = types.ModuleType(name)
         for cls in classes:
@@ -321,28 +355,36 @@ def launch_file(monkeypatch):
         monkeypatch.setitem(sys.modules, name, module)
     sys.modules["launch.events"].matches_action = lambda action: ("matches", action)
     sys.modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
-    sys.modules["lifecycle_msgs.msg"].Transition = types.SimpleNamespace(TRANSITION_CONFIGURE=1,
-                                                                         TRANSITION_ACTIVATE=3)
+    sys.modules["lifecycle_msgs.msg"].Transition = types.SimpleNamespace(TRANSITION_CONFIGURE=1, TRANSITION_ACTIVATE=3)
     from importlib.util import module_from_spec, spec_from_file_location
 
-    spec = spec_from_file_location("tracker_launch", Path(__file__).resolve().parents[1] / "launch" /
-                                   "tracker.launch.py")
+    spec = spec_from_file_location(
+        "tracker_launch", Path(__file__).resolve().parents[1] / "launch" / "tracker.launch.py"
+    )
     module = module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    defaults = {a.args[0]: a.kwargs["default_value"] for a in description.args[0]
-                if type(a).__name__ == "DeclareLaunchArgument"}
+    defaults = {
+        a.args[0]: a.kwargs["default_value"] for a in description.args[0] if type(a).__name__ == "DeclareLaunchArgument"
+    }
     return module, defaults
 
 
 def test_launch_passes_typed_overrides_to_the_plain_node(launch_file):
     module, defaults = launch_file
-    context = {**defaults, "params_file": "/cfg.yaml", "random_weights": "true", "image_size": "256",
-               "diagnostics_period": "2"}
+    context = {
+        **defaults,
+        "params_file": "/cfg.yaml",
+        "random_weights": "true",
+        "image_size": "256",
+        "diagnostics_period": "2",
+    }
     (node,) = module._tracker(context)
     assert type(node).__name__ == "Node" and node.kwargs["executable"] == "tracker"
-    assert node.kwargs["parameters"] == ["/cfg.yaml", {"random_weights": True, "image_size": 256,
-                                                       "diagnostics_period": 2.0}]
+    assert node.kwargs["parameters"] == [
+        "/cfg.yaml",
+        {"random_weights": True, "image_size": 256, "diagnostics_period": 2.0},
+    ]
     assert node.kwargs["name"] == "tracker" and node.kwargs["namespace"] == ""
 
 
@@ -372,8 +414,11 @@ def test_launch_lifecycle_autostart_configures_then_activates(launch_file):
 
 def test_depth_rows_subscribe_publish_and_feed_the_core(ros, monkeypatch):
     """use_depth adds the depth/camera_info subscriptions (topics from parameters) and the 3-D outputs."""
-    monkeypatch.setattr(Node, "overrides", {**OVERRIDES, "use_depth": True, "depth_topic": "/cam/aligned_depth",
-                                            "camera_info_topic": "/cam/info"})
+    monkeypatch.setattr(
+        Node,
+        "overrides",
+        {**OVERRIDES, "use_depth": True, "depth_topic": "/cam/aligned_depth", "camera_info_topic": "/cam/info"},
+    )
     node = ros.node.TrackerNode()
     subscriptions = _by_name(node, "subscription")
     assert {"/cam/aligned_depth", "/cam/info"} <= set(subscriptions)
@@ -386,12 +431,28 @@ def test_depth_rows_subscribe_publish_and_feed_the_core(ros, monkeypatch):
     header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=5, nanosec=0), frame_id="camera")
     roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     info = t["sensor_msgs/msg/CameraInfo"](
-        header=header, height=48, width=64, distortion_model="plumb_bob", d=np.zeros(5),
-        k=np.array([50.0, 0, 32, 0, 50.0, 24, 0, 0, 1]), r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0,
-        binning_y=0, roi=roi)
+        header=header,
+        height=48,
+        width=64,
+        distortion_model="plumb_bob",
+        d=np.zeros(5),
+        k=np.array([50.0, 0, 32, 0, 50.0, 24, 0, 0, 1]),
+        r=np.eye(3).reshape(-1),
+        p=np.zeros(12),
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
+    )
     depth = np.full((48, 64), 1000, np.uint16)
-    depth_msg = t["sensor_msgs/msg/Image"](header=header, height=48, width=64, encoding="16UC1", is_bigendian=0,
-                                           step=128, data=depth.reshape(-1).view(np.uint8))
+    depth_msg = t["sensor_msgs/msg/Image"](
+        header=header,
+        height=48,
+        width=64,
+        encoding="16UC1",
+        is_bigendian=0,
+        step=128,
+        data=depth.reshape(-1).view(np.uint8),
+    )
     subscriptions["/cam/info"].callback(bytes(store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo")))
     subscriptions["/cam/aligned_depth"].callback(bytes(store.serialize_cdr(depth_msg, "sensor_msgs/msg/Image")))
     subscriptions["image"].callback(_image_cdr())

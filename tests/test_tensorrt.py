@@ -20,6 +20,7 @@ What runs everywhere (CPU, no TensorRT):
 * ``GraphBackend`` -- everything ``TensorRTBackend`` does around the engines -- driving the
   streaming tracker with the exported graphs' torch modules, against ``TorchBackend``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,11 @@ from sam2_ros.model import build_sam2
 from sam2_ros.utils.files import sha256_file
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
-ENV = {"tensorrt": "10.3.0", "gpu": {"name": "Orin", "compute_capability": "8.7"},
-       "cuda": {"driver": "12.2", "runtime": "12.2"}}
+ENV = {
+    "tensorrt": "10.3.0",
+    "gpu": {"name": "Orin", "compute_capability": "8.7"},
+    "cuda": {"driver": "12.2", "runtime": "12.2"},
+}
 
 
 # ----------------------------------------------------------------------- a small graph
@@ -100,9 +104,16 @@ def export_tiny(path: Path, table_scale: float = 1.0) -> Path:
     args = (torch.randn(2, 16, 8), torch.rand(2) * 10, torch.rand(2, 3, 2) * 64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, args, str(path), input_names=["x", "t", "points"], output_names=["y"],
-                          dynamic_axes={"x": {0: "B"}, "t": {0: "B"}, "points": {0: "B", 1: "N"}, "y": {0: "B"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=["x", "t", "points"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "B"}, "t": {0: "B"}, "points": {0: "B", 1: "N"}, "y": {0: "B"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -128,14 +139,16 @@ def test_precision_plan_pins_norms_softmax_sines_and_rope(tiny):
     for n in model.graph.node:
         if n.op_type in ("LayerNormalization", "Softmax", "Sin", "Cos"):
             assert n.name in plan, n.name
-    assert sorted(by_reason["norm"]) == sorted(["LayerNormalization", "ReduceMean", "Sub", "Pow", "ReduceMean",
-                                                "Add", "Sqrt", "Div"])
+    assert sorted(by_reason["norm"]) == sorted(
+        ["LayerNormalization", "ReduceMean", "Sub", "Pow", "ReduceMean", "Add", "Sqrt", "Div"]
+    )
     assert by_reason["softmax"] == ["Softmax"]
     assert sorted(by_reason["rope"]) == sorted(["Mul"] * 4 + ["Sub", "Add"])
     # Sine encodings: sin/cos and the arithmetic building their angles (t/15/freqs; points
     # scaled, projected and multiplied by 2 pi).
-    assert sorted(by_reason["sine"]) == sorted(["Sin", "Cos"] * 2 + ["Div", "Div", "Div", "Mul", "Sub", "MatMul",
-                                                                     "Mul"])
+    assert sorted(by_reason["sine"]) == sorted(
+        ["Sin", "Cos"] * 2 + ["Div", "Div", "Div", "Mul", "Sub", "MatMul", "Mul"]
+    )
 
 
 def test_precision_plan_leaves_ordinary_ops_in_reduced_precision(tiny):
@@ -159,8 +172,7 @@ def test_rope_needs_true_cos_sin_tables(tmp_path):
 def test_fp32_build_pins_nothing(tiny):
     path, _ = tiny
     assert engines.plan_graph("tiny", path, "fp32", 4, 4).fp32 == ()
-    assert engines.plan_graph("tiny", path, "fp16", 4, 4).reasons() == {"norm": 8, "rope": 6, "softmax": 1,
-                                                                         "sine": 11}
+    assert engines.plan_graph("tiny", path, "fp16", 4, 4).reasons() == {"norm": 8, "rope": 6, "softmax": 1, "sine": 11}
 
 
 @pytest.mark.parametrize("max_objects,max_points,opt_b,opt_n", [(16, 8, 4, 2), (2, 1, 2, 1), (1, 3, 1, 2)])
@@ -206,14 +218,20 @@ def test_trtexec_command(tiny, tmp_path):
 
 
 # --------------------------------------------------------- graphs of the export contract
-ONNX_TYPES = {"float32": TensorProto.FLOAT, "int32": TensorProto.INT32, "int64": TensorProto.INT64,
-              "bool": TensorProto.BOOL}
+ONNX_TYPES = {
+    "float32": TensorProto.FLOAT,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "bool": TensorProto.BOOL,
+}
 
 
 def contract_model(spec: contract.GraphSpec) -> onnx.ModelProto:
     """A graph with the contract's inputs and outputs (no body: planning reads I/O and nodes only)."""
+
     def info(t):
         return helper.make_tensor_value_info(t.name, ONNX_TYPES[t.dtype], list(t.shape))
+
     graph = helper.make_graph([], spec.name, [info(t) for t in spec.inputs], [info(t) for t in spec.outputs])
     return helper.make_model(graph)
 
@@ -230,12 +248,27 @@ def onnx_dir(tmp_path) -> Path:
         onnx.save(contract_model(spec), str(folder / spec.file))
         io_ = tuple(t.as_dict() for t in spec.inputs), tuple(t.as_dict() for t in spec.outputs)
         entries[spec.name] = FileEntry(spec.file, sha256_file(folder / spec.file), *io_)
-    np.savez(folder / contract.CONSTANTS_FILE, no_obj_ptr=np.ones((1, 256), np.float32),
-             no_mem_embed=np.zeros((1, 1, 256), np.float32))
-    write_manifest(folder, Manifest(
-        model="sam2.1_hiera_t", checkpoint_sha256="random", image_size=64, max_cond_frames=2, opset=17, num_maskmem=7,
-        max_obj_ptrs=16, stability=(0.05, 0.98), multimask_points=(0, 1), graphs=entries,
-        constants=FileEntry(contract.CONSTANTS_FILE, sha256_file(folder / contract.CONSTANTS_FILE))))
+    np.savez(
+        folder / contract.CONSTANTS_FILE,
+        no_obj_ptr=np.ones((1, 256), np.float32),
+        no_mem_embed=np.zeros((1, 1, 256), np.float32),
+    )
+    write_manifest(
+        folder,
+        Manifest(
+            model="sam2.1_hiera_t",
+            checkpoint_sha256="random",
+            image_size=64,
+            max_cond_frames=2,
+            opset=17,
+            num_maskmem=7,
+            max_obj_ptrs=16,
+            stability=(0.05, 0.98),
+            multimask_points=(0, 1),
+            graphs=entries,
+            constants=FileEntry(contract.CONSTANTS_FILE, sha256_file(folder / contract.CONSTANTS_FILE)),
+        ),
+    )
     return folder
 
 
@@ -264,8 +297,20 @@ def test_trtexec_script_via_the_cli(onnx_dir, tmp_path):
     parser = argparse.ArgumentParser()
     engines.add_parser(parser.add_subparsers())
     out = tmp_path / "engines"
-    args = parser.parse_args(["engines", "--onnx", str(onnx_dir), "--out", str(out), "--bf16", "--max-objects", "4",
-                              "--no-timing-cache", "--trtexec"])
+    args = parser.parse_args(
+        [
+            "engines",
+            "--onnx",
+            str(onnx_dir),
+            "--out",
+            str(out),
+            "--bf16",
+            "--max-objects",
+            "4",
+            "--no-timing-cache",
+            "--trtexec",
+        ]
+    )
     assert (args.precision, args.timing_cache, args.max_points) == ("bf16", None, 8)
     assert args.func(args) == 0
     script = (out / "trtexec.sh").read_text()
@@ -286,8 +331,10 @@ def engine_dir(onnx_dir, tmp_path) -> Path:
     described = {}
     for graph, plan in job.plans.items():
         job.engine_path(graph).write_bytes(f"plan of {graph}".encode())
-        described[graph] = {"inputs": [{"name": n, "shape": d, "dtype": "float32"} for n, d in plan.dims.items()],
-                            "outputs": []}
+        described[graph] = {
+            "inputs": [{"name": n, "shape": d, "dtype": "float32"} for n, d in plan.dims.items()],
+            "outputs": [],
+        }
     engines.write_engines_manifest(job, ENV, described, {g: [] for g in job.plans}, "python -m export engines")
     return job.out
 
@@ -298,17 +345,21 @@ def test_a_complete_engine_folder_passes(engine_dir):
     rt.check_manifest(manifest, ENV, engine_dir)
     assert manifest["checkpoint_sha256"] == "random" and manifest["model"]["name"] == "sam2.1_hiera_t"
     assert manifest["engines"]["mask_decoder"]["onnx_sha256"] == sha256_file(
-        Path(manifest["build"]["onnx_dir"]) / "mask_decoder.onnx")
+        Path(manifest["build"]["onnx_dir"]) / "mask_decoder.onnx"
+    )
 
 
 REBUILD = "python -m export engines --onnx {onnx} --out {out} --fp16 --max-objects 16 --max-points 8"
 
 
-@pytest.mark.parametrize("field,value,says", [
-    ("name", "NVIDIA GeForce RTX 4090", "built for the GPU 'Orin' but this machine has 'NVIDIA GeForce RTX 4090'"),
-    ("compute_capability", "8.6", "built for compute capability 8.7 but this GPU has compute capability 8.6"),
-    ("tensorrt", "10.8.0", "built with TensorRT 10.3.0 but TensorRT 10.8.0 is installed here"),
-])
+@pytest.mark.parametrize(
+    "field,value,says",
+    [
+        ("name", "NVIDIA GeForce RTX 4090", "built for the GPU 'Orin' but this machine has 'NVIDIA GeForce RTX 4090'"),
+        ("compute_capability", "8.6", "built for compute capability 8.7 but this GPU has compute capability 8.6"),
+        ("tensorrt", "10.8.0", "built with TensorRT 10.3.0 but TensorRT 10.8.0 is installed here"),
+    ],
+)
 def test_engines_for_another_gpu_or_tensorrt_are_refused(engine_dir, onnx_dir, field, value, says):
     manifest = rt.read_engines_manifest(engine_dir)
     env = json.loads(json.dumps(ENV))
@@ -322,8 +373,11 @@ def test_engines_for_another_gpu_or_tensorrt_are_refused(engine_dir, onnx_dir, f
 
 def test_a_modified_engine_is_refused_before_tensorrt_sees_it(engine_dir):
     (engine_dir / "memory_encoder.engine").write_bytes(b"plan of memory_encoder, edited")
-    with pytest.raises(rt.EngineError, match=r"memory_encoder.engine \(memory_encoder\) is corrupt or was modified: "
-                                             r"its SHA-256 is [0-9a-f]{64}, engines.json records [0-9a-f]{64}"):
+    with pytest.raises(
+        rt.EngineError,
+        match=r"memory_encoder.engine \(memory_encoder\) is corrupt or was modified: "
+        r"its SHA-256 is [0-9a-f]{64}, engines.json records [0-9a-f]{64}",
+    ):
         rt.TensorRTBackend(engine_dir, "cuda")  # fails on the hash, before importing TensorRT
 
 
@@ -332,8 +386,10 @@ def test_missing_files_are_named(engine_dir):
     with pytest.raises(rt.EngineError, match=r"image_encoder.engine \(image_encoder\) is missing. Rebuild: python -m"):
         rt.verify_engine_files(rt.read_engines_manifest(engine_dir), engine_dir)
     (engine_dir / rt.ENGINES_FILE).unlink()
-    with pytest.raises(rt.EngineError, match="engines.json not found: .* holds no TensorRT engines; build engines "
-                                             "with `python -m export engines"):
+    with pytest.raises(
+        rt.EngineError,
+        match="engines.json not found: .* holds no TensorRT engines; build engines with `python -m export engines",
+    ):
         rt.read_engines_manifest(engine_dir)
 
 
@@ -390,27 +446,32 @@ def fake_cuda_python(monkeypatch, version: str | None, layout: str = "bindings")
     return cudart
 
 
-@pytest.mark.parametrize("version,ok", [("10.3.0", True), ("10.13.3.9", True), ("11.0.0.1", False),
-                                        ("8.6.1", False)])
+@pytest.mark.parametrize("version,ok", [("10.3.0", True), ("10.13.3.9", True), ("11.0.0.1", False), ("8.6.1", False)])
 def test_tensorrt_version_gate(monkeypatch, version, ok):
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
     if ok:
         assert rt.import_tensorrt().__version__ == version
         return
-    with pytest.raises(ImportError, match=rf"TensorRT {version} is installed; sam2_ros needs TensorRT 10.*"
-                                          r"`pip install 'tensorrt>=10.0,<11'`") as err:
+    with pytest.raises(
+        ImportError,
+        match=rf"TensorRT {version} is installed; sam2_ros needs TensorRT 10.*"
+        r"`pip install 'tensorrt>=10.0,<11'`",
+    ) as err:
         rt.import_tensorrt()
     if version.startswith("11"):
         assert "removed the weakly typed fp16/bf16 path" in str(err.value)
 
 
-@pytest.mark.parametrize("version,layout,driver,ok", [
-    ("12.6.2", "bindings", 12020, True),   # JetPack 6.0 driver (CUDA 12.2), new module layout
-    ("12.4.0", "cudart", 12020, True),     # the layout before 12.6.1
-    ("13.0.3", "bindings", 13000, True),   # a CUDA 13 driver runs cuda-python 13
-    ("13.0.3", "bindings", 12060, False),  # what `cuda-python>=12.0` installed on JetPack 6
-    ("13.0.3", "bindings", None, True),    # driver unknown: nothing to compare
-])
+@pytest.mark.parametrize(
+    "version,layout,driver,ok",
+    [
+        ("12.6.2", "bindings", 12020, True),  # JetPack 6.0 driver (CUDA 12.2), new module layout
+        ("12.4.0", "cudart", 12020, True),  # the layout before 12.6.1
+        ("13.0.3", "bindings", 13000, True),  # a CUDA 13 driver runs cuda-python 13
+        ("13.0.3", "bindings", 12060, False),  # what `cuda-python>=12.0` installed on JetPack 6
+        ("13.0.3", "bindings", None, True),  # driver unknown: nothing to compare
+    ],
+)
 def test_cuda_python_version_gate(monkeypatch, version, layout, driver, ok):
     cudart = fake_cuda_python(monkeypatch, version, layout)
     monkeypatch.setattr(rt, "cuda_driver_version", lambda: driver)
@@ -418,8 +479,10 @@ def test_cuda_python_version_gate(monkeypatch, version, layout, driver, ok):
         assert rt._import_cudart() is cudart
         assert rt._cuda_versions() == {"driver": "12.2", "runtime": "12.6"}
         return
-    msg = (r"cuda-python 13.0.3 is installed, but this machine's CUDA driver supports CUDA 12.6: cuda-python 13 "
-           r"needs a CUDA 13 driver \(JetPack 6 is CUDA 12\). Install `pip install 'cuda-python>=12.0,<13'`")
+    msg = (
+        r"cuda-python 13.0.3 is installed, but this machine's CUDA driver supports CUDA 12.6: cuda-python 13 "
+        r"needs a CUDA 13 driver \(JetPack 6 is CUDA 12\). Install `pip install 'cuda-python>=12.0,<13'`"
+    )
     with pytest.raises(rt.CudaPythonVersionError, match=msg):
         rt._import_cudart()
     with pytest.raises(rt.CudaPythonVersionError, match=msg):  # what runtime_environment() asks first
@@ -438,8 +501,11 @@ def test_setup_cfg_pins_what_the_version_gates_name():
 def test_profile_limits_name_the_flag_to_rebuild_with():
     dims, prof = ["B", "N", 2], {"min": [1, 1, 2], "max": [16, 8, 2]}
     rt.check_profile("mask_decoder", "point_coords", (3, 8, 2), dims, prof)
-    with pytest.raises(ValueError, match=r"axis 1 \(N: prompt points per object; rebuild with a larger --max-points\) "
-                                         r"is 9, allowed 1..8"):
+    with pytest.raises(
+        ValueError,
+        match=r"axis 1 \(N: prompt points per object; rebuild with a larger --max-points\) "
+        r"is 9, allowed 1..8",
+    ):
         rt.check_profile("mask_decoder", "point_coords", (3, 9, 2), dims, prof)
     with pytest.raises(ValueError, match=r"axis 0 \(B: objects per call; rebuild with a larger --max-objects\) is 17"):
         rt.check_profile("mask_decoder", "point_coords", (17, 1, 2), dims, prof)
@@ -453,8 +519,9 @@ class FakeTrt:
         INPUT, OUTPUT = "INPUT", "OUTPUT"
 
     class DataType:
-        FLOAT, HALF, BF16, INT32, INT64, BOOL = (types.SimpleNamespace(name=n) for n in
-                                                 ("FLOAT", "HALF", "BF16", "INT32", "INT64", "BOOL"))
+        FLOAT, HALF, BF16, INT32, INT64, BOOL = (
+            types.SimpleNamespace(name=n) for n in ("FLOAT", "HALF", "BF16", "INT32", "INT64", "BOOL")
+        )
 
     class LayerType:
         CONSTANT, SHAPE, ELEMENTWISE, NORMALIZATION = "CONSTANT", "SHAPE", "ELEMENTWISE", "NORMALIZATION"
@@ -525,8 +592,9 @@ class FakeContext:
 def test_engine_runner_binds_converted_inputs_and_fresh_outputs():
     engine = FakeEngine()
     runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda blob: engine if blob == b"plan" else None)
-    runner = rt.EngineRunner(FakeTrt, runtime, "double", b"plan", 1234, torch.device("cpu"),
-                             {"x": ["B", 3], "flag": ["B"]})
+    runner = rt.EngineRunner(
+        FakeTrt, runtime, "double", b"plan", 1234, torch.device("cpu"), {"x": ["B", 3], "flag": ["B"]}
+    )
     assert runner.inputs == ["x", "flag"] and runner.outputs == ["y"]
     assert runner.profiles["x"] == {"min": [1, 3], "opt": [2, 3], "max": [4, 3]}
     x = torch.arange(6, dtype=torch.float64).reshape(3, 2).T  # float64, not contiguous: converted for the engine
@@ -598,9 +666,12 @@ def test_only_nodes_the_parser_turns_into_float_layers_of_their_name_are_pinned(
         helper.make_node("Softmax", ["sin_x"], ["s2"], name="dup"),  # the parser would rename one of them
         helper.make_node("Sum", ["sin_c", "sin_x", "sin_n", "cos_x", "s1", "s2"], ["y"], name="sum"),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, [3]),
-                                           helper.make_tensor_value_info("n", i64, [3])],
-                              [helper.make_tensor_value_info("y", f, [3])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", f, [3]), helper.make_tensor_value_info("n", i64, [3])],
+        [helper.make_tensor_value_info("y", f, [3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     planned = engines.fp32_nodes(model)
     assert {n.name for n in planned} == {"sin_of_constant", "sin_x", "mul_int", "sin_n", "", "dup"}
@@ -612,8 +683,9 @@ def test_engine_runner_checks_every_address_and_aligns_views():
     """A view starting off a 256-byte boundary is copied; an address TensorRT refuses is an error."""
     engine = FakeEngine()
     runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda blob: engine)
-    runner = rt.EngineRunner(FakeTrt, runtime, "double", b"plan", 0, torch.device("cpu"),
-                             {"x": ["B", 3], "flag": ["B"]})
+    runner = rt.EngineRunner(
+        FakeTrt, runtime, "double", b"plan", 0, torch.device("cpu"), {"x": ["B", 3], "flag": ["B"]}
+    )
     base = rt.aligned_empty((70,), torch.float32, torch.device("cpu"))
     base.copy_(torch.arange(70.0))
     x = base[1:7].view(2, 3)  # starts 4 bytes past an aligned address
@@ -623,9 +695,12 @@ def test_engine_runner_checks_every_address_and_aligns_views():
     assert all(ptr % 256 == 0 for ptr in runner.context.addresses.values())
     assert runner.context.addresses["x"] != x.data_ptr()  # bound to the aligned copy
     # Without the copy TensorRT would refuse the view; a refusal names the graph and tensor.
-    with pytest.raises(rt.EngineError, match=r"double: TensorRT refused the address 0x[0-9a-f]+ of input 'x' "
-                                             r"\(shape \(2, 3\), torch.float32, cpu\); addresses must be "
-                                             r"256-byte aligned"):
+    with pytest.raises(
+        rt.EngineError,
+        match=r"double: TensorRT refused the address 0x[0-9a-f]+ of input 'x' "
+        r"\(shape \(2, 3\), torch.float32, cpu\); addresses must be "
+        r"256-byte aligned",
+    ):
         runner._bind("input", "x", x)
     runner.context.set_tensor_address = lambda name, ptr: name != "y"
     with pytest.raises(rt.EngineError, match="refused the address .* of output 'y'"):
@@ -661,9 +736,11 @@ def test_build_progress_tracks_nested_phases_and_cancels():
 
 
 def test_parser_errors_are_listed():
-    msg = engines.parser_error_report("mask_decoder", Path("x/mask_decoder.onnx"),
-                                      ["In node 3 with name: /Resize and operator: Resize (importResize): "
-                                       "UNSUPPORTED_NODE: antialias"])
+    msg = engines.parser_error_report(
+        "mask_decoder",
+        Path("x/mask_decoder.onnx"),
+        ["In node 3 with name: /Resize and operator: Resize (importResize): UNSUPPORTED_NODE: antialias"],
+    )
     assert "rejected x/mask_decoder.onnx (mask_decoder) with 1 error(s):\n  1. In node 3 with name: /Resize" in msg
 
 
@@ -672,8 +749,9 @@ def graph_runners(model, settings: graphs_backend.ModelSettings) -> dict[str, gr
     """The exported graphs' torch modules as runners, asserting the contract's input dtypes."""
     from export import graphs
 
-    specs = contract.graph_specs(settings.image_size, settings.max_cond_frames, settings.num_maskmem,
-                                 settings.max_obj_ptrs)
+    specs = contract.graph_specs(
+        settings.image_size, settings.max_cond_frames, settings.num_maskmem, settings.max_obj_ptrs
+    )
 
     def runner(name):
         spec, module = specs[name], graphs.WRAPPERS[name](model).eval()
@@ -684,6 +762,7 @@ def graph_runners(model, settings: graphs_backend.ModelSettings) -> dict[str, gr
             with torch.inference_mode():
                 out = module(*[tensors[n] for n in spec.input_names])
             return dict(zip(spec.output_names, out if isinstance(out, tuple) else (out,)))
+
         return run
 
     return {name: runner(name) for name in contract.GRAPH_NAMES}
@@ -720,9 +799,15 @@ def small_model():
 
 def settings_of(model, max_cond_frames: int = 2) -> graphs_backend.ModelSettings:
     cfg = model.config
-    return graphs_backend.ModelSettings("sam2.1_hiera_t", model.image_size, max_cond_frames, cfg.num_maskmem,
-                            cfg.max_obj_ptrs_in_encoder, model.stability_rule,
-                            (cfg.multimask_min_pt_num, cfg.multimask_max_pt_num))
+    return graphs_backend.ModelSettings(
+        "sam2.1_hiera_t",
+        model.image_size,
+        max_cond_frames,
+        cfg.num_maskmem,
+        cfg.max_obj_ptrs_in_encoder,
+        model.stability_rule,
+        (cfg.multimask_min_pt_num, cfg.multimask_max_pt_num),
+    )
 
 
 def test_graph_backend_tracks_like_the_torch_backend(small_model):
@@ -737,8 +822,13 @@ def test_graph_backend_tracks_like_the_torch_backend(small_model):
     assert max_diff(track_session(backend), reference) < 1e-4
     # The same run with a wrong learned constant must fail the tolerance.
     wrong = dict(constants, no_mem_embed=constants["no_mem_embed"] + 0.5)
-    assert max_diff(track_session(graphs_backend.GraphBackend(settings, graph_runners(small_model, settings), wrong, "cpu")),
-                    reference) > 1e-2
+    assert (
+        max_diff(
+            track_session(graphs_backend.GraphBackend(settings, graph_runners(small_model, settings), wrong, "cpu")),
+            reference,
+        )
+        > 1e-2
+    )
 
 
 def test_graph_backend_refuses_a_bank_of_another_size(small_model):
@@ -778,8 +868,11 @@ def test_tiny_engine_runs_like_torch(tiny, precision, atol):
     module = Tiny().eval().to(dev)
     with torch.cuda.stream(stream):
         for b, n in ((1, 1), (3, 4), (2, 2)):
-            inputs = {"x": torch.randn(b, 16, 8, device=dev), "t": torch.rand(b, device=dev) * 10,
-                      "points": torch.rand(b, n, 2, device=dev) * 64}
+            inputs = {
+                "x": torch.randn(b, 16, 8, device=dev),
+                "t": torch.rand(b, device=dev) * 10,
+                "points": torch.rand(b, n, 2, device=dev) * 64,
+            }
             got = runner(**inputs)["y"]
             want = module(*inputs.values())
             torch.testing.assert_close(got, want, atol=atol, rtol=atol)

@@ -1,4 +1,5 @@
 """TrackResult's lazy full-resolution outputs and the fast paths behind them change cost, not results."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,9 @@ def test_label_image_is_the_winning_object_where_any_mask_covers():
 def test_result_built_from_full_resolution_tensors_is_unchanged():
     logits = torch.full((1, 2, 3), -1.0)
     logits[0, 1, 2] = 4.0
-    r = TrackResult(0, (2, 3), [4], logits, torch.ones(1), torch.tensor([[2.0, 1.0, 2.0, 1.0]]),
-                    torch.ones(1, dtype=torch.bool))
+    r = TrackResult(
+        0, (2, 3), [4], logits, torch.ones(1), torch.tensor([[2.0, 1.0, 2.0, 1.0]]), torch.ones(1, dtype=torch.bool)
+    )
     assert r.logits is logits and r.boxes.tolist() == [[2.0, 1.0, 2.0, 1.0]]
     assert r.objects[0].box == (2.0, 1.0, 2.0, 1.0)
     with pytest.raises(ValueError, match="neither given"):

@@ -6,6 +6,7 @@ object's mask and presence with what the script says for that frame (present sma
 absent, full-frame false positive). That tests the state logic and its integration in
 ``Sam2Tracker`` and its results; it does not show how often a trained SAM 2 raises such cases.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,8 +44,15 @@ def run_script(states: TrackStates, script: list[tuple[str, bool]]) -> list:
 
 
 def test_occlusion_loss_and_reacquisition_with_a_full_frame_false_positive():
-    script = ([("small", True)] * 3 + [("none", False)] * 3 + [("none", False)] + [("full", True)]
-              + [("small", True)] + [("none", False)] + [("small", True)])
+    script = (
+        [("small", True)] * 3
+        + [("none", False)] * 3
+        + [("none", False)]
+        + [("full", True)]
+        + [("small", True)]
+        + [("none", False)]
+        + [("small", True)]
+    )
     got = run_script(TrackStates(lost_after_frames=3), script)
     states = [s.state for s, _ in got]
     assert states == [T, T, T, O, O, O, L, L, T, O, T]
@@ -56,8 +64,10 @@ def test_occlusion_loss_and_reacquisition_with_a_full_frame_false_positive():
 
 
 def test_an_area_jump_is_not_a_sighting_but_growth_is():
-    got = run_script(TrackStates(lost_after_frames=5), [("small", True), ("jump", True), ("small", True),
-                                                         ("bigger", True), ("jump", True)])
+    got = run_script(
+        TrackStates(lost_after_frames=5),
+        [("small", True), ("jump", True), ("small", True), ("bigger", True), ("jump", True)],
+    )
     assert [s.state for s, _ in got] == [T, O, T, T, T]
     assert [s.refused for s, _ in got] == [False, True, False, False, False]
     assert got[2][0].reacquisitions == 1
@@ -109,7 +119,7 @@ class ScriptedBackend(TorchBackend):
         low = out.low_res_masks.clone()
         scores = out.object_score_logits.clone()
         hh, ww = low.shape[-2:]
-        for row, kind in enumerate(kinds[:len(low)]):  # rows follow the tracker's objects (1, then 2)
+        for row, kind in enumerate(kinds[: len(low)]):  # rows follow the tracker's objects (1, then 2)
             low[row] = -10.0
             if kind == "small":
                 low[row, :, : hh // 4, : ww // 4] = 10.0
@@ -126,8 +136,14 @@ def tiny_model():
 
 
 def test_tracker_exposes_states_and_frees_lost_slots(tiny_model):
-    script = [["small", "small"], ["small", "none"], ["none", "none"], ["full", "none"], ["small", "none"],
-              ["small", "none"]]
+    script = [
+        ["small", "small"],
+        ["small", "none"],
+        ["none", "none"],
+        ["full", "none"],
+        ["small", "none"],
+        ["small", "none"],
+    ]
     tracker = Sam2Tracker(ScriptedBackend(tiny_model, script), max_objects=2)
     tracker.states = TrackStates(lost_after_frames=1, remove_lost_after=3)
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)

@@ -1,4 +1,5 @@
 """Tracker behaviour that parity cannot show: bounded memory, bad input, post-processing."""
+
 from __future__ import annotations
 
 import gc
@@ -195,8 +196,9 @@ def box_session(backend: TorchBackend, n: int) -> torch.Tensor:
 
 def test_bfloat16_autocast_on_cpu_stays_close_to_float32(small_model):
     """Mixed precision changes rounding, not behaviour: masks agree with fp32 (random weights)."""
-    results = {dtype: box_session(TorchBackend(small_model, dtype=dtype), 6)
-               for dtype in (torch.float32, torch.bfloat16)}
+    results = {
+        dtype: box_session(TorchBackend(small_model, dtype=dtype), 6) for dtype in (torch.float32, torch.bfloat16)
+    }
     a, b = results[torch.float32] > 0, results[torch.bfloat16] > 0
     assert results[torch.bfloat16].dtype == torch.float32  # outputs are float32 either way
     assert (a & b).sum() / (a | b).sum() >= 0.9
@@ -214,6 +216,7 @@ def test_torch_compile_matches_eager(small_model):
 @pytest.mark.parametrize("chunk", [1, 2])
 def test_objects_attend_memory_in_chunks_like_all_at_once(small_model, chunk):
     """The CPU's object chunks (TorchBackend.object_chunk) give the results of one batch of all objects."""
+
     def run(object_chunk: int) -> list[torch.Tensor]:
         tracker = Sam2Tracker(TorchBackend(small_model, object_chunk=object_chunk), max_objects=5)
         out = []

@@ -13,6 +13,7 @@ barely depend on the prompt after a few frames, so logits are compared too: rela
 L2 <= 1e-4 per frame and object, and mask IoU >= 0.99. Hole filling is off on both sides
 (Meta's needs its CUDA extension and is skipped on CPU).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -55,8 +56,7 @@ def run_official(theirs, video, corrections_as_cond: bool):
         theirs.add_new_points_or_box(state, 0, 1, points=CLICK_1[0], labels=CLICK_1[1])
         theirs.add_new_points_or_box(state, 0, 2, box=BOX_2)
         collect(theirs.propagate_in_video(state, start_frame_idx=0, max_frame_num_to_track=10))
-        _, ids_1, masks_1 = theirs.add_new_points_or_box(state, 10, 1, points=CORRECTION_1[0],
-                                                         labels=CORRECTION_1[1])
+        _, ids_1, masks_1 = theirs.add_new_points_or_box(state, 10, 1, points=CORRECTION_1[0], labels=CORRECTION_1[1])
         _, ids, masks = theirs.add_new_points_or_box(state, 10, 3, points=CLICK_3[0], labels=CLICK_3[1])
         if corrections_as_cond:
             collect(theirs.propagate_in_video(state, start_frame_idx=10, max_frame_num_to_track=10))
@@ -76,12 +76,11 @@ def run_official(theirs, video, corrections_as_cond: bool):
 
 def run_ours(ours, state, corrections_as_cond: bool, prompt_1=CLICK_1):
     """Our tracker on the same normalised frames; returns {frame: {obj_id: logits}}."""
-    tracker = Sam2Tracker(TorchBackend(ours), max_objects=4, corrections_as_cond=corrections_as_cond,
-                          fill_hole_area=0)
+    tracker = Sam2Tracker(TorchBackend(ours), max_objects=4, corrections_as_cond=corrections_as_cond, fill_hole_area=0)
     hw = (state["video_height"], state["video_width"])
     out = {}
     for f in range(NUM_FRAMES):
-        result = tracker.track_image(state["images"][f:f + 1].float(), hw)
+        result = tracker.track_image(state["images"][f : f + 1].float(), hw)
         if f == 0:
             tracker.add_points(1, *prompt_1)
             result = tracker.add_box(2, BOX_2)

@@ -12,13 +12,13 @@ antialias=True)`` (torchvision >= 0.17 default); ``Normalize`` is ``(x - mean) /
 ``batched_nms`` is a plain O(n^2) greedy NMS per category (descending score, drop IoU >
 threshold), written independently of ``sam2_ros.image.amg.batched_nms``.
 """
+
 from __future__ import annotations
 
 import contextlib
 import sys
 import types
 from collections.abc import Iterator
-from typing import List
 
 import numpy as np
 import pytest
@@ -36,18 +36,19 @@ class ToTensor:
 class Resize(nn.Module):
     def __init__(self, size) -> None:
         super().__init__()
-        self.size: List[int] = [int(s) for s in size]
+        self.size: list[int] = [int(s) for s in size]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x.unsqueeze(0), size=self.size, mode="bilinear", align_corners=False,
-                             antialias=True).squeeze(0)
+        return F.interpolate(
+            x.unsqueeze(0), size=self.size, mode="bilinear", align_corners=False, antialias=True
+        ).squeeze(0)
 
 
 class Normalize(nn.Module):
     def __init__(self, mean, std) -> None:
         super().__init__()
-        self.mean: List[float] = [float(m) for m in mean]
-        self.std: List[float] = [float(s) for s in std]
+        self.mean: list[float] = [float(m) for m in mean]
+        self.std: list[float] = [float(s) for s in std]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
@@ -59,9 +60,11 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def reference_nms(boxes: list[list[float]], scores: list[float], categories: list[int], iou_threshold: float
-                  ) -> list[int]:
+def reference_nms(
+    boxes: list[list[float]], scores: list[float], categories: list[int], iou_threshold: float
+) -> list[int]:
     """Textbook greedy NMS on python lists: the reference the package's NMS is tested against."""
+
     def iou(a, b):
         iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -94,8 +97,12 @@ def fake_torchvision() -> Iterator[None]:
     boxes.batched_nms, boxes.box_area = batched_nms, box_area
     tv.transforms, tv.ops, ops.boxes = transforms, ops, boxes
     with pytest.MonkeyPatch.context() as mp:
-        for name, mod in {"torchvision": tv, "torchvision.transforms": transforms, "torchvision.ops": ops,
-                          "torchvision.ops.boxes": boxes}.items():
+        for name, mod in {
+            "torchvision": tv,
+            "torchvision.transforms": transforms,
+            "torchvision.ops": ops,
+            "torchvision.ops.boxes": boxes,
+        }.items():
             mp.setitem(sys.modules, name, mod)
         for name in ("sam2.utils.transforms", "sam2.sam2_image_predictor", "sam2.automatic_mask_generator"):
             mp.delitem(sys.modules, name, raising=False)

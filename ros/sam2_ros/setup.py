@@ -6,6 +6,7 @@ which runs here, and by ``colcon build --symlink-install``, which links this fol
 into its build folder and runs there. The version comes from package.xml so that the ROS
 package has one source of truth (tests/test_packaging.py checks it against sam2_ros.__version__).
 """
+
 from glob import glob
 from pathlib import Path
 from xml.etree import ElementTree
@@ -33,6 +34,7 @@ setup(
     # Runtime dependencies come from package.xml through rosdep, as usual for ROS packages.
     install_requires=["setuptools"],
     zip_safe=True,
-    entry_points={"console_scripts": ["tracker = sam2_ros.ros.node:main",
-                                      "tracker_lifecycle = sam2_ros.ros.lifecycle_node:main"]},
+    entry_points={
+        "console_scripts": ["tracker = sam2_ros.ros.node:main", "tracker_lifecycle = sam2_ros.ros.lifecycle_node:main"]
+    },
 )

@@ -6,6 +6,7 @@ annotation carries its track (``object_id``), presence probability (``score``) a
 single category is ``object`` (the tracker knows instances, not classes). Annotations are
 streamed to the file as frames arrive, so memory does not grow with the length of a recording.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,20 +24,40 @@ class CocoWriter:
     def __init__(self, path: Path, info: dict[str, Any]) -> None:
         self.path = path
         self._fh: TextIO = open(path, "w")
-        self._fh.write('{"info": ' + json.dumps(info) + ', "licenses": [], "categories": ' + json.dumps(CATEGORIES)
-                       + ',\n "annotations": [\n')
+        self._fh.write(
+            '{"info": '
+            + json.dumps(info)
+            + ', "licenses": [], "categories": '
+            + json.dumps(CATEGORIES)
+            + ',\n "annotations": [\n'
+        )
         self._images: list[dict[str, Any]] = []  # one small dict per frame: written at close
         self.annotations = 0
 
-    def add_frame(self, index: int, labels: np.ndarray, object_ids: list[int], probabilities: list[float],
-                  file_name: str, stamp_ns: int | None = None) -> int:
+    def add_frame(
+        self,
+        index: int,
+        labels: np.ndarray,
+        object_ids: list[int],
+        probabilities: list[float],
+        file_name: str,
+        stamp_ns: int | None = None,
+    ) -> int:
         """Add frame ``index`` (image id ``index + 1``) and one annotation per object with pixels in ``labels``."""
         from pycocotools import mask as mask_utils
 
         h, w = labels.shape
         image_id = index + 1
-        self._images.append({"id": image_id, "frame_index": index, "file_name": file_name, "height": h, "width": w,
-                             **({"stamp_ns": stamp_ns} if stamp_ns is not None else {})})
+        self._images.append(
+            {
+                "id": image_id,
+                "frame_index": index,
+                "file_name": file_name,
+                "height": h,
+                "width": w,
+                **({"stamp_ns": stamp_ns} if stamp_ns is not None else {}),
+            }
+        )
         present = [(oid, p) for oid, p in zip(object_ids, probabilities) if (labels == oid).any()]
         if not present:
             return 0
@@ -45,9 +66,17 @@ class CocoWriter:
         areas, boxes = mask_utils.area(rles), mask_utils.toBbox(rles)
         for (oid, prob), rle, area, box in zip(present, rles, areas, boxes):
             self.annotations += 1
-            ann = {"id": self.annotations, "image_id": image_id, "category_id": 1, "object_id": int(oid),
-                   "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
-                   "area": int(area), "bbox": [float(v) for v in box], "iscrowd": 0, "score": round(float(prob), 4)}
+            ann = {
+                "id": self.annotations,
+                "image_id": image_id,
+                "category_id": 1,
+                "object_id": int(oid),
+                "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
+                "area": int(area),
+                "bbox": [float(v) for v in box],
+                "iscrowd": 0,
+                "score": round(float(prob), 4),
+            }
             self._fh.write(("" if self.annotations == 1 else ",\n") + json.dumps(ann))
         return len(present)
 

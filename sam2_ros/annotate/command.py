@@ -4,6 +4,7 @@ Everything that can be wrong with the command line (inputs, prompt file, options
 refused here, in one line, before Ray starts or a model loads. Then the dataset's manifest
 decides what is left to do, and :mod:`sam2_ros.annotate.runner` does it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,39 +56,78 @@ def _auto_arg(text: str) -> tuple[str, Any]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from sam2_ros.io.track_command import _positive_int, add_tracker_arguments
 
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video files, image folders and ROS 2 bags (rosbag2 folders, .mcap files); globs "
-                        "('bags/**/*.mcap') and @LIST (a file with one path or glob per line) are expanded")
-    p.add_argument("--out", type=Path, required=True, metavar="DATASET",
-                   help="dataset folder: DATASET/<input>-<hash>/masks/NNNNN.png and annotations.json per input, "
-                        "and DATASET/manifest.json")
-    prompts = p.add_argument_group("prompts", "per input, the first that applies: its --prompts entry, the bag's "
-                                              "--detections-topic, --auto")
-    prompts.add_argument("--prompts", type=Path, metavar="FILE",
-                         help="YAML/JSON prompt file: input -> frame -> object id -> {points, labels, box} "
-                              "(see the README)")
-    prompts.add_argument("--detections-topic", metavar="TOPIC",
-                         help="vision_msgs/Detection2DArray topic of the bags: each detection's box prompts the "
-                              "image with the same header stamp")
-    prompts.add_argument("--auto", action="store_true",
-                         help="automatic masks on the first frame (SAM 2's automatic mask generator), each "
-                              "tracked as an object (largest first, up to --max-objects)")
-    prompts.add_argument("--auto-arg", type=_auto_arg, action="append", default=[], metavar="KEY=VALUE",
-                         help="a keyword of Meta's SAM2AutomaticMaskGenerator for --auto, e.g. points_per_side=16 "
-                              "or pred_iou_thresh=0.7 (repeatable; defaults are Meta's)")
-    p.add_argument("--image-topic", metavar="TOPIC",
-                   help="image topic of the bags (default: each bag's only sensor_msgs Image/CompressedImage topic)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, image folders and ROS 2 bags (rosbag2 folders, .mcap files); globs "
+        "('bags/**/*.mcap') and @LIST (a file with one path or glob per line) are expanded",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DATASET",
+        help="dataset folder: DATASET/<input>-<hash>/masks/NNNNN.png and annotations.json per input, "
+        "and DATASET/manifest.json",
+    )
+    prompts = p.add_argument_group(
+        "prompts", "per input, the first that applies: its --prompts entry, the bag's --detections-topic, --auto"
+    )
+    prompts.add_argument(
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help="YAML/JSON prompt file: input -> frame -> object id -> {points, labels, box} (see the README)",
+    )
+    prompts.add_argument(
+        "--detections-topic",
+        metavar="TOPIC",
+        help="vision_msgs/Detection2DArray topic of the bags: each detection's box prompts the "
+        "image with the same header stamp",
+    )
+    prompts.add_argument(
+        "--auto",
+        action="store_true",
+        help="automatic masks on the first frame (SAM 2's automatic mask generator), each "
+        "tracked as an object (largest first, up to --max-objects)",
+    )
+    prompts.add_argument(
+        "--auto-arg",
+        type=_auto_arg,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword of Meta's SAM2AutomaticMaskGenerator for --auto, e.g. points_per_side=16 "
+        "or pred_iou_thresh=0.7 (repeatable; defaults are Meta's)",
+    )
+    p.add_argument(
+        "--image-topic",
+        metavar="TOPIC",
+        help="image topic of the bags (default: each bag's only sensor_msgs Image/CompressedImage topic)",
+    )
     add_tracker_arguments(p)
     ray = p.add_argument_group("Ray", "workers are Ray actors that load the model once and annotate whole inputs")
-    ray.add_argument("--ray-address", metavar="ADDR",
-                     help="an existing Ray cluster (e.g. auto or ray://head:10001; DATASET must be a folder every "
-                          "node can write); default: start a local cluster")
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="an existing Ray cluster (e.g. auto or ray://head:10001; DATASET must be a folder every "
+        "node can write); default: start a local cluster",
+    )
     ray.add_argument("--num-workers", type=_positive_int, default=1, metavar="N", help="actors (default 1)")
-    ray.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, metavar="N",
-                     help="CPUs per actor, also its torch threads (default 1)")
-    ray.add_argument("--gpus-per-worker", type=_non_negative_float, metavar="F",
-                     help="GPUs per actor, fractions share a GPU (e.g. 0.5; default: 1 if the cluster has GPUs, "
-                          "else 0)")
+    ray.add_argument(
+        "--cpus-per-worker",
+        type=_positive_float,
+        default=1.0,
+        metavar="N",
+        help="CPUs per actor, also its torch threads (default 1)",
+    )
+    ray.add_argument(
+        "--gpus-per-worker",
+        type=_non_negative_float,
+        metavar="F",
+        help="GPUs per actor, fractions share a GPU (e.g. 0.5; default: 1 if the cluster has GPUs, else 0)",
+    )
     p.add_argument("--force", action="store_true", help="annotate finished inputs again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -118,8 +158,10 @@ def plan(args: argparse.Namespace) -> Plan:
     try:
         import pycocotools  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError(f"sam2-ros annotate writes COCO RLE with pycocotools, which is not installed ({exc}); "
-                           f"install it with: pip install 'sam2_ros[annotate]'") from None
+        raise RuntimeError(
+            f"sam2-ros annotate writes COCO RLE with pycocotools, which is not installed ({exc}); "
+            f"install it with: pip install 'sam2_ros[annotate]'"
+        ) from None
     opts = tracker_options(args)
     check_options(opts)
     if args.device and args.device.startswith("cuda") and args.gpus_per_worker == 0:
@@ -142,16 +184,32 @@ def plan(args: argparse.Namespace) -> Plan:
             sources[spec.name] = AUTO
     missing = [s.spec for s in inputs if s.name not in sources]
     if missing:
-        raise ValueError(f"no prompts for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: give them in "
-                         f"--prompts, or use --detections-topic (bags) or --auto")
+        raise ValueError(
+            f"no prompts for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: give them in "
+            f"--prompts, or use --detections-topic (bags) or --auto"
+        )
 
     weights = _weights_identity(opts)
-    settings = AnnotateSettings(opts, args.out.resolve(), args.max_frames, args.image_topic, args.detections_topic,
-                                auto_args, threads=max(1, int(args.cpus_per_worker)))
-    common = {"version": ANNOTATION_VERSION, "model": opts.model if opts.engine_dir is None else None,
-              "weights_sha256": weights["sha256"], "backend": opts.backend, "dtype": opts.dtype,
-              "image_size": opts.image_size if opts.engine_dir is None else None, "max_objects": opts.max_objects,
-              "fill_hole_area": opts.fill_hole_area, "max_frames": args.max_frames}
+    settings = AnnotateSettings(
+        opts,
+        args.out.resolve(),
+        args.max_frames,
+        args.image_topic,
+        args.detections_topic,
+        auto_args,
+        threads=max(1, int(args.cpus_per_worker)),
+    )
+    common = {
+        "version": ANNOTATION_VERSION,
+        "model": opts.model if opts.engine_dir is None else None,
+        "weights_sha256": weights["sha256"],
+        "backend": opts.backend,
+        "dtype": opts.dtype,
+        "image_size": opts.image_size if opts.engine_dir is None else None,
+        "max_objects": opts.max_objects,
+        "fill_hole_area": opts.fill_hole_area,
+        "max_frames": args.max_frames,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = DatasetManifest(args.out)
     remove_partials(args.out)
@@ -159,29 +217,56 @@ def plan(args: argparse.Namespace) -> Plan:
     jobs, skipped = [], []
     for spec in inputs:
         source = sources[spec.name]
-        per_input = {**common, "prompts": source,
-                     "file": file_entries.get(spec.name) if source == FILE else None,
-                     "detections_topic": args.detections_topic if source == DETECTIONS else None,
-                     "auto_args": auto_args if source == AUTO else None,
-                     "image_topic": args.image_topic if spec.kind == "bag" else None}
+        per_input = {
+            **common,
+            "prompts": source,
+            "file": file_entries.get(spec.name) if source == FILE else None,
+            "detections_topic": args.detections_topic if source == DETECTIONS else None,
+            "auto_args": auto_args if source == AUTO else None,
+            "image_topic": args.image_topic if spec.kind == "bag" else None,
+        }
         key = hashlib.sha256(json.dumps(per_input, sort_keys=True, default=str).encode()).hexdigest()
         stat = fingerprint(spec.path, spec.kind)
         if not args.force and manifest.is_done(spec.name, key, fingerprint=stat):
             skipped.append(spec)
             continue
         previous = manifest.inputs.get(spec.name, {})
-        done_sha = previous.get("sha256") if not args.force and previous.get("status") == DONE \
-            and previous.get("options_key") == key else None
-        jobs.append(InputJob(spec, stat, key, source, file_entries.get(spec.name) if source == FILE else None,
-                             f"prompt file {args.prompts}: {spec.spec}", done_sha))
+        done_sha = (
+            previous.get("sha256")
+            if not args.force and previous.get("status") == DONE and previous.get("options_key") == key
+            else None
+        )
+        jobs.append(
+            InputJob(
+                spec,
+                stat,
+                key,
+                source,
+                file_entries.get(spec.name) if source == FILE else None,
+                f"prompt file {args.prompts}: {spec.spec}",
+                done_sha,
+            )
+        )
 
     run_doc: dict[str, Any] = {
-        "model": {"name": opts.model, "backend": opts.backend, "dtype": opts.dtype, "image_size": opts.image_size,
-                  "engines": str(opts.engine_dir) if opts.engine_dir else None, **weights},
-        "options": {k: v for k, v in common.items() if k not in ("model", "weights_sha256", "backend", "dtype",
-                                                                  "image_size")}
-                   | {"image_topic": args.image_topic, "detections_topic": args.detections_topic,
-                      "auto": args.auto, "auto_args": auto_args, "prompt_file": str(args.prompts or "") or None},
+        "model": {
+            "name": opts.model,
+            "backend": opts.backend,
+            "dtype": opts.dtype,
+            "image_size": opts.image_size,
+            "engines": str(opts.engine_dir) if opts.engine_dir else None,
+            **weights,
+        },
+        "options": {
+            k: v for k, v in common.items() if k not in ("model", "weights_sha256", "backend", "dtype", "image_size")
+        }
+        | {
+            "image_topic": args.image_topic,
+            "detections_topic": args.detections_topic,
+            "auto": args.auto,
+            "auto_args": auto_args,
+            "prompt_file": str(args.prompts or "") or None,
+        },
         "last_run": {"started": now(), "inputs": len(inputs), "skipped": len(skipped), "to_do": len(jobs)},
     }
     return Plan(settings, jobs, skipped, inputs, manifest, run_doc)
@@ -197,14 +282,25 @@ def run(args: argparse.Namespace) -> int:
     p = plan(args)
     if args.random_weights:
         warn_random_weights()
-    print(f"annotate: {len(p.inputs)} inputs, {len(p.skipped)} already done, {len(p.jobs)} to do -> {args.out}",
-          file=sys.stderr)
+    print(
+        f"annotate: {len(p.inputs)} inputs, {len(p.skipped)} already done, {len(p.jobs)} to do -> {args.out}",
+        file=sys.stderr,
+    )
     t0 = time.perf_counter()
     entries: list[dict[str, Any]] = []
     try:
         if p.jobs:
-            entries = run_ray(p.settings, p.jobs, p.manifest, p.run, args.ray_address, args.num_workers,
-                              args.cpus_per_worker, args.gpus_per_worker, progress=not args.quiet)
+            entries = run_ray(
+                p.settings,
+                p.jobs,
+                p.manifest,
+                p.run,
+                args.ray_address,
+                args.num_workers,
+                args.cpus_per_worker,
+                args.gpus_per_worker,
+                progress=not args.quiet,
+            )
     except KeyboardInterrupt:
         remove_partials(args.out)
         p.run["last_run"].update(finished=now(), stopped_by="interrupted")
@@ -215,11 +311,20 @@ def run(args: argparse.Namespace) -> int:
     done = [e for e in entries if e.get("status") == DONE]
     failed = [e for e in entries if e.get("status") == FAILED]
     frames = sum(e.get("frames", 0) for e in done if not e.get("skipped"))
-    p.run["last_run"].update(finished=now(), stopped_by="end", done=len(done), failed=len(failed), frames=frames,
-                             wall_s=round(wall_s, 3), fps=round(frames / wall_s, 3) if wall_s > 0 else None)
+    p.run["last_run"].update(
+        finished=now(),
+        stopped_by="end",
+        done=len(done),
+        failed=len(failed),
+        frames=frames,
+        wall_s=round(wall_s, 3),
+        fps=round(frames / wall_s, 3) if wall_s > 0 else None,
+    )
     p.manifest.save(p.run)
-    print(f"annotated {len(done)} inputs ({frames} frames, {wall_s:.1f} s), {len(p.skipped)} skipped, "
-          f"{len(failed)} failed: {p.manifest.path}")
+    print(
+        f"annotated {len(done)} inputs ({frames} frames, {wall_s:.1f} s), {len(p.skipped)} skipped, "
+        f"{len(failed)} failed: {p.manifest.path}"
+    )
     for e in failed:
         print(f"failed: {e['input']}: {e.get('error')}", file=sys.stderr)
     return 1 if failed else 0
@@ -237,8 +342,10 @@ def _check_auto(backend: str, auto_args: dict[str, Any]) -> None:
     known = set(inspect.signature(AutomaticMaskGenerator).parameters) - {"model", "self"}
     unknown = sorted(set(auto_args) - known)
     if unknown:
-        raise ValueError(f"--auto-arg {', '.join(unknown)}: not a keyword of the automatic mask generator "
-                         f"(known: {', '.join(sorted(known))})")
+        raise ValueError(
+            f"--auto-arg {', '.join(unknown)}: not a keyword of the automatic mask generator "
+            f"(known: {', '.join(sorted(known))})"
+        )
 
 
 def _weights_identity(opts: Any) -> dict[str, Any]:

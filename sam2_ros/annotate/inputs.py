@@ -5,6 +5,7 @@ An input is a video file, a folder of images, or a ROS 2 bag (a rosbag2 folder w
 hash of its absolute path: stable from run to run (resuming needs that) and unique even when
 two cameras both recorded ``front.mp4``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,9 @@ def expand_inputs(specs: list[str]) -> list[InputSpec]:
             for path in _matches(text):
                 resolved = path.resolve()
                 if resolved not in found:
-                    found[resolved] = InputSpec(text if path == Path(text) else str(path), resolved,
-                                                input_kind(resolved), output_name(resolved))
+                    found[resolved] = InputSpec(
+                        text if path == Path(text) else str(path), resolved, input_kind(resolved), output_name(resolved)
+                    )
     if not found:
         raise ValueError("no inputs given")
     return list(found.values())
@@ -70,8 +72,9 @@ def _matches(text: str) -> list[Path]:
             raise FileNotFoundError(f"input pattern {text!r} matches nothing")
         return [Path(m) for m in matches]
     if not Path(text).exists():
-        raise FileNotFoundError(f"input {text!r} does not exist (expected a video file, an image folder or a "
-                                f"ROS 2 bag)")
+        raise FileNotFoundError(
+            f"input {text!r} does not exist (expected a video file, an image folder or a ROS 2 bag)"
+        )
     return [Path(text)]
 
 
@@ -100,8 +103,10 @@ def input_files(path: Path, kind: str) -> list[Path]:
 
 def fingerprint(path: Path, kind: str) -> str:
     """Cheap identity (names, sizes, modification times): unchanged means no need to hash the content again."""
-    stats = [(str(p.relative_to(path)) if path.is_dir() else p.name, p.stat().st_size, p.stat().st_mtime_ns)
-             for p in input_files(path, kind)]
+    stats = [
+        (str(p.relative_to(path)) if path.is_dir() else p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in input_files(path, kind)
+    ]
     return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
 
 

@@ -6,6 +6,7 @@ timings. The driver is its only writer and rewrites it atomically after every in
 interrupted run leaves a manifest that matches the folders on disk. A rerun skips inputs whose
 entry is ``done`` with the same content and options (``options_key``).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ class DatasetManifest:
             except (OSError, json.JSONDecodeError) as exc:
                 raise ValueError(f"{self.path} cannot be read ({exc}); move it away to start a new dataset") from None
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("inputs"), dict):
-                raise ValueError(f"{self.path} is not a sam2-ros annotate manifest (format {FORMAT}); "
-                                 f"use another --out folder")
+                raise ValueError(
+                    f"{self.path} is not a sam2-ros annotate manifest (format {FORMAT}); use another --out folder"
+                )
             self.doc = doc
 
     @property
@@ -50,7 +52,8 @@ class DatasetManifest:
         if not (self.path.parent / name).is_dir():
             return False
         return (fingerprint is not None and entry.get("fingerprint") == fingerprint) or (
-            sha256 is not None and entry.get("sha256") == sha256)
+            sha256 is not None and entry.get("sha256") == sha256
+        )
 
     def record(self, name: str, entry: dict[str, Any]) -> None:
         self.inputs[name] = entry

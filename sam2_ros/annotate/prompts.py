@@ -18,6 +18,7 @@ Coordinates are frame pixels. A prompt on frame N is applied to frame N as a tap
 Precedence per input: its prompt-file entry, else the detections of ``--detections-topic`` (bags),
 else ``--auto`` (automatic masks on the first frame), else the input fails with "no prompts".
 """
+
 from __future__ import annotations
 
 import math
@@ -45,6 +46,7 @@ MAX_WARNINGS = 20
 
 # --- prompt file ---------------------------------------------------------------------------------
 
+
 def load_prompt_file(path: Path) -> dict[str, dict[int, dict[int, dict[str, Any]]]]:
     """Read and check a prompt file; returns ``{input key: {frame: {object: {points, labels, box}}}}``.
 
@@ -70,9 +72,12 @@ def load_prompt_file(path: Path) -> dict[str, dict[int, dict[int, dict[str, Any]
             index = _int(frame, f"{where}: frame", 0)
             if not isinstance(objects, dict) or not objects:
                 raise ValueError(f"{where} frame {frame}: expected a mapping object id -> prompt")
-            entry[index] = {_int(obj, f"{where} frame {frame}: object id", 1, MAX_OBJECT_ID):
-                            _object_prompt(spec, f"{where} frame {frame} object {obj}")
-                            for obj, spec in objects.items()}
+            entry[index] = {
+                _int(obj, f"{where} frame {frame}: object id", 1, MAX_OBJECT_ID): _object_prompt(
+                    spec, f"{where} frame {frame} object {obj}"
+                )
+                for obj, spec in objects.items()
+            }
         out[str(key)] = entry
     return out
 
@@ -86,24 +91,33 @@ def _int(value: Any, what: str, low: int, high: int | None = None) -> int:
     if isinstance(number, bool) or not isinstance(number, int):
         raise ValueError(f"{what} {value!r} is not an integer")
     if number < low or (high is not None and number > high):
-        raise ValueError(f"{what} {number} is outside {low}..{high}" if high is not None else
-                         f"{what} {number} must be >= {low}")
+        raise ValueError(
+            f"{what} {number} is outside {low}..{high}" if high is not None else f"{what} {number} must be >= {low}"
+        )
     return number
 
 
 def _numbers(value: Any, count: int, what: str) -> list[float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == count and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == count
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
     if not ok:
         raise ValueError(f"{what}: expected {count} finite numbers, got {value!r}")
     return [float(v) for v in value]
 
 
 def _object_prompt(spec: Any, where: str) -> dict[str, Any]:
-    if not isinstance(spec, dict) or not spec.keys() <= {"points", "labels", "box"} or not (
-            "points" in spec or "box" in spec):
-        raise ValueError(f"{where}: expected {{points: [[x, y], ...], labels: [1, 0, ...], box: [x1, y1, x2, y2]}} "
-                         f"with points and/or box, got {spec!r}")
+    if (
+        not isinstance(spec, dict)
+        or not spec.keys() <= {"points", "labels", "box"}
+        or not ("points" in spec or "box" in spec)
+    ):
+        raise ValueError(
+            f"{where}: expected {{points: [[x, y], ...], labels: [1, 0, ...], box: [x1, y1, x2, y2]}} "
+            f"with points and/or box, got {spec!r}"
+        )
     prompt: dict[str, Any] = {}
     if "box" in spec:
         x1, y1, x2, y2 = _numbers(spec["box"], 4, f"{where} box")
@@ -115,8 +129,11 @@ def _object_prompt(spec: Any, where: str) -> dict[str, Any]:
         raise ValueError(f"{where} points: expected a non-empty list of [x, y], got {points!r}")
     prompt["points"] = [_numbers(p, 2, f"{where} point {i}") for i, p in enumerate(points)]
     labels = spec.get("labels", [1] * len(points))
-    if not isinstance(labels, list) or len(labels) != len(points) or any(v not in (0, 1) or isinstance(v, bool)
-                                                                          for v in labels):
+    if (
+        not isinstance(labels, list)
+        or len(labels) != len(points)
+        or any(v not in (0, 1) or isinstance(v, bool) for v in labels)
+    ):
         raise ValueError(f"{where} labels: expected one 1 (object) or 0 (background) per point, got {labels!r}")
     prompt["labels"] = [int(v) for v in labels]
     return prompt
@@ -133,8 +150,10 @@ def match_prompt_file(entries: dict[str, Any], inputs: list[InputSpec], prompt_f
         if not hits:
             raise ValueError(f"prompt file {prompt_file}: {key!r} names none of the inputs")
         if len(hits) > 1:
-            raise ValueError(f"prompt file {prompt_file}: {key!r} names {len(hits)} inputs "
-                             f"({', '.join(s.spec for s in hits)}); use their paths")
+            raise ValueError(
+                f"prompt file {prompt_file}: {key!r} names {len(hits)} inputs "
+                f"({', '.join(s.spec for s in hits)}); use their paths"
+            )
         name = hits[0].name
         if name in matched:
             raise ValueError(f"prompt file {prompt_file}: {hits[0].spec} has two entries")
@@ -148,14 +167,20 @@ def file_schedule(entry: dict[int, dict[int, dict[str, Any]]], where: str) -> di
     for frame in sorted(entry):
         for obj_id in sorted(entry[frame]):
             spec = entry[frame][obj_id]
-            schedule.setdefault(frame, []).append(ObjectPrompt(
-                obj_id, box=tuple(spec["box"]) if "box" in spec else None,
-                points=[tuple(p) for p in spec["points"]], labels=list(spec["labels"]),
-                texts=[f"{where} frame {frame} object {obj_id}"]))
+            schedule.setdefault(frame, []).append(
+                ObjectPrompt(
+                    obj_id,
+                    box=tuple(spec["box"]) if "box" in spec else None,
+                    points=[tuple(p) for p in spec["points"]],
+                    labels=list(spec["labels"]),
+                    texts=[f"{where} frame {frame} object {obj_id}"],
+                )
+            )
     return schedule
 
 
 # --- prompts in the worker -----------------------------------------------------------------------
+
 
 @dataclass
 class MaskPrompt:
@@ -202,13 +227,18 @@ class FilePlan(PromptPlan):
         return list(self.schedule.get(index, []))
 
     def record(self) -> dict[str, Any]:
-        return {"source": FILE, "frames": {str(f): {str(o): p for o, p in objs.items()}
-                                           for f, objs in sorted(self.entry.items())}}
+        return {
+            "source": FILE,
+            "frames": {str(f): {str(o): p for o, p in objs.items()} for f, objs in sorted(self.entry.items())},
+        }
 
     def warnings(self, frames_done: int) -> list[str]:
         late = sorted(f for f in self.schedule if f >= frames_done)
-        return [f"prompts for frames {late} were never applied: the input ended after {frames_done} frames"] if late \
+        return (
+            [f"prompts for frames {late} were never applied: the input ended after {frames_done} frames"]
+            if late
             else []
+        )
 
 
 class AutoPlan(PromptPlan):
@@ -240,8 +270,9 @@ class AutoPlan(PromptPlan):
 
     def warnings(self, frames_done: int) -> list[str]:
         if self.found > len(self.kept):
-            return [f"{self.found} automatic masks on the first frame; kept the {len(self.kept)} rated best "
-                    f"(--max-objects)"]
+            return [
+                f"{self.found} automatic masks on the first frame; kept the {len(self.kept)} rated best (--max-objects)"
+            ]
         return [] if self.kept or not frames_done else ["no automatic masks on the first frame: nothing tracked"]
 
 
@@ -291,13 +322,19 @@ class DetectionPlan(PromptPlan):
         return self._next_id
 
     def record(self) -> dict[str, Any]:
-        return {"source": DETECTIONS, "topic": self.topic, "detections": self.total, "used": self.used,
-                "objects": sorted(self._ids)}
+        return {
+            "source": DETECTIONS,
+            "topic": self.topic,
+            "detections": self.total,
+            "used": self.used,
+            "objects": sorted(self._ids),
+        }
 
     def warnings(self, frames_done: int) -> list[str]:
         unmatched = sum(len(v) for v in self.by_stamp.values())
-        extra = [f"{unmatched} detections matched no image stamp among the {frames_done} images read"] \
-            if unmatched else []
+        extra = (
+            [f"{unmatched} detections matched no image stamp among the {frames_done} images read"] if unmatched else []
+        )
         return self.problems + extra
 
 

@@ -8,6 +8,7 @@ actors, removes their unfinished folders and leaves the manifest of what is comp
 
 Ray is imported here only, when a run starts: ``sam2-ros track`` and the node never load it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,10 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError(f"sam2-ros annotate runs on Ray, which is not installed ({exc}); "
-                           f"install it with: pip install 'sam2_ros[annotate]'") from None
+        raise RuntimeError(
+            f"sam2-ros annotate runs on Ray, which is not installed ({exc}); "
+            f"install it with: pip install 'sam2_ros[annotate]'"
+        ) from None
     return ray
 
 
@@ -71,8 +74,10 @@ class _Bar:
         self._changed = False
         self.bar.total = max(total, frames)
         self.bar.n = frames
-        self.bar.set_postfix_str(f"inputs {self.done + self.failed}/{self.inputs}"
-                                 + (f", {self.failed} failed" if self.failed else ""), refresh=False)
+        self.bar.set_postfix_str(
+            f"inputs {self.done + self.failed}/{self.inputs}" + (f", {self.failed} failed" if self.failed else ""),
+            refresh=False,
+        )
         self.bar.refresh()
 
     def finished(self, entry: dict[str, Any]) -> None:
@@ -86,9 +91,17 @@ class _Bar:
         self.bar.close()
 
 
-def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetManifest, run: dict[str, Any],
-            address: str | None = None, num_workers: int = 1, cpus_per_worker: float = 1.0,
-            gpus_per_worker: float | None = None, progress: bool = True) -> list[dict[str, Any]]:
+def run_ray(
+    settings: AnnotateSettings,
+    jobs: list[InputJob],
+    manifest: DatasetManifest,
+    run: dict[str, Any],
+    address: str | None = None,
+    num_workers: int = 1,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Annotate ``jobs`` on Ray; returns their manifest entries (also recorded in ``manifest`` as they come)."""
     ray = import_ray()
     t0 = time.perf_counter()
@@ -98,8 +111,11 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
         if address:
             ray.init(address=address, **kw)
         else:  # a local cluster with room for every worker (oversubscribing is the user's choice)
-            ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(num_workers * cpus_per_worker)),
-                     include_dashboard=False, **kw)
+            ray.init(
+                num_cpus=max(os.cpu_count() or 1, math.ceil(num_workers * cpus_per_worker)),
+                include_dashboard=False,
+                **kw,
+            )
     timings = run["last_run"].setdefault("timings", {})
     timings["ray_init_s"] = _since(t0)
     actors: list[Any] = []
@@ -108,8 +124,13 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
     try:
         gpus = _gpus(ray, gpus_per_worker)
         _check_resources(ray, num_workers, cpus_per_worker, gpus)
-        run["last_run"].update(engine="ray", ray_address=address or "local", num_workers=num_workers,
-                               cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus)
+        run["last_run"].update(
+            engine="ray",
+            ray_address=address or "local",
+            num_workers=num_workers,
+            cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus,
+        )
         counter = ray.remote(num_cpus=0)(ProgressCounter).remote()
         actor_class = ray.remote(RayAnnotator).options(num_cpus=cpus_per_worker, num_gpus=gpus)
 
@@ -140,9 +161,16 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
                     entry.setdefault("timings", {})["round_trip_s"] = _since(submitted)
                     idle.append(actor)
                 except ray.exceptions.RayError as exc:  # the worker process died (killed, out of memory)
-                    entry = {"input": str(job.spec.path), "kind": job.spec.kind, "output": job.spec.name,
-                             "fingerprint": job.fingerprint, "options_key": job.options_key, "status": FAILED,
-                             "error": f"worker died: {_first_line(exc)}", "finished": now()}
+                    entry = {
+                        "input": str(job.spec.path),
+                        "kind": job.spec.kind,
+                        "output": job.spec.name,
+                        "fingerprint": job.fingerprint,
+                        "options_key": job.options_key,
+                        "status": FAILED,
+                        "error": f"worker died: {_first_line(exc)}",
+                        "finished": now(),
+                    }
                     ray.kill(actor, no_restart=True)
                     idle.append(new_actor())
                 _record(manifest, run, job, entry)
@@ -166,8 +194,13 @@ def run_ray(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetM
                 ray.kill(actor, no_restart=True)
 
 
-def run_local(settings: AnnotateSettings, jobs: list[InputJob], manifest: DatasetManifest, run: dict[str, Any],
-              progress: bool = True) -> list[dict[str, Any]]:
+def run_local(
+    settings: AnnotateSettings,
+    jobs: list[InputJob],
+    manifest: DatasetManifest,
+    run: dict[str, Any],
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """The same work in this process, without Ray (the benchmark's baseline for Ray's overhead)."""
     bar = _Bar(len(jobs), progress)
     state = [0, 0]
@@ -215,8 +248,10 @@ def _check_resources(ray: Any, workers: int, cpus: float, gpus: float) -> None:
     for name, each in (("CPU", cpus), ("GPU", gpus)):
         need = workers * each
         if need > have.get(name, 0) + 1e-9:
-            raise ValueError(f"{workers} workers x {each:g} {name} need {need:g} {name}s but the Ray cluster has "
-                             f"{have.get(name, 0):g}; lower --num-workers or --{name.lower()}s-per-worker")
+            raise ValueError(
+                f"{workers} workers x {each:g} {name} need {need:g} {name}s but the Ray cluster has "
+                f"{have.get(name, 0):g}; lower --num-workers or --{name.lower()}s-per-worker"
+            )
 
 
 def _since(t0: float) -> float:

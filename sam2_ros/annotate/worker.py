@@ -7,6 +7,7 @@ manifest entries and progress counts go back to the driver.
 Outputs of an input are written into ``DATASET/.partial-<name>-<token>/`` and renamed to
 ``DATASET/<name>/`` when complete, so a folder named after an input is always a whole one.
 """
+
 from __future__ import annotations
 
 import os
@@ -100,23 +101,40 @@ class Annotator:
     def info(self) -> dict[str, Any]:
         """Where this worker runs (also a cheap call that proves the model loaded)."""
         backend = self.tracker.backend
-        return {"host": socket.gethostname(), "pid": os.getpid(), "backend": backend.name,
-                "device": str(backend.device), "model": self.model_name}
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "backend": backend.name,
+            "device": str(backend.device),
+            "model": self.model_name,
+        }
 
     def annotate(self, job: InputJob) -> dict[str, Any]:
         """The input's manifest entry; failures are recorded in it, never raised (the other inputs go on)."""
         spec, t0 = job.spec, time.perf_counter()
-        entry: dict[str, Any] = {"input": str(spec.path), "kind": spec.kind, "output": spec.name,
-                                 "fingerprint": job.fingerprint, "options_key": job.options_key,
-                                 "worker": {k: v for k, v in self.info().items() if k in ("host", "pid", "device")}}
+        entry: dict[str, Any] = {
+            "input": str(spec.path),
+            "kind": spec.kind,
+            "output": spec.name,
+            "fingerprint": job.fingerprint,
+            "options_key": job.options_key,
+            "worker": {k: v for k, v in self.info().items() if k in ("host", "pid", "device")},
+        }
         partial = self.settings.out / f"{PARTIAL_PREFIX}{spec.name}-{uuid.uuid4().hex[:8]}"
         try:
             entry["sha256"] = content_sha256(spec.path, spec.kind)
             hash_s = time.perf_counter() - t0
-            if job.done_sha256 is not None and entry["sha256"] == job.done_sha256 \
-                    and (self.settings.out / spec.name).is_dir():
-                return {**entry, "status": DONE, "skipped": "content unchanged",
-                        "timings": {"hash_s": round(hash_s, 3)}}
+            if (
+                job.done_sha256 is not None
+                and entry["sha256"] == job.done_sha256
+                and (self.settings.out / spec.name).is_dir()
+            ):
+                return {
+                    **entry,
+                    "status": DONE,
+                    "skipped": "content unchanged",
+                    "timings": {"hash_s": round(hash_s, 3)},
+                }
             partial.mkdir(parents=True)
             entry.update(self._run(job, partial))
             _publish(partial, self.settings.out / spec.name)
@@ -163,9 +181,16 @@ class Annotator:
             total = min(filter(None, (source.frame_count, settings.max_frames)), default=0)
             self.progress.add(total=total)
             paths = getattr(source, "paths", None)
-            coco = CocoWriter(out / "annotations.json", {
-                "description": f"sam2-ros annotate: {spec.path}", "input": str(spec.path), "kind": spec.kind,
-                "model": self.model_name, "date_created": now()})
+            coco = CocoWriter(
+                out / "annotations.json",
+                {
+                    "description": f"sam2-ros annotate: {spec.path}",
+                    "input": str(spec.path),
+                    "kind": spec.kind,
+                    "model": self.model_name,
+                    "date_created": now(),
+                },
+            )
             t_loop = time.perf_counter()
             try:
                 frames = source if settings.max_frames is None else itertools.islice(source, settings.max_frames)
@@ -191,10 +216,18 @@ class Annotator:
         if total and done != total:  # the container's count was off: settle the progress bar
             self.progress.add(total=done - total)
         loop_s = time.perf_counter() - t_loop
-        return {"prompts": plan.record(), "warnings": plan.warnings(done), "frames": done, "frame_hw": frame_hw,
-                "stopped_by": stopped_by, "objects": len(objects), "annotations": annotations,
-                "labels": f"{spec.name}/masks/{frame_name(0, '.png')}..", "coco": f"{spec.name}/annotations.json",
-                "timings": {"track_s": round(loop_s, 3), "fps": round(done / loop_s, 3) if loop_s > 0 else None}}
+        return {
+            "prompts": plan.record(),
+            "warnings": plan.warnings(done),
+            "frames": done,
+            "frame_hw": frame_hw,
+            "stopped_by": stopped_by,
+            "objects": len(objects),
+            "annotations": annotations,
+            "labels": f"{spec.name}/masks/{frame_name(0, '.png')}..",
+            "coco": f"{spec.name}/annotations.json",
+            "timings": {"track_s": round(loop_s, 3), "fps": round(done / loop_s, 3) if loop_s > 0 else None},
+        }
 
 
 def _publish(partial: Path, final: Path) -> None:
@@ -210,8 +243,11 @@ def _publish(partial: Path, final: Path) -> None:
 
 def remove_partials(root: Path) -> int:
     """Delete what interrupted runs left (``.partial-*`` and ``.old-*`` folders); returns how many."""
-    stale = [p for p in root.iterdir() if p.is_dir() and p.name.startswith((PARTIAL_PREFIX, OLD_PREFIX))] \
-        if root.is_dir() else []
+    stale = (
+        [p for p in root.iterdir() if p.is_dir() and p.name.startswith((PARTIAL_PREFIX, OLD_PREFIX))]
+        if root.is_dir()
+        else []
+    )
     for p in stale:
         shutil.rmtree(p, ignore_errors=True)
     return len(stale)

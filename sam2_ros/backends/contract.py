@@ -10,6 +10,7 @@ image size S, the feature grid is H = W = S / 16. The memory attention takes the
 fixed-size bank unchanged: ``S_slots = max_cond_frames + num_maskmem - 1`` spatial memories
 and ``P = max_cond_frames + max_obj_ptrs - 1`` object pointers, unused slots masked.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,8 +82,9 @@ def slot_counts(max_cond_frames: int, num_maskmem: int, max_obj_ptrs: int) -> tu
     return max_cond_frames + num_maskmem - 1, max_cond_frames + max_obj_ptrs - 1
 
 
-def graph_specs(image_size: int, max_cond_frames: int, num_maskmem: int = 7,
-                max_obj_ptrs: int = 16) -> dict[str, GraphSpec]:
+def graph_specs(
+    image_size: int, max_cond_frames: int, num_maskmem: int = 7, max_obj_ptrs: int = 16
+) -> dict[str, GraphSpec]:
     """The contract for a model at ``image_size`` with a bank of ``max_cond_frames``."""
     if image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
@@ -91,29 +93,58 @@ def graph_specs(image_size: int, max_cond_frames: int, num_maskmem: int = 7,
     b, n, c, m = BATCH, POINTS, HIDDEN_DIM, MEM_DIM
     t = TensorSpec
     specs = [
-        GraphSpec(IMAGE_ENCODER,
-                  inputs=(t("image", (1, 3, s, s)),),
-                  outputs=(t("vision_feats", (1, c, h, h)), t("high_res_0", (1, c // 8, 4 * h, 4 * h)),
-                           t("high_res_1", (1, c // 4, 2 * h, 2 * h)))),
-        GraphSpec(MEMORY_ATTENTION,
-                  inputs=(t("vision_feats", (b, c, h, h)), t("mem_feats", (slots, b, m, h, h)),
-                          t("mem_t_pos", (slots, b), "int64"), t("mem_valid", (slots, b), "bool"),
-                          t("obj_ptrs", (ptrs, b, c)), t("ptr_t_diff", (ptrs, b)),
-                          t("ptr_valid", (ptrs, b), "bool")),
-                  outputs=(t("pix_feat", (b, c, h, h)),)),
-        GraphSpec(MASK_DECODER,
-                  inputs=(t("pix_feat", (b, c, h, h)), t("high_res_0", (b, c // 8, 4 * h, 4 * h)),
-                          t("high_res_1", (b, c // 4, 2 * h, 2 * h)), t("point_coords", (b, n, 2)),
-                          t("point_labels", (b, n), "int32"), t("mask_input", (b, 1, 4 * h, 4 * h)),
-                          t("has_mask_input", (b,))),
-                  outputs=(t("masks", (b, 4, 4 * h, 4 * h)), t("ious", (b, 4)), t("obj_ptrs", (b, 4, c)),
-                           t("object_score_logits", (b, 1)))),
-        GraphSpec(MEMORY_ENCODER,
-                  inputs=(t("vision_feats", (b, c, h, h)), t("masks", (b, 1, s, s)),
-                          t("from_points", (b,), "bool"), t("object_score_logits", (b, 1))),
-                  outputs=(t("maskmem_features", (b, m, h, h)),)),
-        GraphSpec(MASK_DOWNSAMPLE,
-                  inputs=(t("mask", (1, 1, s, s)),),
-                  outputs=(t("mask_input", (1, 1, s // 4, s // 4)),)),
+        GraphSpec(
+            IMAGE_ENCODER,
+            inputs=(t("image", (1, 3, s, s)),),
+            outputs=(
+                t("vision_feats", (1, c, h, h)),
+                t("high_res_0", (1, c // 8, 4 * h, 4 * h)),
+                t("high_res_1", (1, c // 4, 2 * h, 2 * h)),
+            ),
+        ),
+        GraphSpec(
+            MEMORY_ATTENTION,
+            inputs=(
+                t("vision_feats", (b, c, h, h)),
+                t("mem_feats", (slots, b, m, h, h)),
+                t("mem_t_pos", (slots, b), "int64"),
+                t("mem_valid", (slots, b), "bool"),
+                t("obj_ptrs", (ptrs, b, c)),
+                t("ptr_t_diff", (ptrs, b)),
+                t("ptr_valid", (ptrs, b), "bool"),
+            ),
+            outputs=(t("pix_feat", (b, c, h, h)),),
+        ),
+        GraphSpec(
+            MASK_DECODER,
+            inputs=(
+                t("pix_feat", (b, c, h, h)),
+                t("high_res_0", (b, c // 8, 4 * h, 4 * h)),
+                t("high_res_1", (b, c // 4, 2 * h, 2 * h)),
+                t("point_coords", (b, n, 2)),
+                t("point_labels", (b, n), "int32"),
+                t("mask_input", (b, 1, 4 * h, 4 * h)),
+                t("has_mask_input", (b,)),
+            ),
+            outputs=(
+                t("masks", (b, 4, 4 * h, 4 * h)),
+                t("ious", (b, 4)),
+                t("obj_ptrs", (b, 4, c)),
+                t("object_score_logits", (b, 1)),
+            ),
+        ),
+        GraphSpec(
+            MEMORY_ENCODER,
+            inputs=(
+                t("vision_feats", (b, c, h, h)),
+                t("masks", (b, 1, s, s)),
+                t("from_points", (b,), "bool"),
+                t("object_score_logits", (b, 1)),
+            ),
+            outputs=(t("maskmem_features", (b, m, h, h)),),
+        ),
+        GraphSpec(
+            MASK_DOWNSAMPLE, inputs=(t("mask", (1, 1, s, s)),), outputs=(t("mask_input", (1, 1, s // 4, s // 4)),)
+        ),
     ]
     return {spec.name: spec for spec in specs}

@@ -4,6 +4,7 @@ ONNX Runtime and TensorRT differ only in how a graph is executed; defaults, lear
 constants applied outside the graphs, the mask-as-output path and Meta's output selection
 are the same and live here, so both runtimes share one tested code path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,17 +46,28 @@ class ModelSettings:
         return self.max_cond_frames + self.num_maskmem - 1, self.max_cond_frames + self.max_obj_ptrs - 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "image_size": self.image_size, "max_cond_frames": self.max_cond_frames,
-                "num_maskmem": self.num_maskmem, "max_obj_ptrs": self.max_obj_ptrs,
-                "stability": list(self.stability) if self.stability else None,
-                "multimask_points": list(self.multimask_points)}
+        return {
+            "name": self.name,
+            "image_size": self.image_size,
+            "max_cond_frames": self.max_cond_frames,
+            "num_maskmem": self.num_maskmem,
+            "max_obj_ptrs": self.max_obj_ptrs,
+            "stability": list(self.stability) if self.stability else None,
+            "multimask_points": list(self.multimask_points),
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelSettings":
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelSettings:
         stability = d["stability"]
-        return cls(str(d["name"]), int(d["image_size"]), int(d["max_cond_frames"]), int(d["num_maskmem"]),
-                   int(d["max_obj_ptrs"]), None if stability is None else (float(stability[0]), float(stability[1])),
-                   (int(d["multimask_points"][0]), int(d["multimask_points"][1])))
+        return cls(
+            str(d["name"]),
+            int(d["image_size"]),
+            int(d["max_cond_frames"]),
+            int(d["num_maskmem"]),
+            int(d["max_obj_ptrs"]),
+            None if stability is None else (float(stability[0]), float(stability[1])),
+            (int(d["multimask_points"][0]), int(d["multimask_points"][1])),
+        )
 
 
 class GraphBackend:
@@ -71,8 +83,13 @@ class GraphBackend:
     name = "graphs"
     compact_memory = False  # the graphs take the full, fixed-size bank
 
-    def __init__(self, settings: ModelSettings, runners: Mapping[str, Runner], constants: Mapping[str, Tensor],
-                 device: torch.device | str) -> None:
+    def __init__(
+        self,
+        settings: ModelSettings,
+        runners: Mapping[str, Runner],
+        constants: Mapping[str, Tensor],
+        device: torch.device | str,
+    ) -> None:
         self.settings = settings
         self.device = torch.device(device)
         self.image_size = settings.image_size
@@ -107,21 +124,45 @@ class GraphBackend:
             raise ValueError(
                 f"the memory bank has {memory.feats.shape[0]} spatial and {memory.ptrs.shape[0]} pointer slots, "
                 f"the exported graphs take {slots} and {ptrs} (max_cond_frames={self.max_cond_frames}): create "
-                f"the tracker with Sam2Tracker(backend, max_cond_frames={self.max_cond_frames})")
+                f"the tracker with Sam2Tracker(backend, max_cond_frames={self.max_cond_frames})"
+            )
         with self._ordered():
             return self._run["memory_attention"](
-                vision_feats=feats.vision_feats.float(), mem_feats=memory.feats.float(), mem_t_pos=memory.t_pos.long(),
-                mem_valid=memory.valid.bool(), obj_ptrs=memory.ptrs.float(), ptr_t_diff=memory.ptr_t_diff.float(),
-                ptr_valid=memory.ptr_valid.bool())["pix_feat"]
+                vision_feats=feats.vision_feats.float(),
+                mem_feats=memory.feats.float(),
+                mem_t_pos=memory.t_pos.long(),
+                mem_valid=memory.valid.bool(),
+                obj_ptrs=memory.ptrs.float(),
+                ptr_t_diff=memory.ptr_t_diff.float(),
+                ptr_valid=memory.ptr_valid.bool(),
+            )["pix_feat"]
 
-    def decode(self, pix_feat: Tensor, high_res: list[Tensor], point_coords: Tensor | None,
-               point_labels: Tensor | None, mask_inputs: Tensor | None, multimask: bool) -> SamOutput:
+    def decode(
+        self,
+        pix_feat: Tensor,
+        high_res: list[Tensor],
+        point_coords: Tensor | None,
+        point_labels: Tensor | None,
+        mask_inputs: Tensor | None,
+        multimask: bool,
+    ) -> SamOutput:
         with self._ordered():
-            return finish_decoding(self._decode_all(pix_feat, high_res, point_coords, point_labels, mask_inputs),
-                                   multimask, self._no_obj_ptr, self.image_size, self.settings.stability)
+            return finish_decoding(
+                self._decode_all(pix_feat, high_res, point_coords, point_labels, mask_inputs),
+                multimask,
+                self._no_obj_ptr,
+                self.image_size,
+                self.settings.stability,
+            )
 
-    def _decode_all(self, pix_feat: Tensor, high_res: list[Tensor], point_coords: Tensor | None,
-                    point_labels: Tensor | None, mask_inputs: Tensor | None) -> DecoderOutputs:
+    def _decode_all(
+        self,
+        pix_feat: Tensor,
+        high_res: list[Tensor],
+        point_coords: Tensor | None,
+        point_labels: Tensor | None,
+        mask_inputs: Tensor | None,
+    ) -> DecoderOutputs:
         """The decoder graph with the eager model's defaults (``Sam2Model.decode_all``)."""
         b, dev = pix_feat.shape[0], pix_feat.device
         if point_coords is None:  # no clicks: one padding point, as the eager model
@@ -133,12 +174,16 @@ class GraphBackend:
         else:
             mask_input, has_mask = mask_inputs.float(), torch.ones(b, device=dev)
             if tuple(mask_input.shape[-2:]) != size:
-                mask_input = F.interpolate(mask_input, size=size, mode="bilinear", align_corners=False,
-                                           antialias=True)
+                mask_input = F.interpolate(mask_input, size=size, mode="bilinear", align_corners=False, antialias=True)
         out = self._run["mask_decoder"](
-            pix_feat=pix_feat.float(), high_res_0=high_res[0].float(), high_res_1=high_res[1].float(),
-            point_coords=point_coords.float(), point_labels=point_labels.to(torch.int32), mask_input=mask_input,
-            has_mask_input=has_mask)
+            pix_feat=pix_feat.float(),
+            high_res_0=high_res[0].float(),
+            high_res_1=high_res[1].float(),
+            point_coords=point_coords.float(),
+            point_labels=point_labels.to(torch.int32),
+            mask_input=mask_input,
+            has_mask_input=has_mask,
+        )
         return DecoderOutputs(out["masks"], out["ious"], out["obj_ptrs"], out["object_score_logits"])
 
     def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask: Tensor) -> SamOutput:
@@ -149,18 +194,28 @@ class GraphBackend:
         """
         with self._ordered():
             mask = mask.float()
-            down = torch.cat([self._run["mask_downsample"](mask=mask[i:i + 1])["mask_input"]
-                              for i in range(mask.shape[0])])
-            ptr = finish_decoding(self._decode_all(pix_feat, high_res, None, None, down), False, self._no_obj_ptr,
-                                  self.image_size, self.settings.stability).obj_ptr
+            down = torch.cat(
+                [self._run["mask_downsample"](mask=mask[i : i + 1])["mask_input"] for i in range(mask.shape[0])]
+            )
+            ptr = finish_decoding(
+                self._decode_all(pix_feat, high_res, None, None, down),
+                False,
+                self._no_obj_ptr,
+                self.image_size,
+                self.settings.stability,
+            ).obj_ptr
             return mask_prompt_output(mask, ptr, self._no_obj_ptr)
 
-    def encode_memory(self, vision_feats: Tensor, high_res_masks: Tensor, object_score_logits: Tensor,
-                      from_points: Tensor) -> Tensor:
+    def encode_memory(
+        self, vision_feats: Tensor, high_res_masks: Tensor, object_score_logits: Tensor, from_points: Tensor
+    ) -> Tensor:
         with self._ordered():
             return self._run["memory_encoder"](
-                vision_feats=vision_feats.float(), masks=high_res_masks.float(), from_points=from_points.bool(),
-                object_score_logits=object_score_logits.float())["maskmem_features"]
+                vision_feats=vision_feats.float(),
+                masks=high_res_masks.float(),
+                from_points=from_points.bool(),
+                object_score_logits=object_score_logits.float(),
+            )["maskmem_features"]
 
     def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:
         """Meta's rule (three candidates for one click); the frame type does not matter."""

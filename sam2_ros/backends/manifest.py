@@ -10,6 +10,7 @@ hand-edited file fails with a clear :class:`ManifestError` instead of wrong mask
 The TensorRT engines built from a folder get their own ``engines.json`` (``export/engines.py``).
 Writes are atomic (:mod:`sam2_ros.utils.files`).
 """
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,9 @@ class Manifest:
             "num_maskmem": self.num_maskmem,
             "max_obj_ptrs": self.max_obj_ptrs,
             "decoder": {
-                "stability": None if self.stability is None else
-                {"delta": self.stability[0], "thresh": self.stability[1]},
+                "stability": None
+                if self.stability is None
+                else {"delta": self.stability[0], "thresh": self.stability[1]},
                 "multimask_min_points": self.multimask_points[0],
                 "multimask_max_points": self.multimask_points[1],
             },
@@ -91,8 +93,12 @@ class Manifest:
         dec = d["decoder"]
         stab = dec["stability"]
         return cls(
-            model=d["model"], checkpoint_sha256=d["checkpoint_sha256"], image_size=int(d["image_size"]),
-            max_cond_frames=int(d["max_cond_frames"]), opset=int(d["opset"]), num_maskmem=int(d["num_maskmem"]),
+            model=d["model"],
+            checkpoint_sha256=d["checkpoint_sha256"],
+            image_size=int(d["image_size"]),
+            max_cond_frames=int(d["max_cond_frames"]),
+            opset=int(d["opset"]),
+            num_maskmem=int(d["num_maskmem"]),
             max_obj_ptrs=int(d["max_obj_ptrs"]),
             stability=None if stab is None else (float(stab["delta"]), float(stab["thresh"])),
             multimask_points=(int(dec["multimask_min_points"]), int(dec["multimask_max_points"])),
@@ -115,8 +121,10 @@ def verify_file(folder: str | os.PathLike, entry: FileEntry) -> Path:
         raise ManifestError(f"{path} is listed in {MANIFEST_FILE} but missing; re-export into {folder}")
     digest = sha256_file(path)
     if digest != entry.sha256:
-        raise ManifestError(f"{path} was modified after export (sha256 {digest[:12]}… but {MANIFEST_FILE} "
-                            f"records {entry.sha256[:12]}…); re-export into {folder}")
+        raise ManifestError(
+            f"{path} was modified after export (sha256 {digest[:12]}… but {MANIFEST_FILE} "
+            f"records {entry.sha256[:12]}…); re-export into {folder}"
+        )
     return path
 
 
@@ -124,8 +132,10 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
     """Parse ``folder/manifest.json`` and verify every listed file's SHA-256."""
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
-        raise ManifestError(f"no {MANIFEST_FILE} in {folder}: export one with "
-                            f"`python -m export onnx --model NAME --checkpoint PATH --out {folder}`")
+        raise ManifestError(
+            f"no {MANIFEST_FILE} in {folder}: export one with "
+            f"`python -m export onnx --model NAME --checkpoint PATH --out {folder}`"
+        )
     try:
         manifest = Manifest.from_dict(json.loads(path.read_text()))
     except ManifestError:

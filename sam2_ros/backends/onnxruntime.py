@@ -18,6 +18,7 @@ The export folder's manifest is verified first (every file's SHA-256), and its s
 (image size, bank size ``max_cond_frames``, decoder rules) configure the backend; a
 tracker with another ``max_cond_frames`` is refused on its first memory step, with the fix.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,10 @@ class OrtRunner:
         self.session, self.spec, self.device = session, spec, device
         got = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
         if got != (spec.input_names, spec.output_names):
-            raise ManifestError(f"{spec.file} has inputs/outputs {got}, the contract says "
-                                f"{(spec.input_names, spec.output_names)}; re-export")
+            raise ManifestError(
+                f"{spec.file} has inputs/outputs {got}, the contract says "
+                f"{(spec.input_names, spec.output_names)}; re-export"
+            )
 
     def __call__(self, **tensors: Tensor) -> dict[str, Tensor]:
         inputs = {t.name: tensors[t.name].to(self.device, TORCH_DTYPES[t.dtype]).contiguous() for t in self.spec.inputs}
@@ -53,10 +56,13 @@ class OrtRunner:
     def _run_bound(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Run with I/O binding on the tensors' CUDA memory (see the module docstring)."""
         index = self.device.index if self.device.index is not None else torch.cuda.current_device()
-        sizes = {d: inputs[t.name].shape[i] for t in self.spec.inputs
-                 for i, d in enumerate(t.shape) if d in DYNAMIC_DIMS}
-        outputs = {t.name: torch.empty([sizes.get(d, d) for d in t.shape], dtype=TORCH_DTYPES[t.dtype],
-                                       device=self.device) for t in self.spec.outputs}
+        sizes = {
+            d: inputs[t.name].shape[i] for t in self.spec.inputs for i, d in enumerate(t.shape) if d in DYNAMIC_DIMS
+        }
+        outputs = {
+            t.name: torch.empty([sizes.get(d, d) for d in t.shape], dtype=TORCH_DTYPES[t.dtype], device=self.device)
+            for t in self.spec.outputs
+        }
         binding = self.session.io_binding()
         for name, t in inputs.items():
             binding.bind_input(name, "cuda", index, _numpy_dtype(t.dtype), tuple(t.shape), t.data_ptr())
@@ -78,19 +84,26 @@ def default_providers(device: torch.device) -> list:
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise RuntimeError(f"device {device} needs onnxruntime's CUDAExecutionProvider, which this onnxruntime "
-                           f"lacks (available: {ort.get_available_providers()}); install onnxruntime-gpu or use "
-                           f"device='cpu'")
+        raise RuntimeError(
+            f"device {device} needs onnxruntime's CUDAExecutionProvider, which this onnxruntime "
+            f"lacks (available: {ort.get_available_providers()}); install onnxruntime-gpu or use "
+            f"device='cpu'"
+        )
     index = device.index if device.index is not None else torch.cuda.current_device()
     return [("CUDAExecutionProvider", {"device_id": index})]
 
 
 def settings_from_manifest(manifest: Manifest) -> ModelSettings:
     """The runtime settings an export folder was made for."""
-    return ModelSettings(name=manifest.model, image_size=manifest.image_size,
-                         max_cond_frames=manifest.max_cond_frames, num_maskmem=manifest.num_maskmem,
-                         max_obj_ptrs=manifest.max_obj_ptrs, stability=manifest.stability,
-                         multimask_points=manifest.multimask_points)
+    return ModelSettings(
+        name=manifest.model,
+        image_size=manifest.image_size,
+        max_cond_frames=manifest.max_cond_frames,
+        num_maskmem=manifest.num_maskmem,
+        max_obj_ptrs=manifest.max_obj_ptrs,
+        stability=manifest.stability,
+        multimask_points=manifest.multimask_points,
+    )
 
 
 class OnnxRuntimeBackend(GraphBackend):
@@ -104,27 +117,31 @@ class OnnxRuntimeBackend(GraphBackend):
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_dir: str | Path, device: str | torch.device = "cpu",
-                 providers: list | None = None) -> None:
+    def __init__(self, onnx_dir: str | Path, device: str | torch.device = "cpu", providers: list | None = None) -> None:
         import onnxruntime as ort
 
         onnx_dir = Path(onnx_dir)
         dev = torch.device(device)
         manifest = read_manifest(onnx_dir)
-        specs = graph_specs(manifest.image_size, manifest.max_cond_frames, manifest.num_maskmem,
-                            manifest.max_obj_ptrs)
+        specs = graph_specs(manifest.image_size, manifest.max_cond_frames, manifest.num_maskmem, manifest.max_obj_ptrs)
         for name, spec in specs.items():
             entry = manifest.graphs.get(name)
             if entry is None or (list(entry.inputs), list(entry.outputs)) != (
-                    [t.as_dict() for t in spec.inputs], [t.as_dict() for t in spec.outputs]):
-                raise ManifestError(f"{onnx_dir}: graph {name} is missing or does not follow this version's graph "
-                                    f"contract; re-export with `python -m export onnx`")
+                [t.as_dict() for t in spec.inputs],
+                [t.as_dict() for t in spec.outputs],
+            ):
+                raise ManifestError(
+                    f"{onnx_dir}: graph {name} is missing or does not follow this version's graph "
+                    f"contract; re-export with `python -m export onnx`"
+                )
         providers = providers or default_providers(dev)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: ORT warns about every initializer it folds away
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        runners = {name: OrtRunner(ort.InferenceSession(str(onnx_dir / spec.file), options, providers=providers),
-                                   spec, dev) for name, spec in specs.items()}
+        runners = {
+            name: OrtRunner(ort.InferenceSession(str(onnx_dir / spec.file), options, providers=providers), spec, dev)
+            for name, spec in specs.items()
+        }
         with np.load(onnx_dir / manifest.constants.file) as npz:
             constants = {k: torch.from_numpy(npz[k]) for k in npz.files}
         self.onnx_dir, self.manifest, self.providers = onnx_dir, manifest, providers

@@ -38,6 +38,7 @@ Design:
   natively (``DataType.INT64``; ``BOOL`` is one byte, 0/1, the layout of ``torch.bool``), so
   torch tensors are bound as they are, without conversion kernels.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,14 @@ CONSTANTS = ("no_obj_ptr", "no_mem_embed")
 
 #: TensorRT ``DataType`` names -> torch dtypes (``BOOL`` is one byte 0/1, like torch.bool).
 TORCH_DTYPES = {
-    "FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT8": torch.int8,
-    "UINT8": torch.uint8, "INT32": torch.int32, "INT64": torch.int64, "BOOL": torch.bool,
+    "FLOAT": torch.float32,
+    "HALF": torch.float16,
+    "BF16": torch.bfloat16,
+    "INT8": torch.int8,
+    "UINT8": torch.uint8,
+    "INT32": torch.int32,
+    "INT64": torch.int64,
+    "BOOL": torch.bool,
 }
 
 
@@ -84,14 +91,36 @@ def rebuild_command(manifest: Mapping[str, Any], engine_dir: Path | str | None =
     """The exact ``python -m export engines`` call that rebuilds these engines on this machine."""
     b = manifest.get("build") if isinstance(manifest.get("build"), dict) else {}
     out = engine_dir if engine_dir is not None else b.get("out", "ENGINE_DIR")
-    return " ".join(shlex.quote(str(a)) for a in (
-        "python", "-m", "export", "engines", "--onnx", b.get("onnx_dir", "ONNX_DIR"), "--out", out,
-        f"--{b.get('precision', 'fp16')}", "--max-objects", b.get("max_objects", 16),
-        "--max-points", b.get("max_points", 8)))
+    return " ".join(
+        shlex.quote(str(a))
+        for a in (
+            "python",
+            "-m",
+            "export",
+            "engines",
+            "--onnx",
+            b.get("onnx_dir", "ONNX_DIR"),
+            "--out",
+            out,
+            f"--{b.get('precision', 'fp16')}",
+            "--max-objects",
+            b.get("max_objects", 16),
+            "--max-points",
+            b.get("max_points", 8),
+        )
+    )
 
 
-_REQUIRED = {"format": int, "tensorrt": str, "gpu": dict, "model": dict, "checkpoint_sha256": str, "build": dict,
-             "constants": dict, "engines": dict}
+_REQUIRED = {
+    "format": int,
+    "tensorrt": str,
+    "gpu": dict,
+    "model": dict,
+    "checkpoint_sha256": str,
+    "build": dict,
+    "constants": dict,
+    "engines": dict,
+}
 
 
 def read_engines_manifest(engine_dir: Path | str) -> dict[str, Any]:
@@ -104,17 +133,22 @@ def read_engines_manifest(engine_dir: Path | str) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EngineError(f"{path} is not valid JSON ({exc}); the file is truncated or damaged. "
-                          f"Rebuild the engines: {hint}") from None
+        raise EngineError(
+            f"{path} is not valid JSON ({exc}); the file is truncated or damaged. Rebuild the engines: {hint}"
+        ) from None
     if not isinstance(manifest, dict):
         raise EngineError(f"{path} must hold a JSON object, got {type(manifest).__name__}; {hint}")
     bad = [k for k, kind in _REQUIRED.items() if not isinstance(manifest.get(k), kind)]
     if bad:
-        raise EngineError(f"{path} lacks or has malformed fields {bad}; it was not written by "
-                          f"`python -m export engines` or is damaged. Rebuild: {rebuild_command(manifest, engine_dir)}")
+        raise EngineError(
+            f"{path} lacks or has malformed fields {bad}; it was not written by "
+            f"`python -m export engines` or is damaged. Rebuild: {rebuild_command(manifest, engine_dir)}"
+        )
     if manifest["format"] != FORMAT_VERSION:
-        raise EngineError(f"{path} has format {manifest['format']}, this sam2_ros reads format {FORMAT_VERSION}. "
-                          f"Rebuild: {rebuild_command(manifest, engine_dir)}")
+        raise EngineError(
+            f"{path} has format {manifest['format']}, this sam2_ros reads format {FORMAT_VERSION}. "
+            f"Rebuild: {rebuild_command(manifest, engine_dir)}"
+        )
     missing = [g for g in GRAPHS if g not in manifest["engines"]]
     if missing:
         raise EngineError(f"{path} lists no engine for {missing}. Rebuild: {rebuild_command(manifest, engine_dir)}")
@@ -135,9 +169,11 @@ def verify_engine_files(manifest: Mapping[str, Any], engine_dir: Path | str) -> 
             raise EngineError(f"{path} ({name}) is missing. Rebuild: {rebuild_command(manifest, engine_dir)}")
         digest = sha256_file(path)
         if digest != entry["sha256"]:
-            raise EngineError(f"{path} ({name}) is corrupt or was modified: its SHA-256 is {digest}, "
-                              f"engines.json records {entry['sha256']}. Rebuild: "
-                              f"{rebuild_command(manifest, engine_dir)}")
+            raise EngineError(
+                f"{path} ({name}) is corrupt or was modified: its SHA-256 is {digest}, "
+                f"engines.json records {entry['sha256']}. Rebuild: "
+                f"{rebuild_command(manifest, engine_dir)}"
+            )
 
 
 def check_manifest(manifest: Mapping[str, Any], env: Mapping[str, Any], engine_dir: Path | str | None = None) -> None:
@@ -149,23 +185,30 @@ def check_manifest(manifest: Mapping[str, Any], env: Mapping[str, Any], engine_d
     problems = []
     built_gpu, here_gpu = manifest["gpu"], env["gpu"]
     if built_gpu.get("name") != here_gpu["name"]:
-        problems.append(f"they were built for the GPU '{built_gpu.get('name')}' but this machine has "
-                        f"'{here_gpu['name']}'")
+        problems.append(
+            f"they were built for the GPU '{built_gpu.get('name')}' but this machine has '{here_gpu['name']}'"
+        )
     if str(built_gpu.get("compute_capability")) != str(here_gpu["compute_capability"]):
-        problems.append(f"they were built for compute capability {built_gpu.get('compute_capability')} but this "
-                        f"GPU has compute capability {here_gpu['compute_capability']}")
+        problems.append(
+            f"they were built for compute capability {built_gpu.get('compute_capability')} but this "
+            f"GPU has compute capability {here_gpu['compute_capability']}"
+        )
     if manifest["tensorrt"] != env["tensorrt"]:
-        problems.append(f"they were built with TensorRT {manifest['tensorrt']} but TensorRT {env['tensorrt']} is "
-                        f"installed here")
+        problems.append(
+            f"they were built with TensorRT {manifest['tensorrt']} but TensorRT {env['tensorrt']} is installed here"
+        )
     if problems:
         where = f"The engines in {engine_dir}" if engine_dir is not None else "These engines"
-        raise EngineError(f"{where} cannot run here: {'; '.join(problems)}. TensorRT engines only run on the GPU "
-                          f"model and TensorRT version that built them. Rebuild them on this machine:\n  "
-                          f"{rebuild_command(manifest, engine_dir)}")
+        raise EngineError(
+            f"{where} cannot run here: {'; '.join(problems)}. TensorRT engines only run on the GPU "
+            f"model and TensorRT version that built them. Rebuild them on this machine:\n  "
+            f"{rebuild_command(manifest, engine_dir)}"
+        )
 
 
-def check_profile(graph: str, name: str, shape: tuple[int, ...], dims: list[int | str],
-                  profile: Mapping[str, list[int]]) -> None:
+def check_profile(
+    graph: str, name: str, shape: tuple[int, ...], dims: list[int | str], profile: Mapping[str, list[int]]
+) -> None:
     """Raise a clear error when an input shape lies outside the engine's optimisation profile.
 
     ``dims`` are the input's ONNX dimensions (``"B"``: objects per call, ``"N"``: prompt points).
@@ -173,12 +216,19 @@ def check_profile(graph: str, name: str, shape: tuple[int, ...], dims: list[int 
     lo, hi = profile["min"], profile["max"]
     if len(shape) == len(lo) and all(a <= s <= b for s, a, b in zip(shape, lo, hi)):
         return
-    hints = {"B": "objects per call; rebuild with a larger --max-objects",
-             "N": "prompt points per object; rebuild with a larger --max-points"}
-    why = [f"axis {i} ({d}: {hints.get(d, 'fixed')}) is {s}, allowed {a}..{b}"
-           for i, (s, d, a, b) in enumerate(zip(shape, dims, lo, hi)) if not a <= s <= b]
-    raise ValueError(f"{graph}: input '{name}' has shape {tuple(shape)}, outside the engine's profile "
-                     f"(min {tuple(lo)}, max {tuple(hi)}): {'; '.join(why) or 'wrong rank'}")
+    hints = {
+        "B": "objects per call; rebuild with a larger --max-objects",
+        "N": "prompt points per object; rebuild with a larger --max-points",
+    }
+    why = [
+        f"axis {i} ({d}: {hints.get(d, 'fixed')}) is {s}, allowed {a}..{b}"
+        for i, (s, d, a, b) in enumerate(zip(shape, dims, lo, hi))
+        if not a <= s <= b
+    ]
+    raise ValueError(
+        f"{graph}: input '{name}' has shape {tuple(shape)}, outside the engine's profile "
+        f"(min {tuple(lo)}, max {tuple(hi)}): {'; '.join(why) or 'wrong rank'}"
+    )
 
 
 def torch_dtype(trt_type_name: str) -> torch.dtype:
@@ -202,18 +252,24 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise ImportError(f"the TensorRT backend needs TensorRT's Python package (10.x): `pip install -e .[tensorrt]` "
-                          f"(or `pip install '{TENSORRT_PIN}' '{CUDA_PYTHON_PIN}'`); on a Jetson it comes with "
-                          f"JetPack (python3-libnvinfer)") from exc
+        raise ImportError(
+            f"the TensorRT backend needs TensorRT's Python package (10.x): `pip install -e .[tensorrt]` "
+            f"(or `pip install '{TENSORRT_PIN}' '{CUDA_PYTHON_PIN}'`); on a Jetson it comes with "
+            f"JetPack (python3-libnvinfer)"
+        ) from exc
     major = _major(trt.__version__)
     if major is None or major < 10:
-        raise ImportError(f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10 (named I/O tensors, "
-                          f"execute_async_v3, INT64 I/O): `pip install '{TENSORRT_PIN}'`")
+        raise ImportError(
+            f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10 (named I/O tensors, "
+            f"execute_async_v3, INT64 I/O): `pip install '{TENSORRT_PIN}'`"
+        )
     if major > 10:
-        raise ImportError(f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10: TensorRT 11 removed "
-                          f"the weakly typed fp16/bf16 path its engines are built with (BuilderFlag.FP16, "
-                          f"OBEY_PRECISION_CONSTRAINTS, ILayer.precision). Install `pip install '{TENSORRT_PIN}'` "
-                          f"(the `tensorrt` extra's pin; JetPack 6 ships TensorRT 10.3)")
+        raise ImportError(
+            f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10: TensorRT 11 removed "
+            f"the weakly typed fp16/bf16 path its engines are built with (BuilderFlag.FP16, "
+            f"OBEY_PRECISION_CONSTRAINTS, ILayer.precision). Install `pip install '{TENSORRT_PIN}'` "
+            f"(the `tensorrt` extra's pin; JetPack 6 ships TensorRT 10.3)"
+        )
     return trt
 
 
@@ -265,7 +321,8 @@ def check_cuda_python(version: str | None, driver: int | None) -> None:
     raise CudaPythonVersionError(
         f"cuda-python {version} is installed, but this machine's CUDA driver supports CUDA {driver_major}."
         f"{driver % 1000 // 10}: cuda-python {major} needs a CUDA {major} driver (JetPack 6 is CUDA 12). "
-        f"Install `pip install '{CUDA_PYTHON_PIN}'` (the `tensorrt` extra's pin)")
+        f"Install `pip install '{CUDA_PYTHON_PIN}'` (the `tensorrt` extra's pin)"
+    )
 
 
 def _import_cudart():
@@ -310,7 +367,7 @@ def aligned_empty(shape, dtype: torch.dtype, device: torch.device, alignment: in
     item = out.element_size()
     buf = torch.empty(out.numel() + alignment // item, dtype=dtype, device=device)
     skip = (-buf.data_ptr()) % alignment // item
-    return buf[skip:skip + out.numel()].view(shape)
+    return buf[skip : skip + out.numel()].view(shape)
 
 
 def _cuda_device(device: torch.device | str) -> torch.device:
@@ -327,15 +384,19 @@ def runtime_environment(device: torch.device | str = "cuda") -> dict[str, Any]:
     trt = import_tensorrt()
     dev = _cuda_device(device)
     major, minor = torch.cuda.get_device_capability(dev)
-    return {"tensorrt": trt.__version__,
-            "gpu": {"name": torch.cuda.get_device_name(dev), "compute_capability": f"{major}.{minor}"},
-            "cuda": _cuda_versions()}
+    return {
+        "tensorrt": trt.__version__,
+        "gpu": {"name": torch.cuda.get_device_name(dev), "compute_capability": f"{major}.{minor}"},
+        "cuda": _cuda_versions(),
+    }
 
 
 def _cuda_versions() -> dict[str, str | None]:
     """CUDA driver and runtime versions ("12.4"); the driver's only through cuda-python."""
+
     def fmt(v: int) -> str:
         return f"{v // 1000}.{v % 1000 // 10}"
+
     try:
         cudart = _import_cudart()
     except CudaPythonVersionError:
@@ -371,9 +432,11 @@ def create_stream(device: torch.device) -> tuple[int, object]:
         try:
             import pycuda.driver as drv
         except ImportError as exc:
-            raise ImportError(f"the TensorRT backend creates its CUDA stream with cuda-python (`pip install "
-                              f"'{CUDA_PYTHON_PIN}'`, part of `pip install -e .[tensorrt]`) or pycuda; neither is "
-                              f"installed") from exc
+            raise ImportError(
+                f"the TensorRT backend creates its CUDA stream with cuda-python (`pip install "
+                f"'{CUDA_PYTHON_PIN}'`, part of `pip install -e .[tensorrt]`) or pycuda; neither is "
+                f"installed"
+            ) from exc
         drv.init()
         ctx = drv.Device(device.index).retain_primary_context()
         ctx.push()
@@ -391,8 +454,16 @@ class EngineRunner:
     cached per input-shape combination; outputs are fresh tensors (see module docstring).
     """
 
-    def __init__(self, trt, runtime, graph: str, blob: bytes, stream_handle: int, device: torch.device,
-                 dims: Mapping[str, list[int | str]]) -> None:
+    def __init__(
+        self,
+        trt,
+        runtime,
+        graph: str,
+        blob: bytes,
+        stream_handle: int,
+        device: torch.device,
+        dims: Mapping[str, list[int | str]],
+    ) -> None:
         engine = runtime.deserialize_cuda_engine(blob)
         if engine is None:
             raise EngineError(f"TensorRT could not deserialize the {graph} engine (see its log above)")
@@ -402,8 +473,10 @@ class EngineRunner:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         host_io = [n for n in names if engine.is_shape_inference_io(n)]
         if host_io:
-            raise EngineError(f"{graph}: tensors {host_io} are shape tensors (host memory); the export contract "
-                              f"has none. Re-export the ONNX graphs and rebuild the engines")
+            raise EngineError(
+                f"{graph}: tensors {host_io} are shape tensors (host memory); the export contract "
+                f"has none. Re-export the ONNX graphs and rebuild the engines"
+            )
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.dtypes = {n: torch_dtype(engine.get_tensor_dtype(n).name) for n in names}
@@ -442,9 +515,11 @@ class EngineRunner:
     def _bind(self, kind: str, name: str, t: Tensor) -> None:
         """``set_tensor_address``, whose False (unknown name, unusable address) is an error here."""
         if not self.context.set_tensor_address(name, t.data_ptr()):
-            raise EngineError(f"{self.graph}: TensorRT refused the address {t.data_ptr():#x} of {kind} '{name}' "
-                              f"(shape {tuple(t.shape)}, {t.dtype}, {t.device}); addresses must be "
-                              f"{ADDRESS_ALIGNMENT}-byte aligned device memory (see the TensorRT log above)")
+            raise EngineError(
+                f"{self.graph}: TensorRT refused the address {t.data_ptr():#x} of {kind} '{name}' "
+                f"(shape {tuple(t.shape)}, {t.dtype}, {t.device}); addresses must be "
+                f"{ADDRESS_ALIGNMENT}-byte aligned device memory (see the TensorRT log above)"
+            )
 
 
 class TensorRTBackend(GraphBackend):
@@ -475,8 +550,9 @@ class TensorRTBackend(GraphBackend):
             for graph in GRAPHS:
                 entry = manifest["engines"][graph]
                 dims = {t["name"]: t["shape"] for t in entry["inputs"]}
-                runners[graph] = EngineRunner(trt, runtime, graph, (engine_dir / entry["file"]).read_bytes(),
-                                              handle, dev, dims)
+                runners[graph] = EngineRunner(
+                    trt, runtime, graph, (engine_dir / entry["file"]).read_bytes(), handle, dev, dims
+                )
             with np.load(engine_dir / manifest["constants"]["file"]) as npz:
                 constants = {k: torch.from_numpy(npz[k]) for k in CONSTANTS}
         self.engine_dir, self.manifest = engine_dir, manifest
@@ -484,10 +560,9 @@ class TensorRTBackend(GraphBackend):
         super().__init__(ModelSettings.from_dict(manifest["model"]), runners, constants, dev)
 
     @classmethod
-    def from_dir(cls, path: Path | str, device: torch.device | str = "cuda") -> "TensorRTBackend":
+    def from_dir(cls, path: Path | str, device: torch.device | str = "cuda") -> TensorRTBackend:
         """The backend for the engines in ``path`` (what ``sam2-ros track --backend tensorrt`` calls)."""
         return cls(path, device)
 
     def _ordered(self) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(self.stream)
-

@@ -3,6 +3,7 @@
 ROS-free and torch-batched: the tracker's masks stay on their device, and the node, the CLI and
 the bag replay all call the same functions.
 """
+
 from sam2_ros.geometry.cloud import masked_points
 from sam2_ros.geometry.intrinsics import (
     Intrinsics,
@@ -15,7 +16,17 @@ from sam2_ros.geometry.locate import DEFAULT_DEPTH_SCALE, DepthError, ObjectLoca
 from sam2_ros.geometry.objects import Object3D, locate_result
 
 __all__ = [
-    "DEFAULT_DEPTH_SCALE", "DepthError", "Intrinsics", "IntrinsicsError", "Object3D", "ObjectLocations",
-    "as_intrinsics", "depth_to_metres", "intrinsics_from_camera_info", "locate_objects", "locate_result",
-    "masked_points", "parse_intrinsics",
+    "DEFAULT_DEPTH_SCALE",
+    "DepthError",
+    "Intrinsics",
+    "IntrinsicsError",
+    "Object3D",
+    "ObjectLocations",
+    "as_intrinsics",
+    "depth_to_metres",
+    "intrinsics_from_camera_info",
+    "locate_objects",
+    "locate_result",
+    "masked_points",
+    "parse_intrinsics",
 ]

@@ -3,9 +3,11 @@
 Why a stride: a 640x480 mask holds up to 300 k points, far more than a planner or RViz needs at
 camera rate; every ``stride``-th pixel in x and y keeps the shape at 1/stride² of the cost.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -13,8 +15,14 @@ from torch import Tensor
 from sam2_ros.geometry.locate import prepare
 
 
-def masked_points(masks: Any, depth: Any, intrinsics: Any, labels: Sequence[int] | None = None,
-                  depth_scale: float | None = None, stride: int = 4) -> tuple[Tensor, Tensor]:
+def masked_points(
+    masks: Any,
+    depth: Any,
+    intrinsics: Any,
+    labels: Sequence[int] | None = None,
+    depth_scale: float | None = None,
+    stride: int = 4,
+) -> tuple[Tensor, Tensor]:
     """(M x 3 float32 points in metres, camera optical frame; M int64 labels) of every mask's pixels with depth.
 
     Same inputs as ``locate_objects``; ``labels``: one per mask (default 1..N). Pixels on the

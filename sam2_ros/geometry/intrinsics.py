@@ -7,6 +7,7 @@ using the intrinsics unscaled would silently shift and scale every position. So 
 explicit, rescaling is exact (whole-number factors, equal in x and y) and anything else is
 refused with a message that says what to fix.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,14 +49,15 @@ class Intrinsics(NamedTuple):
         if sx != sy:
             raise IntrinsicsError(
                 f"intrinsics for {self.width}x{self.height} cannot describe a {width}x{height} image: the aspect "
-                f"ratios differ (a crop or another camera?); give intrinsics for {width}x{height}")
+                f"ratios differ (a crop or another camera?); give intrinsics for {width}x{height}"
+            )
         if sx.numerator != 1 and sx.denominator != 1:
             raise IntrinsicsError(
                 f"intrinsics for {self.width}x{self.height} do not scale to {width}x{height} by a whole factor "
-                f"(x{float(sx):.4g}); give intrinsics for {width}x{height}")
+                f"(x{float(sx):.4g}); give intrinsics for {width}x{height}"
+            )
         s = float(sx)
-        return Intrinsics(self.fx * s, self.fy * s, (self.cx + 0.5) * s - 0.5, (self.cy + 0.5) * s - 0.5,
-                          width, height)
+        return Intrinsics(self.fx * s, self.fy * s, (self.cx + 0.5) * s - 0.5, (self.cy + 0.5) * s - 0.5, width, height)
 
 
 def as_intrinsics(value: Any) -> Intrinsics:
@@ -77,8 +79,10 @@ def as_intrinsics(value: Any) -> Intrinsics:
             raise IntrinsicsError(f"intrinsics must be (fx, fy, cx, cy) or a 3x3 K, got shape {arr.shape}")
     values = [float(v) for v in intr[:4]]
     if not all(math.isfinite(v) for v in values) or values[0] <= 0 or values[1] <= 0:
-        raise IntrinsicsError(f"intrinsics need finite values and fx, fy > 0, got fx={values[0]}, fy={values[1]}, "
-                              f"cx={values[2]}, cy={values[3]}")
+        raise IntrinsicsError(
+            f"intrinsics need finite values and fx, fy > 0, got fx={values[0]}, fy={values[1]}, "
+            f"cx={values[2]}, cy={values[3]}"
+        )
     return Intrinsics(*values, intr.width, intr.height)
 
 
@@ -106,10 +110,15 @@ def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
     if max(int(msg.binning_x), 1) != 1 or max(int(msg.binning_y), 1) != 1:
         raise IntrinsicsError(f"CameraInfo with binning {msg.binning_x}x{msg.binning_y} is not supported")
     roi = msg.roi
-    if roi.width and roi.height and (roi.x_offset or roi.y_offset or roi.width != msg.width
-                                     or roi.height != msg.height):
-        raise IntrinsicsError(f"CameraInfo with a region of interest ({roi.width}x{roi.height} at "
-                              f"{roi.x_offset},{roi.y_offset}) is not supported")
+    if (
+        roi.width
+        and roi.height
+        and (roi.x_offset or roi.y_offset or roi.width != msg.width or roi.height != msg.height)
+    ):
+        raise IntrinsicsError(
+            f"CameraInfo with a region of interest ({roi.width}x{roi.height} at "
+            f"{roi.x_offset},{roi.y_offset}) is not supported"
+        )
     intr = as_intrinsics(k.reshape(3, 3))
     if msg.width <= 0 or msg.height <= 0:
         return intr

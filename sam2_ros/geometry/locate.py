@@ -13,10 +13,12 @@ gathered into one flat tensor (one device->host sync for its length, none per ob
 once per quantity with the object index as the major key, and every object's quantiles are read
 at its own offsets. Nothing loops over objects, so 16 objects cost about one object's sorts.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -128,8 +130,10 @@ def _masks_on_grid(masks: Tensor, height: int, width: int) -> Tensor:
         return masks
     s = Fraction(width, w)
     if Fraction(height, h) != s or (s.numerator != 1 and s.denominator != 1):
-        raise IntrinsicsError(f"depth is {width}x{height} but the masks are {w}x{h}: only the same view at a "
-                              f"whole-number zoom can be paired (register the depth to the colour image)")
+        raise IntrinsicsError(
+            f"depth is {width}x{height} but the masks are {w}x{h}: only the same view at a "
+            f"whole-number zoom can be paired (register the depth to the colour image)"
+        )
     if s.denominator == 1:  # depth finer than the masks: each mask pixel covers s x s depth pixels
         k = s.numerator
         return masks.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2)
@@ -137,8 +141,9 @@ def _masks_on_grid(masks: Tensor, height: int, width: int) -> Tensor:
     return F.avg_pool2d(masks[:, None].float(), k)[:, 0] >= 0.5
 
 
-def prepare(masks: Any, depth: Any, intrinsics: Any, depth_scale: float | None = None
-            ) -> tuple[Tensor, Tensor, Intrinsics]:
+def prepare(
+    masks: Any, depth: Any, intrinsics: Any, depth_scale: float | None = None
+) -> tuple[Tensor, Tensor, Intrinsics]:
     """(masks on the depth grid, depth in metres with NaN holes, intrinsics of the depth grid), on the masks' device.
 
     ``intrinsics`` describe the image of size ``intrinsics.width`` x ``height`` when those are
@@ -168,8 +173,9 @@ def _erode(masks: Tensor, radius: int) -> Tensor:
     return out
 
 
-def _segment_quantiles(segment: Tensor, values: Tensor, counts: Tensor, starts: Tensor,
-                       quantiles: Sequence[float]) -> Tensor:
+def _segment_quantiles(
+    segment: Tensor, values: Tensor, counts: Tensor, starts: Tensor, quantiles: Sequence[float]
+) -> Tensor:
     """N x Q quantiles (linear interpolation, as torch.quantile) of each segment's first ``counts`` values.
 
     ``segment`` (sorted) gives each value's row; values to leave out must be +inf (they sort
@@ -192,10 +198,19 @@ def _segment_quantiles(segment: Tensor, values: Tensor, counts: Tensor, starts: 
     return torch.where(counts[:, None] > 0, out, torch.full_like(out, float("nan")))
 
 
-def locate_objects(masks: Any, depth: Any, intrinsics: Any, depth_scale: float | None = None, *,
-                   erode: int = 2, min_samples: int = 20, percentiles: tuple[float, float] = (1.0, 99.0),
-                   outlier_mads: float = 3.0, min_band: float = 0.03,
-                   max_samples: int | None = 8192) -> ObjectLocations:
+def locate_objects(
+    masks: Any,
+    depth: Any,
+    intrinsics: Any,
+    depth_scale: float | None = None,
+    *,
+    erode: int = 2,
+    min_samples: int = 20,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    outlier_mads: float = 3.0,
+    min_band: float = 0.03,
+    max_samples: int | None = 8192,
+) -> ObjectLocations:
     """Robust 3-D position, extent and sample count of every mask, from a depth image registered to them.
 
     ``masks``: N x H x W bool (numpy or torch; the computation runs on their device).
@@ -262,5 +277,11 @@ def locate_objects(masks: Any, depth: Any, intrinsics: Any, depth_scale: float |
     valid = num_inliers >= min_samples
     nan = torch.full_like(position, float("nan"))
     keep = valid[:, None]
-    return ObjectLocations(torch.where(keep, position, nan), torch.where(keep, lo - widen, nan),
-                           torch.where(keep, hi + widen, nan), num_samples, num_inliers, valid)
+    return ObjectLocations(
+        torch.where(keep, position, nan),
+        torch.where(keep, lo - widen, nan),
+        torch.where(keep, hi + widen, nan),
+        num_samples,
+        num_inliers,
+        valid,
+    )

@@ -4,6 +4,7 @@ Point grids, crop boxes, the stability score, box NMS and RLE encodings. Kept fr
 torchvision (which the package does not depend on): ``batched_nms`` is a small greedy NMS
 with torchvision's semantics (descending score, suppress IoU > threshold, per category).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,12 @@ def build_point_grid(n_per_side: int) -> np.ndarray:
 
 def build_all_layer_point_grids(n_per_side: int, n_layers: int, scale_per_layer: int) -> list[np.ndarray]:
     """One grid per crop layer; layer i has ``n_per_side / scale_per_layer**i`` points a side."""
-    return [build_point_grid(int(n_per_side / (scale_per_layer ** i))) for i in range(n_layers + 1)]
+    return [build_point_grid(int(n_per_side / (scale_per_layer**i))) for i in range(n_layers + 1)]
 
 
-def generate_crop_boxes(im_size: tuple[int, int], n_layers: int, overlap_ratio: float
-                        ) -> tuple[list[list[int]], list[int]]:
+def generate_crop_boxes(
+    im_size: tuple[int, int], n_layers: int, overlap_ratio: float
+) -> tuple[list[list[int]], list[int]]:
     """Crop boxes (x0, y0, x1, y1) and their layer: the whole image, then (2^i)^2 overlapping crops per layer i."""
     crop_boxes, layer_idxs = [], []
     im_h, im_w = im_size

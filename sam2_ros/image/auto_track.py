@@ -1,9 +1,10 @@
-""""Find every object on the first frame, then track them all": generator records -> tracker prompts.
+""" "Find every object on the first frame, then track them all": generator records -> tracker prompts.
 
 Automatic masks become mask prompts (``Sam2Tracker.add_mask``) on the tracker's current
 frame, one object id each, so the tracker then follows them exactly as if a user had
 drawn the masks.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -32,12 +33,14 @@ def record_mask(record: dict[str, Any]) -> np.ndarray:
         return np.repeat(values, counts).reshape(w, h).T
     from pycocotools import mask as mask_utils
 
-    return mask_utils.decode({"size": seg["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
-                             ).astype(bool)
+    return mask_utils.decode(
+        {"size": seg["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+    ).astype(bool)
 
 
-def prompt_tracker_with_records(tracker: Sam2Tracker, records: list[dict[str, Any]], first_id: int = 1
-                                ) -> TrackResult | None:
+def prompt_tracker_with_records(
+    tracker: Sam2Tracker, records: list[dict[str, Any]], first_id: int = 1
+) -> TrackResult | None:
     """Add each record as a new object (ids ``first_id``, ``first_id + 1``, ...) on the current frame.
 
     Returns the frame's result after the last prompt (None when there are no records).
@@ -50,8 +53,9 @@ def prompt_tracker_with_records(tracker: Sam2Tracker, records: list[dict[str, An
     return result
 
 
-def prompt_everything(tracker: Sam2Tracker, frame: np.ndarray, max_objects: int, **generator_kwargs: Any
-                      ) -> TrackResult | None:
+def prompt_everything(
+    tracker: Sam2Tracker, frame: np.ndarray, max_objects: int, **generator_kwargs: Any
+) -> TrackResult | None:
     """Run the automatic mask generator on ``frame`` (the tracker's current frame) and track the best masks.
 
     Needs the eager torch backend (the generator runs the model's prompt heads directly);
@@ -61,7 +65,9 @@ def prompt_everything(tracker: Sam2Tracker, frame: np.ndarray, max_objects: int,
 
     model = getattr(tracker.backend, "model", None)
     if model is None:
-        raise ValueError(f"automatic masks need --backend torch (the {tracker.backend.name} backend runs exported "
-                         f"graphs without the model)")
+        raise ValueError(
+            f"automatic masks need --backend torch (the {tracker.backend.name} backend runs exported "
+            f"graphs without the model)"
+        )
     records = AutomaticMaskGenerator(model, **generator_kwargs).generate(frame)
     return prompt_tracker_with_records(tracker, select_records(records, max_objects))

@@ -10,6 +10,7 @@ unchanged; results match it on identical weights (``tests/test_image_amg.py``).
 sprinkle area, applied to the low-res logits of every candidate before the filters (Meta
 runs that step only where its CUDA extension is built; here OpenCV runs it everywhere).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class _Masks:
     def cat(self) -> tuple[list[np.ndarray], Tensor, Tensor, Tensor, Tensor]:
         def c(ts: list[Tensor], width: int | None) -> Tensor:
             return torch.cat(ts) if ts else torch.zeros((0, width) if width else (0,))
+
         return self.masks, c(self.boxes, 4), c(self.iou_preds, None), c(self.points, 2), c(self.stability, None)
 
 
@@ -84,18 +86,21 @@ class AutomaticMaskGenerator:
         if points_per_side is not None:
             if points_per_side < 1:
                 raise ValueError(f"points_per_side must be >= 1, got {points_per_side}")
-            point_grids = amg.build_all_layer_point_grids(points_per_side, crop_n_layers,
-                                                          crop_n_points_downscale_factor)
+            point_grids = amg.build_all_layer_point_grids(
+                points_per_side, crop_n_layers, crop_n_points_downscale_factor
+            )
         if len(point_grids) < crop_n_layers + 1:
-            raise ValueError(f"crop_n_layers={crop_n_layers} needs {crop_n_layers + 1} point grids, "
-                             f"got {len(point_grids)}")
+            raise ValueError(
+                f"crop_n_layers={crop_n_layers} needs {crop_n_layers + 1} point grids, got {len(point_grids)}"
+            )
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"unknown output_mode {output_mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
         if points_per_batch < 1:
             raise ValueError(f"points_per_batch must be >= 1, got {points_per_batch}")
         self.point_grids = [np.asarray(g, dtype=np.float64) for g in point_grids]
-        self.predictor = SamImagePredictor(model, max_hole_area=min_mask_region_area,
-                                           max_sprinkle_area=min_mask_region_area)
+        self.predictor = SamImagePredictor(
+            model, max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area
+        )
         self.points_per_batch = points_per_batch
         self.pred_iou_thresh = pred_iou_thresh
         self.stability_score_thresh = stability_score_thresh
@@ -133,15 +138,17 @@ class AutomaticMaskGenerator:
         records = []
         for i, crop_box in enumerate(crops):
             full = amg.uncrop_mask(masks[i], crop_box, h, w)
-            records.append({
-                "segmentation": self._encode(full),
-                "area": int(full.sum()),
-                "bbox": amg.box_xyxy_to_xywh(boxes[i].tolist()),
-                "predicted_iou": float(ious[i]),
-                "point_coords": [points[i].tolist()],
-                "stability_score": float(stab[i]),
-                "crop_box": [float(v) for v in amg.box_xyxy_to_xywh(crop_box)],
-            })
+            records.append(
+                {
+                    "segmentation": self._encode(full),
+                    "area": int(full.sum()),
+                    "bbox": amg.box_xyxy_to_xywh(boxes[i].tolist()),
+                    "predicted_iou": float(ious[i]),
+                    "point_coords": [points[i].tolist()],
+                    "stability_score": float(stab[i]),
+                    "crop_box": [float(v) for v in amg.box_xyxy_to_xywh(crop_box)],
+                }
+            )
         return records
 
     def _encode(self, mask: np.ndarray) -> Any:
@@ -151,8 +158,9 @@ class AutomaticMaskGenerator:
             return amg.uncompressed_rle(mask)
         return mask
 
-    def _process_crop(self, image: np.ndarray, crop_box: list[int], layer_idx: int, orig_hw: tuple[int, int]
-                      ) -> tuple[list[np.ndarray], Tensor, Tensor, Tensor, Tensor]:
+    def _process_crop(
+        self, image: np.ndarray, crop_box: list[int], layer_idx: int, orig_hw: tuple[int, int]
+    ) -> tuple[list[np.ndarray], Tensor, Tensor, Tensor, Tensor]:
         """One crop: encode it, run the grid in batches, filter, NMS; boxes/points back in image pixels."""
         x0, y0, x1, y1 = crop_box
         crop = image[y0:y1, x0:x1, :]
@@ -161,29 +169,43 @@ class AutomaticMaskGenerator:
         points_for_image = self.point_grids[layer_idx] * np.array(crop_hw)[None, ::-1]
         kept = _Masks()
         for start in range(0, len(points_for_image), self.points_per_batch):
-            self._process_batch(points_for_image[start:start + self.points_per_batch], crop_hw, crop_box, orig_hw,
-                                kept)
+            self._process_batch(
+                points_for_image[start : start + self.points_per_batch], crop_hw, crop_box, orig_hw, kept
+            )
         self.predictor.reset_predictor()
         masks, boxes, ious, points, stab = kept.cat()
         keep = amg.batched_nms(boxes, ious, torch.zeros(len(boxes)), self.box_nms_thresh)
         idx = keep.tolist()
-        return ([masks[i] for i in idx], amg.uncrop_boxes_xyxy(boxes[keep], crop_box), ious[keep],
-                amg.uncrop_points(points[keep], crop_box), stab[keep])
+        return (
+            [masks[i] for i in idx],
+            amg.uncrop_boxes_xyxy(boxes[keep], crop_box),
+            ious[keep],
+            amg.uncrop_points(points[keep], crop_box),
+            stab[keep],
+        )
 
-    def _process_batch(self, points_np: np.ndarray, crop_hw: tuple[int, int], crop_box: list[int],
-                       orig_hw: tuple[int, int], kept: _Masks) -> None:
+    def _process_batch(
+        self,
+        points_np: np.ndarray,
+        crop_hw: tuple[int, int],
+        crop_box: list[int],
+        orig_hw: tuple[int, int],
+        kept: _Masks,
+    ) -> None:
         pred = self.predictor
         points = torch.as_tensor(points_np, dtype=torch.float32, device=pred.device)
         in_points = pred.transform_coords(points, normalize=True)
         labels = torch.ones(len(in_points), dtype=torch.int32, device=pred.device)
-        masks, ious, low_res = pred.predict_torch(in_points[:, None], labels[:, None],
-                                                  multimask_output=self.multimask_output, return_logits=True)
+        masks, ious, low_res = pred.predict_torch(
+            in_points[:, None], labels[:, None], multimask_output=self.multimask_output, return_logits=True
+        )
         masks, ious = masks.flatten(0, 1), ious.flatten(0, 1)
         points = points.repeat_interleave(masks.shape[0] // len(points), dim=0)
         if self.use_m2m:
             # One refinement step: each candidate's own low-res logits as a mask prompt.
-            masks, ious = self._refine_with_m2m(in_points.repeat_interleave(masks.shape[0] // len(in_points), dim=0),
-                                                low_res.flatten(0, 1))
+            masks, ious = self._refine_with_m2m(
+                in_points.repeat_interleave(masks.shape[0] // len(in_points), dim=0), low_res.flatten(0, 1)
+            )
         keep = ious > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else torch.ones_like(ious, dtype=torch.bool)
         masks, ious, points = masks[keep], ious[keep], points[keep]
         stab = amg.stability_score(masks, self.mask_threshold, self.stability_score_offset)
@@ -201,8 +223,9 @@ class AutomaticMaskGenerator:
         masks, ious = [], []
         for s in range(0, len(in_points), self.points_per_batch):
             sl = slice(s, s + self.points_per_batch)
-            m, iou, _ = self.predictor.predict_torch(in_points[sl, None], labels[sl, None], low_res[sl, None],
-                                                     multimask_output=False, return_logits=True)
+            m, iou, _ = self.predictor.predict_torch(
+                in_points[sl, None], labels[sl, None], low_res[sl, None], multimask_output=False, return_logits=True
+            )
             masks.append(m[:, 0])
             ious.append(iou[:, 0])
         return torch.cat(masks), torch.cat(ious)

@@ -14,6 +14,7 @@ numbers match Meta's predictor on identical weights (see ``tests/test_image_pred
 * full-resolution masks are the low-res logits upsampled bilinearly to the image size;
   the returned low-res logits are clamped to +-32, ready to feed back as ``mask_input``.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -70,8 +71,9 @@ class SamImagePredictor:
     before upsampling (Meta's ``SAM2Transforms.postprocess_masks``; 0 disables).
     """
 
-    def __init__(self, model: Sam2Model, mask_threshold: float = 0.0, max_hole_area: float = 0.0,
-                 max_sprinkle_area: float = 0.0) -> None:
+    def __init__(
+        self, model: Sam2Model, mask_threshold: float = 0.0, max_hole_area: float = 0.0, max_sprinkle_area: float = 0.0
+    ) -> None:
         self.model = model.eval()
         self.mask_threshold = mask_threshold
         self.max_hole_area = max_hole_area
@@ -158,8 +160,11 @@ class SamImagePredictor:
             if masks_in.ndim != 4 or masks_in.shape[1] != 1:
                 raise PromptError(f"mask_input must be 1 x h x w or B x 1 x h x w logits, got {tuple(masks_in.shape)}")
         masks, ious, low = self.predict_torch(coords, labels, masks_in, multimask_output, return_logits)
-        return (masks.squeeze(0).float().cpu().numpy(), ious.squeeze(0).float().cpu().numpy(),
-                low.squeeze(0).float().cpu().numpy())
+        return (
+            masks.squeeze(0).float().cpu().numpy(),
+            ious.squeeze(0).float().cpu().numpy(),
+            low.squeeze(0).float().cpu().numpy(),
+        )
 
     @torch.inference_mode()
     def predict_torch(
@@ -187,8 +192,7 @@ class SamImagePredictor:
         raw = self.model.decode_all(embed, high_res, point_coords, point_labels, mask_input, pad_missing_points=False)
         low, ious, _ = self.model.sam_mask_decoder.select(raw.masks, raw.ious, raw.obj_ptrs, multimask_output)
         low = low.float()
-        masks = F.interpolate(self._clean_small_regions(low), size=self._orig_hw, mode="bilinear",
-                              align_corners=False)
+        masks = F.interpolate(self._clean_small_regions(low), size=self._orig_hw, mode="bilinear", align_corners=False)
         if not return_logits:
             masks = masks > self.mask_threshold
         return masks, ious, low.clamp(-LOW_RES_CLAMP, LOW_RES_CLAMP)
@@ -222,8 +226,10 @@ class SamImagePredictor:
             if labels.ndim == 1:
                 labels = labels[None]
             if tuple(labels.shape) != tuple(coords.shape[:2]):
-                raise PromptError(f"{coords.shape[1]} points per prompt need as many labels, got point_labels of "
-                                  f"shape {tuple(labels.shape)} for point_coords of shape {tuple(coords.shape)}")
+                raise PromptError(
+                    f"{coords.shape[1]} points per prompt need as many labels, got point_labels of "
+                    f"shape {tuple(labels.shape)} for point_coords of shape {tuple(coords.shape)}"
+                )
             if not torch.isin(labels, torch.tensor([0, 1], dtype=torch.int32)).all():
                 raise PromptError(f"point labels must be 1 (object) or 0 (background), got {labels.unique().tolist()}")
         if box is not None:
@@ -233,8 +239,10 @@ class SamImagePredictor:
             corner_labels = torch.tensor([[2, 3]], dtype=torch.int32).repeat(corners.shape[0], 1)
             if coords is not None:
                 if coords.shape[0] != corners.shape[0]:
-                    raise PromptError(f"{corners.shape[0]} boxes but {coords.shape[0]} point prompts; give one "
-                                      f"set of points per box (B x N x 2)")
+                    raise PromptError(
+                        f"{corners.shape[0]} boxes but {coords.shape[0]} point prompts; give one "
+                        f"set of points per box (B x N x 2)"
+                    )
                 coords, labels = torch.cat([corners, coords], dim=1), torch.cat([corner_labels, labels], dim=1)
             else:
                 coords, labels = corners, corner_labels

@@ -4,6 +4,7 @@ Why a folder, not a video: common video codecs are 8-bit and lossy, which destro
 recordings are exported as 16-bit PNGs in millimetres (RealSense, Azure Kinect, TUM, ICL-NUIM)
 or 32-bit float TIFFs in metres; both are read losslessly here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,11 +22,16 @@ class DepthFolder:
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
-            what = "does not exist" if not folder.exists() else "is not a folder (depth videos are not supported: " \
-                                                                 "8-bit lossy codecs cannot carry depth)"
+            what = (
+                "does not exist"
+                if not folder.exists()
+                else "is not a folder (depth videos are not supported: 8-bit lossy codecs cannot carry depth)"
+            )
             raise ValueError(f"--depth {folder} {what}; give a folder of 16-bit PNGs (mm) or float32 TIFFs (m)")
-        self.paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in DEPTH_SUFFIXES and p.is_file()),
-                            key=lambda p: natural_key(p.name))
+        self.paths = sorted(
+            (p for p in folder.iterdir() if p.suffix.lower() in DEPTH_SUFFIXES and p.is_file()),
+            key=lambda p: natural_key(p.name),
+        )
         if not self.paths:
             raise ValueError(f"--depth {folder} holds no png/tif depth images")
 
@@ -41,6 +47,8 @@ class DepthFolder:
         if depth is None:
             raise ValueError(f"cannot read depth image {path}")
         if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32):
-            raise ValueError(f"{path}: depth images must be single-channel 16-bit (mm) or float32 (m), got "
-                             f"{depth.dtype} with shape {depth.shape} (an 8-bit or colour image is not depth)")
+            raise ValueError(
+                f"{path}: depth images must be single-channel 16-bit (mm) or float32 (m), got "
+                f"{depth.dtype} with shape {depth.shape} (an 8-bit or colour image is not depth)"
+            )
         return depth

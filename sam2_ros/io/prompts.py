@@ -7,6 +7,7 @@ then sees all clicks of an object at once (click by click, each output would be 
 as a mask prompt and change the result), and ``add_box`` replaces earlier prompts of that
 frame, so a box and its clicks have to travel together.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,9 @@ def _split_frame(text: str, what: str, fmt: str) -> tuple[str, int]:
     try:
         index = int(frame)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: FRAME {frame!r} is not an integer "
-                                         f"(format {fmt})") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid {what} {text!r}: FRAME {frame!r} is not an integer (format {fmt})"
+        ) from None
     if index < 0:
         raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: FRAME must be >= 0, got {index}")
     return body, index
@@ -88,11 +90,14 @@ def _object_id(value: str, text: str, what: str, fmt: str) -> int:
     try:
         obj_id = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: OBJ {value!r} is not an integer "
-                                         f"(format {fmt})") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid {what} {text!r}: OBJ {value!r} is not an integer (format {fmt})"
+        ) from None
     if not 1 <= obj_id <= MAX_OBJECT_ID:
-        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: OBJ must be in 1..{MAX_OBJECT_ID} "
-                                         f"(label images are 8-bit, 0 is background), got {obj_id}")
+        raise argparse.ArgumentTypeError(
+            f"invalid {what} {text!r}: OBJ must be in 1..{MAX_OBJECT_ID} "
+            f"(label images are 8-bit, 0 is background), got {obj_id}"
+        )
     return obj_id
 
 
@@ -103,8 +108,10 @@ def _numbers(value: str, count: int, names: str, text: str, what: str, fmt: str)
     except ValueError:
         numbers = []
     if len(parts) != count or len(numbers) != count or not all(math.isfinite(v) for v in numbers):
-        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: {names} must be {count} finite numbers "
-                                         f"separated by commas, got {value!r} (format {fmt})")
+        raise argparse.ArgumentTypeError(
+            f"invalid {what} {text!r}: {names} must be {count} finite numbers "
+            f"separated by commas, got {value!r} (format {fmt})"
+        )
     return numbers
 
 
@@ -119,8 +126,9 @@ def parse_point(text: str) -> PointPrompt:
     label = 1
     if len(fields) == 3:
         if fields[2] not in ("0", "1"):
-            raise argparse.ArgumentTypeError(f"invalid point {text!r}: LABEL must be 1 (object) or 0 "
-                                             f"(background), got {fields[2]!r}")
+            raise argparse.ArgumentTypeError(
+                f"invalid point {text!r}: LABEL must be 1 (object) or 0 (background), got {fields[2]!r}"
+            )
         label = int(fields[2])
     return PointPrompt(obj_id, x, y, label, frame, text)
 
@@ -134,8 +142,7 @@ def parse_box(text: str) -> BoxPrompt:
     obj_id = _object_id(fields[0], text, "box", BOX_FORMAT)
     x1, y1, x2, y2 = _numbers(fields[1], 4, "X1,Y1,X2,Y2", text, "box", BOX_FORMAT)
     if not (x1 < x2 and y1 < y2):
-        raise argparse.ArgumentTypeError(f"invalid box {text!r}: need X1 < X2 and Y1 < Y2 (top-left corner "
-                                         f"first)")
+        raise argparse.ArgumentTypeError(f"invalid box {text!r}: need X1 < X2 and Y1 < Y2 (top-left corner first)")
     return BoxPrompt(obj_id, (x1, y1, x2, y2), frame, text)
 
 
@@ -149,8 +156,9 @@ def build_schedule(points: list[PointPrompt], boxes: list[BoxPrompt]) -> dict[in
     for b in boxes:
         prompt = grouped.setdefault((b.frame, b.obj_id), ObjectPrompt(b.obj_id))
         if prompt.box is not None:
-            raise ValueError(f"two boxes for object {b.obj_id} on frame {b.frame}: {prompt.texts[0]} and "
-                             f"--box {b.text}")
+            raise ValueError(
+                f"two boxes for object {b.obj_id} on frame {b.frame}: {prompt.texts[0]} and --box {b.text}"
+            )
         prompt.box = b.box
         prompt.texts.append(f"--box {b.text}")
     for p in points:

@@ -14,6 +14,7 @@ generator. Per image ``STEM`` the output folder gets:
 Prompts are the ``track`` command's ``--point``/``--box``; ``@N`` restricts a prompt to the
 N-th image of a folder (natural order), without it a prompt applies to every image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,22 +46,43 @@ def _number(kind: type, minimum: float, maximum: float | None = None):
             bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
+
     return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="an image (jpg/png) or a folder of them")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="output folder: labels/, overlays/, results.json (created if missing)")
-    p.add_argument("--point", type=parse_point, action="append", default=[], metavar=POINT_FORMAT,
-                   help="click in image pixels; LABEL 1 = object (default), 0 = background; @N: only the N-th "
-                        "image of a folder (default: every image); repeatable")
-    p.add_argument("--box", type=parse_box, action="append", default=[], metavar=BOX_FORMAT,
-                   help="box in image pixels; combines with --point for the same object; repeatable")
-    p.add_argument("--multimask", action="store_true",
-                   help="ask for three candidate masks per object and write them all (candidates/) with their "
-                        "predicted IoUs; the label image keeps the best (default: three candidates only for a "
-                        "single click, as SAM 2 does)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder: labels/, overlays/, results.json (created if missing)",
+    )
+    p.add_argument(
+        "--point",
+        type=parse_point,
+        action="append",
+        default=[],
+        metavar=POINT_FORMAT,
+        help="click in image pixels; LABEL 1 = object (default), 0 = background; @N: only the N-th "
+        "image of a folder (default: every image); repeatable",
+    )
+    p.add_argument(
+        "--box",
+        type=parse_box,
+        action="append",
+        default=[],
+        metavar=BOX_FORMAT,
+        help="box in image pixels; combines with --point for the same object; repeatable",
+    )
+    p.add_argument(
+        "--multimask",
+        action="store_true",
+        help="ask for three candidate masks per object and write them all (candidates/) with their "
+        "predicted IoUs; the label image keeps the best (default: three candidates only for a "
+        "single click, as SAM 2 does)",
+    )
     auto = p.add_argument_group("automatic masks (--auto; Meta's SAM2AutomaticMaskGenerator defaults)")
     auto.add_argument("--auto", action="store_true", help="segment everything: a grid of clicks, filtered")
     auto.add_argument("--points-per-side", type=_number(int, 1), default=32, metavar="N")
@@ -69,11 +91,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     auto.add_argument("--stability-score-thresh", type=_number(float, 0.0, 1.0), default=0.95, metavar="T")
     auto.add_argument("--box-nms-thresh", type=_number(float, 0.0, 1.0), default=0.7, metavar="T")
     auto.add_argument("--crop-n-layers", type=_number(int, 0), default=0, metavar="N")
-    auto.add_argument("--min-mask-region-area", type=_number(int, 0), default=0, metavar="AREA",
-                      help="fill holes / drop specks up to AREA low-res pixels (default 0: off)")
+    auto.add_argument(
+        "--min-mask-region-area",
+        type=_number(int, 0),
+        default=0,
+        metavar="AREA",
+        help="fill holes / drop specks up to AREA low-res pixels (default 0: off)",
+    )
     add_model_arguments(p)
-    p.add_argument("--image-size", type=int, default=1024, metavar="SIZE",
-                   help="model input size, multiple of 32 (default 1024)")
+    p.add_argument(
+        "--image-size", type=int, default=1024, metavar="SIZE", help="model input size, multiple of 32 (default 1024)"
+    )
     p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlays/")
 
@@ -82,8 +110,10 @@ def list_images(spec: str) -> list[Path]:
     """The image INPUT names: one file, or a folder's jpg/png files in natural order."""
     path = Path(spec)
     if path.is_dir():
-        paths = sorted((q for q in path.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES),
-                       key=lambda q: natural_key(q.name))
+        paths = sorted(
+            (q for q in path.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda q: natural_key(q.name),
+        )
         if not paths:
             raise ValueError(f"{path} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
         return paths
@@ -123,10 +153,15 @@ def run(args: argparse.Namespace) -> int:
     predictor = generator = None
     if args.auto:
         generator = AutomaticMaskGenerator(
-            model, points_per_side=args.points_per_side, points_per_batch=args.points_per_batch,
-            pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh,
-            box_nms_thresh=args.box_nms_thresh, crop_n_layers=args.crop_n_layers,
-            min_mask_region_area=args.min_mask_region_area)
+            model,
+            points_per_side=args.points_per_side,
+            points_per_batch=args.points_per_batch,
+            pred_iou_thresh=args.pred_iou_thresh,
+            stability_score_thresh=args.stability_score_thresh,
+            box_nms_thresh=args.box_nms_thresh,
+            crop_n_layers=args.crop_n_layers,
+            min_mask_region_area=args.min_mask_region_area,
+        )
     else:
         predictor = SamImagePredictor(model)
     images: list[dict[str, Any]] = []
@@ -140,23 +175,44 @@ def run(args: argparse.Namespace) -> int:
         if generator is not None:
             labels, objects, entry = _segment_auto(generator, rgb)
         else:
-            labels, objects, entry = _segment_prompted(predictor, rgb, prompts_for(index, args), args.multimask,
-                                                       out, path.stem)
-        entry = {"image": str(path), "height": rgb.shape[0], "width": rgb.shape[1],
-                 "ms": round((time.perf_counter() - t0) * 1e3, 1), **entry}
+            labels, objects, entry = _segment_prompted(
+                predictor, rgb, prompts_for(index, args), args.multimask, out, path.stem
+            )
+        entry = {
+            "image": str(path),
+            "height": rgb.shape[0],
+            "width": rgb.shape[1],
+            "ms": round((time.perf_counter() - t0) * 1e3, 1),
+            **entry,
+        }
         _write_png(out / "labels" / f"{path.stem}.png", labels)
         if not args.no_overlay:
             from sam2_ros.io.writers import draw_overlay
 
             _write_png(out / "overlays" / f"{path.stem}.png", draw_overlay(rgb, labels, objects))
         images.append(entry)
-    doc = {"model": model_name, "weights": weights, "image_size": model.image_size, "device": str(model.device),
-           "mode": "auto" if args.auto else "prompted", "images": images,
-           "wall_s": round(time.perf_counter() - t_start, 3)}
+    doc = {
+        "model": model_name,
+        "weights": weights,
+        "image_size": model.image_size,
+        "device": str(model.device),
+        "mode": "auto" if args.auto else "prompted",
+        "images": images,
+        "wall_s": round(time.perf_counter() - t_start, 3),
+    }
     if args.auto:
-        doc["settings"] = {k: getattr(args, k) for k in ("points_per_side", "points_per_batch", "pred_iou_thresh",
-                                                         "stability_score_thresh", "box_nms_thresh", "crop_n_layers",
-                                                         "min_mask_region_area")}
+        doc["settings"] = {
+            k: getattr(args, k)
+            for k in (
+                "points_per_side",
+                "points_per_batch",
+                "pred_iou_thresh",
+                "stability_score_thresh",
+                "box_nms_thresh",
+                "crop_n_layers",
+                "min_mask_region_area",
+            )
+        }
     atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
     print(f"segmented {len(paths)} image(s): {out}")
     return 0
@@ -178,8 +234,14 @@ def _build_model(args: argparse.Namespace):
     return model.eval(), "random" if checkpoint is None else str(checkpoint), name
 
 
-def _segment_prompted(predictor: SamImagePredictor, rgb: np.ndarray, prompts: list[ObjectPrompt],
-                      multimask: bool | None, out: Path, stem: str):
+def _segment_prompted(
+    predictor: SamImagePredictor,
+    rgb: np.ndarray,
+    prompts: list[ObjectPrompt],
+    multimask: bool | None,
+    out: Path,
+    stem: str,
+):
     """Encode once; decode objects in batches of equal prompt shape (same clicks count, box or not)."""
     from sam2_ros.tracking import PromptError
     from sam2_ros.tracking.results import ObjectResult
@@ -207,16 +269,15 @@ def _segment_prompted(predictor: SamImagePredictor, rgb: np.ndarray, prompts: li
         for g, m, iou in zip(group, masks, ious):
             best = int(np.argmax(iou))
             logits[g.obj_id] = m[best]
-            found[g.obj_id] = {"id": g.obj_id, "predicted_iou": round(float(iou[best]), 4),
-                               "prompts": g.texts}
+            found[g.obj_id] = {"id": g.obj_id, "predicted_iou": round(float(iou[best]), 4), "prompts": g.texts}
             if multimask:
                 found[g.obj_id]["candidates"] = []
                 for k in range(len(iou)):
                     name = f"{stem}_obj{g.obj_id}_{k}.png"
                     _write_png(out / "candidates" / name, (m[k] > 0).astype(np.uint8) * 255)
-                    found[g.obj_id]["candidates"].append({"file": f"candidates/{name}",
-                                                          "predicted_iou": round(float(iou[k]), 4),
-                                                          "best": k == best})
+                    found[g.obj_id]["candidates"].append(
+                        {"file": f"candidates/{name}", "predicted_iou": round(float(iou[k]), 4), "best": k == best}
+                    )
     ids = sorted(logits)
     labels = np.zeros((h, w), dtype=np.uint8)
     objects = []
@@ -227,8 +288,7 @@ def _segment_prompted(predictor: SamImagePredictor, rgb: np.ndarray, prompts: li
         for i, obj_id in enumerate(ids):
             mask = stack[i] > 0
             box = _box(mask)
-            found[obj_id].update({"box": None if box is None else [round(v, 1) for v in box],
-                                  "area": int(mask.sum())})
+            found[obj_id].update({"box": None if box is None else [round(v, 1) for v in box], "area": int(mask.sum())})
             # the overlay's number is the predicted IoU (a probability-like score)
             objects.append(ObjectResult(obj_id, mask, _logit(found[obj_id]["predicted_iou"]), box is not None, box))
     return labels, objects, {"objects": [found[i] for i in ids]}
@@ -249,8 +309,9 @@ def _segment_auto(generator: AutomaticMaskGenerator, rgb: np.ndarray):
         box = (x, y, x + bw, y + bh)
         if i < 256:
             objects.append(ObjectResult(i, mask, _logit(rec["predicted_iou"]), True, box))
-        entries.append({"id": i, **{k: v for k, v in rec.items() if k != "segmentation"},
-                        "segmentation": coco_rle(mask)})
+        entries.append(
+            {"id": i, **{k: v for k, v in rec.items() if k != "segmentation"}, "segmentation": coco_rle(mask)}
+        )
     return labels, objects, {"objects": entries}
 
 

@@ -5,6 +5,7 @@ so the command never cares where frames come from. OpenCV decodes to BGR; the sw
 RGB happens here, once, because SAM 2 was trained on RGB and a silent channel swap
 degrades masks without any error.
 """
+
 from __future__ import annotations
 
 import re
@@ -140,8 +141,10 @@ class ImageFolderSource(FrameSource):
     kind = "images"
 
     def __init__(self, folder: Path) -> None:
-        self.paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                            key=lambda p: natural_key(p.name))
+        self.paths = sorted(
+            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+            key=lambda p: natural_key(p.name),
+        )
         if not self.paths:
             raise ValueError(f"{folder} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
         super().__init__(str(folder), None, len(self.paths))
@@ -154,8 +157,10 @@ class ImageFolderSource(FrameSource):
                 raise ValueError(f"cannot read image {path}")
             # A video needs one frame size; masks and overlays of mixed sizes cannot line up.
             if size is not None and bgr.shape[:2] != size:
-                raise ValueError(f"{path} is {bgr.shape[1]}x{bgr.shape[0]} but earlier images are "
-                                 f"{size[1]}x{size[0]}; all images must share one size")
+                raise ValueError(
+                    f"{path} is {bgr.shape[1]}x{bgr.shape[0]} but earlier images are "
+                    f"{size[1]}x{size[0]}; all images must share one size"
+                )
             size = bgr.shape[:2]
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
@@ -181,5 +186,6 @@ def open_source(spec: str) -> FrameSource:
         return CaptureSource(str(path), "video")
     if spec.isdigit():
         return CameraSource(int(spec))
-    raise FileNotFoundError(f"input {spec!r} does not exist (expected a video file, an image folder "
-                            f"or a camera index such as 0)")
+    raise FileNotFoundError(
+        f"input {spec!r} does not exist (expected a video file, an image folder or a camera index such as 0)"
+    )

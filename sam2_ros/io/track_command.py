@@ -8,6 +8,7 @@ object first prompted at N is absent from frames before N.
 torch and the model are imported inside the functions that need them so that building
 the argument parser (``sam2-ros --help``, ``sam2-ros download``) stays instant.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,53 +55,106 @@ def _non_negative_int(text: str) -> int:
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """--model and its weights (--checkpoint or --random-weights): every command that builds a model."""
     weights = p.add_mutually_exclusive_group()
-    weights.add_argument("--checkpoint", type=Path, metavar="PATH",
-                         help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)")
-    weights.add_argument("--random-weights", action="store_true",
-                         help="run with random weights: meaningless masks, for smoke tests and CI only")
+    weights.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)",
+    )
+    weights.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="run with random weights: meaningless masks, for smoke tests and CI only",
+    )
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
 
 
 def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
     """Model, backend and tracking options (shared with ``sam2-ros annotate``, which runs the same tracker)."""
     add_model_arguments(p)
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="inference backend (default torch); onnxruntime and tensorrt run the export in --engines DIR")
-    p.add_argument("--engines", type=Path, metavar="DIR",
-                   help="export folder for --backend onnxruntime (`python -m export onnx`) or tensorrt (`python -m export engines`); model, "
-                        "weights, image size and memory size are the export's, so --model/--image-size are ignored")
-    p.add_argument("--image-size", type=int, default=1024, metavar="SIZE",
-                   help="model input size, multiple of 32 (default 1024)")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="inference backend (default torch); onnxruntime and tensorrt run the export in --engines DIR",
+    )
+    p.add_argument(
+        "--engines",
+        type=Path,
+        metavar="DIR",
+        help="export folder for --backend onnxruntime (`python -m export onnx`) or tensorrt (`python -m export engines`); model, "
+        "weights, image size and memory size are the export's, so --model/--image-size are ignored",
+    )
+    p.add_argument(
+        "--image-size", type=int, default=1024, metavar="SIZE", help="model input size, multiple of 32 (default 1024)"
+    )
     p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default="float32", choices=DTYPES,
-                   help="float32 (exact) or bfloat16/float16 autocast (default float32)")
-    p.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
-                   help="torch backend: torch.compile the image encoder (default, reduce-overhead = CUDA graphs, "
-                        "max-autotune); the first frames are slow while it compiles")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=DTYPES,
+        help="float32 (exact) or bfloat16/float16 autocast (default float32)",
+    )
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        metavar="MODE",
+        help="torch backend: torch.compile the image encoder (default, reduce-overhead = CUDA graphs, "
+        "max-autotune); the first frames are slow while it compiles",
+    )
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
-    p.add_argument("--max-objects", type=_positive_int, default=16, metavar="N",
-                   help="objects tracked at once; sizes the preallocated memory (default 16)")
-    p.add_argument("--fill-hole-area", type=_non_negative_int, default=8, metavar="AREA",
-                   help="fill mask holes up to this many low-res pixels, 0 disables (default 8)")
+    p.add_argument(
+        "--max-objects",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="objects tracked at once; sizes the preallocated memory (default 16)",
+    )
+    p.add_argument(
+        "--fill-hole-area",
+        type=_non_negative_int,
+        default=8,
+        metavar="AREA",
+        help="fill mask holes up to this many low-res pixels, 0 disables (default 8)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from sam2_ros.ros import replay
 
-    p.add_argument("input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera "
-                                            "index (0)")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)")
-    p.add_argument("--point", type=parse_point, action="append", default=[], metavar=POINT_FORMAT,
-                   help="click in frame pixels; LABEL 1 = object (default), 0 = background; FRAME default 0; "
-                        "repeatable (an object's clicks on one frame are sent together)")
-    p.add_argument("--box", type=parse_box, action="append", default=[], metavar=BOX_FORMAT,
-                   help="box in frame pixels; FRAME default 0; repeatable; combines with --point for the "
-                        "same object and frame")
+    p.add_argument(
+        "input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera index (0)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)",
+    )
+    p.add_argument(
+        "--point",
+        type=parse_point,
+        action="append",
+        default=[],
+        metavar=POINT_FORMAT,
+        help="click in frame pixels; LABEL 1 = object (default), 0 = background; FRAME default 0; "
+        "repeatable (an object's clicks on one frame are sent together)",
+    )
+    p.add_argument(
+        "--box",
+        type=parse_box,
+        action="append",
+        default=[],
+        metavar=BOX_FORMAT,
+        help="box in frame pixels; FRAME default 0; repeatable; combines with --point for the same object and frame",
+    )
     add_tracker_arguments(p)
-    p.add_argument("--auto", action="store_true",
-                   help="find the objects on the first frame with automatic masks (Meta's generator defaults) and "
-                        "track the --max-objects best of them (ids 1..N); torch backend, no --point/--box")
+    p.add_argument(
+        "--auto",
+        action="store_true",
+        help="find the objects on the first frame with automatic masks (Meta's generator defaults) and "
+        "track the --max-objects best of them (ids 1..N); torch backend, no --point/--box",
+    )
     p.add_argument("--save-logits", action="store_true", help="also write logits/NNNNN.npz (float32 per object)")
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     add_depth_arguments(p)
@@ -118,36 +172,68 @@ def _intrinsics(text: str):
 
 def add_depth_arguments(p: argparse.ArgumentParser) -> None:
     """3-D from registered depth (``sam2_ros.geometry``): files here, bag topics in the replay group."""
-    group = p.add_argument_group("3-D from depth", "per-object 3-D positions and extents in summary.json "
-                                                   "(camera optical frame, metres)")
-    group.add_argument("--depth", type=Path, metavar="DIR",
-                       help="folder of depth images registered to INPUT, one per frame in natural order: 16-bit "
-                            "PNG (millimetres) or float32 TIFF (metres); needs --intrinsics")
-    group.add_argument("--intrinsics", type=_intrinsics, metavar="FX,FY,CX,CY",
-                       help="pinhole intrinsics of INPUT's frames in pixels, e.g. 525,525,319.5,239.5")
-    group.add_argument("--depth-scale", type=float, default=None, metavar="M",
-                       help="metres per unit of 16-bit depth (default 0.001: millimetres)")
-    group.add_argument("--depth-topic", metavar="TOPIC",
-                       help="with --bag: sensor_msgs/Image depth registered to --image-topic (16UC1 mm or 32FC1 m); "
-                            "the output bag gets detections_3d, target_point and object_points")
+    group = p.add_argument_group(
+        "3-D from depth", "per-object 3-D positions and extents in summary.json (camera optical frame, metres)"
+    )
+    group.add_argument(
+        "--depth",
+        type=Path,
+        metavar="DIR",
+        help="folder of depth images registered to INPUT, one per frame in natural order: 16-bit "
+        "PNG (millimetres) or float32 TIFF (metres); needs --intrinsics",
+    )
+    group.add_argument(
+        "--intrinsics",
+        type=_intrinsics,
+        metavar="FX,FY,CX,CY",
+        help="pinhole intrinsics of INPUT's frames in pixels, e.g. 525,525,319.5,239.5",
+    )
+    group.add_argument(
+        "--depth-scale",
+        type=float,
+        default=None,
+        metavar="M",
+        help="metres per unit of 16-bit depth (default 0.001: millimetres)",
+    )
+    group.add_argument(
+        "--depth-topic",
+        metavar="TOPIC",
+        help="with --bag: sensor_msgs/Image depth registered to --image-topic (16UC1 mm or 32FC1 m); "
+        "the output bag gets detections_3d, target_point and object_points",
+    )
     group.add_argument("--camera-info-topic", metavar="TOPIC", help="with --depth-topic: its sensor_msgs/CameraInfo")
-    group.add_argument("--lost-after", type=_non_negative_int, default=15, metavar="N",
-                       help="track state: an object unseen for more than N frames is lost (default 15)")
+    group.add_argument(
+        "--lost-after",
+        type=_non_negative_int,
+        default=15,
+        metavar="N",
+        help="track state: an object unseen for more than N frames is lost (default 15)",
+    )
 
 
 def tracker_options(args: argparse.Namespace) -> TrackerOptions:
     """The tracker settings among the command's arguments (shared with the bag replay)."""
-    return TrackerOptions(backend=args.backend, model=args.model, checkpoint=args.checkpoint,
-                          random_weights=args.random_weights, engine_dir=args.engines, device=args.device,
-                          dtype=args.dtype, image_size=args.image_size, max_objects=args.max_objects,
-                          fill_hole_area=args.fill_hole_area, compile=args.compile)
+    return TrackerOptions(
+        backend=args.backend,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        random_weights=args.random_weights,
+        engine_dir=args.engines,
+        device=args.device,
+        dtype=args.dtype,
+        image_size=args.image_size,
+        max_objects=args.max_objects,
+        fill_hole_area=args.fill_hole_area,
+        compile=args.compile,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Track INPUT and write DIR; returns the exit code (130 when stopped with Ctrl+C)."""
     if args.auto and (args.point or args.box or args.bag is not None):
-        raise ValueError("--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not "
-                         "supported)")
+        raise ValueError(
+            "--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not supported)"
+        )
     if args.bag is not None or args.out_bag is not None:
         from sam2_ros.ros.replay import run_replay
 
@@ -168,20 +254,29 @@ def run(args: argparse.Namespace) -> int:
     with open_source(args.input) as source:  # a bad INPUT fails before the model is built
         built = build_tracker(opts)
         tracker, backend = built.tracker, built.tracker.backend
-        summary = RunSummary({
-            "model": built.model_name,
-            "weights": built.weights,
-            "backend": backend.name,
-            "device": str(backend.device),
-            "dtype": args.dtype,
-            "image_size": backend.image_size,
-            "input": {"source": args.input, "kind": source.kind, "fps": source.fps,
-                      "frame_count": source.frame_count},
-            "prompts": [text for prompts in schedule.values() for p in prompts for text in p.texts],
-        })
+        summary = RunSummary(
+            {
+                "model": built.model_name,
+                "weights": built.weights,
+                "backend": backend.name,
+                "device": str(backend.device),
+                "dtype": args.dtype,
+                "image_size": backend.image_size,
+                "input": {
+                    "source": args.input,
+                    "kind": source.kind,
+                    "fps": source.fps,
+                    "frame_count": source.frame_count,
+                },
+                "prompts": [text for prompts in schedule.values() for p in prompts for text in p.texts],
+            }
+        )
         if depth is not None:
-            summary.header["depth"] = {"source": str(args.depth), "intrinsics": list(args.intrinsics[:4]),
-                                       "depth_scale": args.depth_scale}
+            summary.header["depth"] = {
+                "source": str(args.depth),
+                "intrinsics": list(args.intrinsics[:4]),
+                "depth_scale": args.depth_scale,
+            }
         return _track(source, tracker, schedule, summary, args, depth)
 
 
@@ -202,8 +297,9 @@ def _depth_source(args: argparse.Namespace):
     return DepthFolder(args.depth)
 
 
-def track_frame(tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[FramePrompt],
-                auto_objects: int = 0) -> tuple[TrackResult, dict[str, float]]:
+def track_frame(
+    tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[FramePrompt], auto_objects: int = 0
+) -> tuple[TrackResult, dict[str, float]]:
     """One frame as on a robot: ``track(frame)``, then that frame's prompts as taps on it.
 
     Returns the frame's final result and the tracking step's timing breakdown. ``sam2-ros
@@ -222,8 +318,14 @@ def track_frame(tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[Frame
     return result, tracker_ms
 
 
-def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[ObjectPrompt]],
-           summary: RunSummary, args: argparse.Namespace, depth=None) -> int:
+def _track(
+    source: FrameSource,
+    tracker: Sam2Tracker,
+    schedule: dict[int, list[ObjectPrompt]],
+    summary: RunSummary,
+    args: argparse.Namespace,
+    depth=None,
+) -> int:
     """The frame loop; outputs are finalised even when it stops on an error or Ctrl+C."""
     from tqdm import tqdm
 
@@ -249,16 +351,26 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
                 result, tracker_ms = track_frame(tracker, frame, schedule.get(index, []), auto_objects=auto)
                 objects, labels = result.objects, result.label_image()
                 host_logits = result.logits.float().cpu().numpy() if logits is not None else None
-                located = None if depth is None else locate_result(result, depth.read(index), args.intrinsics,
-                                                                    args.depth_scale)
+                located = (
+                    None
+                    if depth is None
+                    else locate_result(result, depth.read(index), args.intrinsics, args.depth_scale)
+                )
                 latency_ms = (time.perf_counter() - t0) * 1e3
                 masks.write(index, labels)
                 if logits is not None:
                     logits.write(index, result.object_ids, host_logits)
                 if overlay is not None:
                     overlay.write(frame, labels, objects)
-                summary.add(index, result.frame_hw, objects, latency_ms, tracker_ms,
-                            [p.obj_id for p in schedule.get(index, [])], located)
+                summary.add(
+                    index,
+                    result.frame_hw,
+                    objects,
+                    latency_ms,
+                    tracker_ms,
+                    [p.obj_id for p in schedule.get(index, [])],
+                    located,
+                )
                 done = index + 1
                 bar.set_postfix(objects=len(objects), ms=f"{latency_ms:.0f}", refresh=False)
         stopped_by = "max frames" if done == args.max_frames else "end of input"
@@ -274,8 +386,10 @@ def _track(source: FrameSource, tracker: Sam2Tracker, schedule: dict[int, list[O
         summary.write(out / "summary.json", stopped_by, wall_s)
     late = sorted(f for f in schedule if f >= done)
     if late:
-        print(f"warning: prompts for frames {late} were never applied: tracking stopped after {done} frames",
-              file=sys.stderr)
+        print(
+            f"warning: prompts for frames {late} were never applied: tracking stopped after {done} frames",
+            file=sys.stderr,
+        )
     totals = summary.totals(wall_s)
     print(f"tracked {done} frames ({totals['fps']} fps, p50 {totals['latency_ms']['p50']} ms): {out}")
     return 130 if stopped_by == "interrupted" else 0

@@ -8,6 +8,7 @@
 Per-frame files are written to a temporary name and renamed, so a run killed mid-write
 never leaves a truncated PNG or npz that a later script would trip over.
 """
+
 from __future__ import annotations
 
 import io
@@ -80,8 +81,16 @@ def draw_overlay(frame_rgb: np.ndarray, labels: np.ndarray, objects: list[Object
             x1, y1, x2, y2 = (round(v) for v in obj.box)
             c = tuple(int(v) for v in color)
             cv2.rectangle(out, (x1, y1), (x2, y2), c, 2)
-            cv2.putText(out, f"{obj.obj_id} {obj.probability:.2f}", (x1, max(y1 - 6, 12)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, c, 2, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                f"{obj.obj_id} {obj.probability:.2f}",
+                (x1, max(y1 - 6, 12)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                c,
+                2,
+                cv2.LINE_AA,
+            )
     draw_states(out, [(o.obj_id, o.track) for o in objects if o.track is not None])
     return out
 
@@ -138,24 +147,41 @@ class RunSummary:
         self.frame_hw: tuple[int, int] | None = None
         self.frames: list[dict[str, Any]] = []
 
-    def add(self, index: int, frame_hw: tuple[int, int], objects: list[ObjectResult], latency_ms: float,
-            tracker_ms: dict[str, float], prompted: list[int], located: list[Any] | None = None) -> None:
+    def add(
+        self,
+        index: int,
+        frame_hw: tuple[int, int],
+        objects: list[ObjectResult],
+        latency_ms: float,
+        tracker_ms: dict[str, float],
+        prompted: list[int],
+        located: list[Any] | None = None,
+    ) -> None:
         """Record frame ``index``; ``prompted``: ids prompted on it, ``tracker_ms``: the tracker's breakdown.
 
         ``located``: the visible objects' ``Object3D`` (with --depth), stored under each object's "3d".
         """
         in_3d = {o.obj_id: o.as_dict() for o in located or []}
         self.frame_hw = frame_hw
-        self.frames.append({
-            "index": index,
-            "objects": [{"id": o.obj_id, "score": round(o.score, 4), "visible": o.visible,
-                         "box": None if o.box is None else [round(v, 1) for v in o.box],
-                         **({"track": o.track.as_dict()} if o.track is not None else {}),
-                         **({"3d": in_3d[o.obj_id]} if o.obj_id in in_3d else {})} for o in objects],
-            "prompted": prompted,
-            "latency_ms": round(latency_ms, 3),
-            "tracker_ms": {k: round(v, 3) for k, v in tracker_ms.items()},
-        })
+        self.frames.append(
+            {
+                "index": index,
+                "objects": [
+                    {
+                        "id": o.obj_id,
+                        "score": round(o.score, 4),
+                        "visible": o.visible,
+                        "box": None if o.box is None else [round(v, 1) for v in o.box],
+                        **({"track": o.track.as_dict()} if o.track is not None else {}),
+                        **({"3d": in_3d[o.obj_id]} if o.obj_id in in_3d else {}),
+                    }
+                    for o in objects
+                ],
+                "prompted": prompted,
+                "latency_ms": round(latency_ms, 3),
+                "tracker_ms": {k: round(v, 3) for k, v in tracker_ms.items()},
+            }
+        )
 
     def totals(self, wall_s: float) -> dict[str, Any]:
         """Frame count, latency mean/p50/p99, fps = frames / summed latency, and wall time."""
@@ -163,12 +189,20 @@ class RunSummary:
         latency: dict[str, float | None] = dict.fromkeys(("mean", "p50", "p99"))
         fps = None
         if len(lat):
-            latency = {"mean": round(float(lat.mean()), 3), "p50": round(float(np.percentile(lat, 50)), 3),
-                       "p99": round(float(np.percentile(lat, 99)), 3)}
+            latency = {
+                "mean": round(float(lat.mean()), 3),
+                "p50": round(float(np.percentile(lat, 50)), 3),
+                "p99": round(float(np.percentile(lat, 99)), 3),
+            }
             fps = round(1000.0 * len(lat) / float(lat.sum()), 3)
         return {"frames": len(self.frames), "latency_ms": latency, "fps": fps, "wall_s": round(wall_s, 3)}
 
     def write(self, path: Path, stopped_by: str, wall_s: float) -> None:
-        doc = {**self.header, "frame_hw": self.frame_hw, "stopped_by": stopped_by, "totals": self.totals(wall_s),
-               "frames": self.frames}
+        doc = {
+            **self.header,
+            "frame_hw": self.frame_hw,
+            "stopped_by": stopped_by,
+            "totals": self.totals(wall_s),
+            "frames": self.frames,
+        }
         atomic_write(path, json.dumps(doc, indent=1) + "\n")

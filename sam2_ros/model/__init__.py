@@ -3,6 +3,7 @@
 >>> from sam2_ros.model import build_sam2
 >>> model = build_sam2("sam2.1_hiera_t", checkpoint="sam2.1_hiera_tiny.pt")
 """
+
 from sam2_ros.model.build import (
     CheckpointError,
     build_from_config,
@@ -16,7 +17,22 @@ from sam2_ros.model.config import CONFIGS, Sam2Config, canonical_name, checkpoin
 from sam2_ros.model.sam2 import NO_OBJ_SCORE, DecoderOutputs, ImageFeatures, Sam2Model, SamOutput, finish_decoding
 
 __all__ = [
-    "CONFIGS", "NO_OBJ_SCORE", "CheckpointError", "DecoderOutputs", "finish_decoding", "ImageFeatures", "Sam2Config", "Sam2Model", "SamOutput",
-    "build_from_config", "build_sam2", "canonical_name", "checkpoint_filename", "get_config", "load_checkpoint",
-    "read_state_dict", "suggest_model", "verify_checkpoint",
+    "CONFIGS",
+    "NO_OBJ_SCORE",
+    "CheckpointError",
+    "DecoderOutputs",
+    "finish_decoding",
+    "ImageFeatures",
+    "Sam2Config",
+    "Sam2Model",
+    "SamOutput",
+    "build_from_config",
+    "build_sam2",
+    "canonical_name",
+    "checkpoint_filename",
+    "get_config",
+    "load_checkpoint",
+    "read_state_dict",
+    "suggest_model",
+    "verify_checkpoint",
 ]

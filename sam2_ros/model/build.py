@@ -1,4 +1,5 @@
 """Build a SAM 2 model by name and load Meta's checkpoints unchanged."""
+
 from __future__ import annotations
 
 import os
@@ -46,14 +47,22 @@ def _memory_attention(cfg: Sam2Config) -> MemoryAttention:
         dim_feedforward=2048,
         dropout=0.1,
         pos_enc_at_attn=False,
-        self_attention=RoPEAttention(rope_theta=10000.0, feat_sizes=feat, embedding_dim=D_MODEL, num_heads=1,
-                                     downsample_rate=1, dropout=0.1),
+        self_attention=RoPEAttention(
+            rope_theta=10000.0, feat_sizes=feat, embedding_dim=D_MODEL, num_heads=1, downsample_rate=1, dropout=0.1
+        ),
         d_model=D_MODEL,
         pos_enc_at_cross_attn_keys=True,
         pos_enc_at_cross_attn_queries=False,
-        cross_attention=RoPEAttention(rope_theta=10000.0, feat_sizes=feat, rope_k_repeat=True,
-                                      embedding_dim=D_MODEL, num_heads=1, downsample_rate=1, dropout=0.1,
-                                      kv_in_dim=MEM_DIM),
+        cross_attention=RoPEAttention(
+            rope_theta=10000.0,
+            feat_sizes=feat,
+            rope_k_repeat=True,
+            embedding_dim=D_MODEL,
+            num_heads=1,
+            downsample_rate=1,
+            dropout=0.1,
+            kv_in_dim=MEM_DIM,
+        ),
     )
     return MemoryAttention(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=4)
 
@@ -63,15 +72,21 @@ def _memory_encoder() -> MemoryEncoder:
         out_dim=MEM_DIM,
         position_encoding=PositionEmbeddingSine(num_pos_feats=MEM_DIM, normalize=True, temperature=10000),
         mask_downsampler=MaskDownSampler(kernel_size=3, stride=2, padding=1),
-        fuser=Fuser(layer=CXBlock(dim=D_MODEL, kernel_size=7, padding=3, layer_scale_init_value=1e-6,
-                                  use_dwconv=True), num_layers=2),
+        fuser=Fuser(
+            layer=CXBlock(dim=D_MODEL, kernel_size=7, padding=3, layer_scale_init_value=1e-6, use_dwconv=True),
+            num_layers=2,
+        ),
     )
 
 
 def _sam_heads(cfg: Sam2Config) -> tuple[PromptEncoder, MaskDecoder]:
     emb = cfg.feat_size
-    prompt_encoder = PromptEncoder(embed_dim=D_MODEL, image_embedding_size=(emb, emb),
-                                   input_image_size=(cfg.image_size, cfg.image_size), mask_in_chans=16)
+    prompt_encoder = PromptEncoder(
+        embed_dim=D_MODEL,
+        image_embedding_size=(emb, emb),
+        input_image_size=(cfg.image_size, cfg.image_size),
+        mask_in_chans=16,
+    )
     mask_decoder = MaskDecoder(
         num_multimask_outputs=3,
         transformer=TwoWayTransformer(depth=2, embedding_dim=D_MODEL, mlp_dim=2048, num_heads=8),
@@ -140,7 +155,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} holds no state_dict (expected {{'model': state_dict}} or a flat dict of tensors)")
+        raise CheckpointError(
+            f"{path} holds no state_dict (expected {{'model': state_dict}} or a flat dict of tensors)"
+        )
     return state
 
 
@@ -163,8 +180,9 @@ def _shape_only_model(cfg: Sam2Config) -> nn.Module:
         return build_from_config(cfg)
 
 
-def _mismatch_report(state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], model_name: str,
-                     source: str) -> str | None:
+def _mismatch_report(
+    state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], model_name: str, source: str
+) -> str | None:
     """A readable description of how ``state`` differs from ``expected``; None if it fits."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

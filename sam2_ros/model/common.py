@@ -2,9 +2,10 @@
 
 Parameter names match Meta's ``sam2.modeling`` so that official checkpoints load unchanged.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Type
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ class MLP(nn.Module):
         hidden_dim: int,
         output_dim: int,
         num_layers: int,
-        activation: Type[nn.Module] = nn.ReLU,
+        activation: type[nn.Module] = nn.ReLU,
         sigmoid_output: bool = False,
     ) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ overrides Meta's builders apply (dynamic multimask via stability; for video, bin
 memory masks from clicks and small-hole filling). Only what differs between the released
 models is a field; the rest is fixed by the checkpoints' architecture.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -12,17 +13,50 @@ from dataclasses import dataclass, field, replace
 #: trunk hyper-parameters per size: embed_dim, num_heads, stages, global_att_blocks,
 #: window_pos_embed_bkg_spatial_size, window_spec.
 _TRUNKS: dict[str, dict] = {
-    "t": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
-              window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 14, 7)),
-    "s": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
-              window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 14, 7)),
-    "b+": dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
-               window_pos_embed_bkg_spatial_size=(14, 14), window_spec=(8, 4, 14, 7)),
-    "l": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
-              window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 16, 8)),
+    "t": dict(
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 7, 2),
+        global_att_blocks=(5, 7, 9),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 14, 7),
+    ),
+    "s": dict(
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 11, 2),
+        global_att_blocks=(7, 10, 13),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 14, 7),
+    ),
+    "b+": dict(
+        embed_dim=112,
+        num_heads=2,
+        stages=(2, 3, 16, 3),
+        global_att_blocks=(12, 16, 20),
+        window_pos_embed_bkg_spatial_size=(14, 14),
+        window_spec=(8, 4, 14, 7),
+    ),
+    "l": dict(
+        embed_dim=144,
+        num_heads=2,
+        stages=(2, 6, 36, 4),
+        global_att_blocks=(23, 33, 43),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 16, 8),
+    ),
 }
-_SIZE_ALIASES = {"t": "t", "tiny": "t", "s": "s", "small": "s", "b+": "b+", "base_plus": "b+",
-                 "bplus": "b+", "l": "l", "large": "l"}
+_SIZE_ALIASES = {
+    "t": "t",
+    "tiny": "t",
+    "s": "s",
+    "small": "s",
+    "b+": "b+",
+    "base_plus": "b+",
+    "bplus": "b+",
+    "l": "l",
+    "large": "l",
+}
 _SIZE_LONG = {"t": "tiny", "s": "small", "b+": "base_plus", "l": "large"}
 
 
@@ -68,7 +102,7 @@ class Sam2Config:
         """Side of the stride-16 feature map (64 at 1024 px)."""
         return self.image_size // 16
 
-    def with_overrides(self, **kwargs) -> "Sam2Config":
+    def with_overrides(self, **kwargs) -> Sam2Config:
         return replace(self, **kwargs)
 
 
@@ -95,7 +129,7 @@ def canonical_name(name: str) -> str:
     key = key.rsplit("/", 1)[-1]
     for prefix in ("sam2.1_hiera_", "sam2_hiera_"):
         if key.startswith(prefix):
-            size = _SIZE_ALIASES.get(key[len(prefix):])
+            size = _SIZE_ALIASES.get(key[len(prefix) :])
             if size is not None:
                 return prefix + size
     raise KeyError(

@@ -9,9 +9,10 @@ linear layers and LayerNorms act on the last axis without permutes. Every shape 
 window padding is a Python int derived from the input shape, so for a fixed input size the
 traced/exported graph is static and contains no data-dependent control flow.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -3,10 +3,11 @@
 Re-implements ``sam2.modeling.backbones.image_encoder`` with identical parameter names
 (``trunk.*``, ``neck.convs.{i}.conv.*``) and identical outputs.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -11,9 +11,8 @@ choice of which mask to return outside the graph:
 
 ``MaskDecoder.forward`` is exactly ``select_masks(predict_masks(...))``, as in Meta's code.
 """
-from __future__ import annotations
 
-from typing import Type
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
@@ -33,9 +32,7 @@ def stability_scores(mask_logits: Tensor, delta: float) -> Tensor:
     return torch.where(area_u > 0, area_i / area_u, 1.0)
 
 
-def dynamic_single_mask(
-    all_masks: Tensor, all_ious: Tensor, delta: float, thresh: float
-) -> tuple[Tensor, Tensor]:
+def dynamic_single_mask(all_masks: Tensor, all_ious: Tensor, delta: float, thresh: float) -> tuple[Tensor, Tensor]:
     """Single-mask output with SAM 2's fallback for ambiguous prompts.
 
     Token 0 (the single-mask token) is used when its mask is stable (score >= ``thresh``);
@@ -118,7 +115,7 @@ class MaskDecoder(nn.Module):
         transformer_dim: int,
         transformer: nn.Module,
         num_multimask_outputs: int = 3,
-        activation: Type[nn.Module] = nn.GELU,
+        activation: type[nn.Module] = nn.GELU,
         iou_head_depth: int = 3,
         iou_head_hidden_dim: int = 256,
         use_high_res_features: bool = False,

@@ -19,6 +19,7 @@ frames (any frame slots may be invalid, in any order), and pointer padding stays
 trailing ``P`` slots (any of them may be invalid). Attention over keys is order-independent,
 so which slots are padding does not matter beyond that.
 """
+
 from __future__ import annotations
 
 import copy

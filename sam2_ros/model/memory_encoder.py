@@ -5,11 +5,11 @@ features, mixed by a few ConvNeXt blocks and projected to the narrow memory widt
 SAM 2.1). Module and parameter names match ``sam2.modeling.memory_encoder`` so Meta's
 ``memory_encoder.*`` weights load strictly.
 """
+
 from __future__ import annotations
 
 import copy
 import math
-from typing import Type
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +34,7 @@ class MaskDownSampler(nn.Module):
         stride: int = 4,
         padding: int = 0,
         total_stride: int = 16,
-        activation: Type[nn.Module] = nn.GELU,
+        activation: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         num_layers = int(math.log2(total_stride) // math.log2(stride))
@@ -92,9 +92,7 @@ class CXBlock(nn.Module):
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = (
-            nn.Parameter(layer_scale_init_value * torch.ones(dim)) if layer_scale_init_value > 0 else None
-        )
+        self.gamma = nn.Parameter(layer_scale_init_value * torch.ones(dim)) if layer_scale_init_value > 0 else None
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 The sine encoding depends only on the feature-map size, so it is computed once per
 (H, W, device) and cached; in an exported graph it folds to a constant.
 """
+
 from __future__ import annotations
 
 import math

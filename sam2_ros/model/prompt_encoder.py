@@ -5,9 +5,8 @@ in a full checkpoint). The per-label embedding is written as a one-hot product o
 label tensor rather than boolean-indexed assignment, so the module traces to ONNX with
 static shapes and no data-dependent control flow.
 """
-from __future__ import annotations
 
-from typing import Type
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +41,7 @@ class PromptEncoder(nn.Module):
         image_embedding_size: tuple[int, int],
         input_image_size: tuple[int, int],
         mask_in_chans: int,
-        activation: Type[nn.Module] = nn.GELU,
+        activation: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
@@ -108,7 +107,9 @@ class PromptEncoder(nn.Module):
         """B x 4 boxes (x0, y0, x1, y1 pixels) -> B x 2 corner tokens."""
         corners = (boxes + 0.5).reshape(-1, 2, 2)  # pixel centres, (top-left, bottom-right)
         pe = self.pe_layer.forward_with_coords(corners, self.input_image_size)
-        corner_embed = torch.cat([self.point_embeddings[BOX_TOP_LEFT].weight, self.point_embeddings[BOX_BOTTOM_RIGHT].weight])
+        corner_embed = torch.cat(
+            [self.point_embeddings[BOX_TOP_LEFT].weight, self.point_embeddings[BOX_BOTTOM_RIGHT].weight]
+        )
         return pe + corner_embed.to(pe.dtype)
 
     @staticmethod

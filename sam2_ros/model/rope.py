@@ -13,6 +13,7 @@ its row (y) index, exactly as ``sam2.modeling.position_encoding.compute_axial_ci
 Run eagerly, the same rotation is one complex multiply (Meta's formulation, several times
 faster on the memory bank's keys); exports and ``torch.compile`` get the real formulation.
 """
+
 from __future__ import annotations
 
 import math

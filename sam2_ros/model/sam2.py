@@ -9,6 +9,7 @@ tracker's business, not the model's.
 Tensor layouts: image features are B x C x H x W; flattened token sequences are
 (tokens) x B x C, as in Meta's code, so memory tensors can be concatenated along dim 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,10 +47,12 @@ class ImageFeatures:
     vision_pos: Tensor
     high_res: list[Tensor]
 
-    def expand(self, batch: int) -> "ImageFeatures":
+    def expand(self, batch: int) -> ImageFeatures:
         """Broadcast a single-image batch to ``batch`` objects without copying."""
+
         def ex(t: Tensor) -> Tensor:
             return t.expand(batch, *t.shape[1:])
+
         return ImageFeatures(ex(self.vision_feats), ex(self.vision_pos), [ex(h) for h in self.high_res])
 
 
@@ -196,8 +199,9 @@ class Sam2Model(nn.Module):
             size = self.sam_prompt_encoder.mask_input_size
             mask_prompt = mask_inputs
             if tuple(mask_inputs.shape[-2:]) != tuple(size):
-                mask_prompt = F.interpolate(mask_inputs.float(), size=size, mode="bilinear",
-                                            align_corners=False, antialias=True)
+                mask_prompt = F.interpolate(
+                    mask_inputs.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+                )
         points = None if point_coords is None else (point_coords, point_labels)
         sparse, dense = self.sam_prompt_encoder(points=points, boxes=None, masks=mask_prompt)
         masks, ious, tokens, obj_logits = self.sam_mask_decoder.predict_masks(
@@ -209,7 +213,6 @@ class Sam2Model(nn.Module):
             high_res_features=high_res,
         )
         return DecoderOutputs(masks, ious, self.obj_ptr_proj(tokens), obj_logits)
-
 
     def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask_inputs: Tensor) -> SamOutput:
         """A mask prompt becomes the output directly (logits +/-10); SAM only makes its pointer."""
@@ -228,7 +231,9 @@ class Sam2Model(nn.Module):
         probe = torch.empty(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
         return self.memory_encoder.position_encoding(probe)
 
-    def memory_tokens(self, maskmem_features: Tensor, maskmem_pos: Tensor, t_pos: int | Tensor) -> tuple[Tensor, Tensor]:
+    def memory_tokens(
+        self, maskmem_features: Tensor, maskmem_pos: Tensor, t_pos: int | Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Memory frames as attention tokens with position + temporal encoding.
 
         ``maskmem_features``: S x B x 64 x H x W (S frames per object, e.g. bank slots) or
@@ -282,8 +287,12 @@ class Sam2Model(nn.Module):
         curr = vision_feats.flatten(2).permute(2, 0, 1)
         curr_pos = vision_pos.flatten(2).permute(2, 0, 1)
         out = self.memory_attention(
-            curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos,
-            num_obj_ptr_tokens=num_obj_ptr_tokens, memory_mask=memory_mask,
+            curr=curr,
+            curr_pos=curr_pos,
+            memory=memory,
+            memory_pos=memory_pos,
+            num_obj_ptr_tokens=num_obj_ptr_tokens,
+            memory_mask=memory_mask,
         )
         return out.permute(1, 2, 0).reshape(b, c, h, w)
 
@@ -317,9 +326,14 @@ class Sam2Model(nn.Module):
         frame_mask = mem_valid[:, None, :].expand(slots, h * w, b).reshape(slots * h * w, b)
         ptr_mask = ptr_valid[:, None, :].expand(num_ptrs, split, b).reshape(num_ptrs * split, b)
         mask = torch.cat([frame_mask, ptr_mask]).transpose(0, 1)  # B x M, True = attend
-        return self.condition_on_memory(vision_feats, vision_pos, torch.cat([tokens, ptr_tokens]),
-                                        torch.cat([pos, ptr_pos]), num_obj_ptr_tokens=ptr_tokens.shape[0],
-                                        memory_mask=mask)
+        return self.condition_on_memory(
+            vision_feats,
+            vision_pos,
+            torch.cat([tokens, ptr_tokens]),
+            torch.cat([pos, ptr_pos]),
+            num_obj_ptr_tokens=ptr_tokens.shape[0],
+            memory_mask=mask,
+        )
 
     def encode_memory(
         self,
@@ -342,8 +356,9 @@ class Sam2Model(nn.Module):
         binarize = torch.as_tensor(is_mask_from_pts, device=high_res_masks.device)
         binarize = binarize & cfg.binarize_mask_from_pts_for_mem_enc
         if binarize.ndim:
-            mask = torch.where(binarize.view(-1, 1, 1, 1), (high_res_masks > 0).to(high_res_masks.dtype),
-                               torch.sigmoid(high_res_masks))
+            mask = torch.where(
+                binarize.view(-1, 1, 1, 1), (high_res_masks > 0).to(high_res_masks.dtype), torch.sigmoid(high_res_masks)
+            )
         elif binarize:
             mask = (high_res_masks > 0).to(high_res_masks.dtype)
         else:
@@ -377,7 +392,10 @@ def finish_decoding(
     model resolution (upsampling is per channel, so this equals Meta's upsample-then-pick).
     """
     masks, ious, ptrs = select_masks(
-        raw.masks, raw.ious, raw.obj_ptrs, multimask,
+        raw.masks,
+        raw.ious,
+        raw.obj_ptrs,
+        multimask,
         use_multimask_token_for_obj_ptr=True,
         dynamic_multimask_via_stability=stability is not None,
         stability_delta=stability[0] if stability else 0.05,
@@ -407,11 +425,18 @@ def mask_prompt_output(mask: Tensor, obj_ptr: Tensor, no_obj_ptr: Tensor) -> Sam
     """
     scale, bias = 20.0, -10.0
     high = mask * scale + bias
-    low = F.interpolate(high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear",
-                        align_corners=False, antialias=True)
+    low = F.interpolate(
+        high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear", align_corners=False, antialias=True
+    )
     present = (mask.flatten(1) > 0).any(dim=1, keepdim=True).float()
-    return SamOutput(low, mask.new_ones(mask.shape[0], 1), low, high, gate_obj_ptr(obj_ptr, present, no_obj_ptr),
-                     scale * present + bias)
+    return SamOutput(
+        low,
+        mask.new_ones(mask.shape[0], 1),
+        low,
+        high,
+        gate_obj_ptr(obj_ptr, present, no_obj_ptr),
+        scale * present + bias,
+    )
 
 
 def non_overlapping(pred_masks: Tensor) -> Tensor:

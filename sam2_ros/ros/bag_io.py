@@ -18,6 +18,7 @@ only useful if the user's ROS 2 plays it.
   database, a serialization other than CDR, no image topic, an empty topic) is a ``BagError``
   naming the bag and what is wrong, which ``sam2-ros`` prints as one line.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -90,8 +91,7 @@ def image_connections(reader: Reader, topic: str | None, image_types: Sequence[s
         raise BagError(f"{reader.path}: no {wanted} topic {topic!r} (image topics: {names})")
     chosen = [c for c in named if c.msgtype in image_types]
     if not chosen:
-        raise BagError(f"{reader.path}: topic {topic} is {named[0].msgtype}, not a {wanted} "
-                       f"(image topics: {names})")
+        raise BagError(f"{reader.path}: topic {topic} is {named[0].msgtype}, not a {wanted} (image topics: {names})")
     if len({c.msgtype for c in chosen}) > 1:
         raise BagError(f"{reader.path}: topic {topic} mixes {' and '.join(sorted({c.msgtype for c in chosen}))}")
     if sum(c.msgcount for c in chosen) == 0:
@@ -111,8 +111,9 @@ def read_messages(reader: Reader, connections: list[Connection], store: Typestor
             connection, record_time, raw = item
             msg = store.deserialize_cdr(raw, connection.msgtype)
         except Exception as exc:  # noqa: BLE001 (a damaged chunk, database page or message)
-            raise BagError(f"{reader.path}: message {index} of {connections[0].topic} is damaged: "
-                           f"{_detail(exc)}") from exc
+            raise BagError(
+                f"{reader.path}: message {index} of {connections[0].topic} is damaged: {_detail(exc)}"
+            ) from exc
         yield record_time, msg
         index += 1
 
@@ -122,8 +123,17 @@ def node_qos(latched: bool = False) -> Qos:
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
     durability = QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE
-    return Qos(QosHistory.KEEP_LAST, 1 if latched else PUBLISHER_DEPTH, QosReliability.RELIABLE, durability,
-               QosTime(0, 0), QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        1 if latched else PUBLISHER_DEPTH,
+        QosReliability.RELIABLE,
+        durability,
+        QosTime(0, 0),
+        QosTime(0, 0),
+        QosLiveliness.AUTOMATIC,
+        QosTime(0, 0),
+        False,
+    )
 
 
 @contextlib.contextmanager
@@ -141,11 +151,13 @@ def bag_writer(path: Path) -> Iterator[Writer]:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:  # name the bag, not the temporary folder
-        raise BagError(f"{path}: cannot write the output bag there: {path.parent} is not a writable folder "
-                       f"({exc.strerror or exc})") from exc
+        raise BagError(
+            f"{path}: cannot write the output bag there: {path.parent} is not a writable folder ({exc.strerror or exc})"
+        ) from exc
     with staging as tmp:
         folder = Path(tmp) / ("bag" if mcap else path.name)  # the sqlite3 file is named after its folder
-        with Writer(folder, version=BAG_VERSION,
-                    storage_plugin=StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3) as writer:
+        with Writer(
+            folder, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
+        ) as writer:
             yield writer
         os.replace(folder / "bag.mcap" if mcap else folder, path)

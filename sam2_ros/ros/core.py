@@ -18,6 +18,7 @@ frame, with a log line. A prompt naming a frame not tracked yet (or arriving bef
 waits and is applied right after the next frame is tracked, so that frame's outputs include it.
 Commands keep their order: one that has to wait holds back those queued after it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,7 +73,12 @@ PRESENCE_THRESHOLD = 0.5
 
 #: Output topics, relative to the node (``~/label_image``, ...), with their message types.
 LABEL_INFO, LABEL_IMAGE, DETECTIONS, TRACKED_OBJECTS, OVERLAY = (
-    "label_info", "label_image", "detections", "tracked_objects", "overlay")
+    "label_info",
+    "label_image",
+    "detections",
+    "tracked_objects",
+    "overlay",
+)
 OUTPUT_TYPES = {
     LABEL_INFO: "vision_msgs/msg/LabelInfo",
     LABEL_IMAGE: "sensor_msgs/msg/Image",
@@ -127,8 +133,14 @@ class Outputs:
 
     def messages(self) -> list[tuple[str, Any]]:
         """``(output topic, message)`` pairs to publish, in order (label info before the images it explains)."""
-        pairs = [(LABEL_INFO, self.label_info), (LABEL_IMAGE, self.label_image), (DETECTIONS, self.detections),
-                 (TRACKED_OBJECTS, self.tracked_objects), (OVERLAY, self.overlay), *self.depth.items()]
+        pairs = [
+            (LABEL_INFO, self.label_info),
+            (LABEL_IMAGE, self.label_image),
+            (DETECTIONS, self.detections),
+            (TRACKED_OBJECTS, self.tracked_objects),
+            (OVERLAY, self.overlay),
+            *self.depth.items(),
+        ]
         return [(topic, msg) for topic, msg in pairs if msg is not None]
 
 
@@ -206,8 +218,13 @@ class TrackerCore:
     input is reported; ``clock``: seconds, for latencies and the diagnostics window.
     """
 
-    def __init__(self, tracker: Sam2Tracker, params: TrackerParams, logger: Logger | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        tracker: Sam2Tracker,
+        params: TrackerParams,
+        logger: Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.tracker = tracker
         self.params = params
         self.log: Logger = logger or logging.getLogger(__name__)
@@ -226,8 +243,9 @@ class TrackerCore:
         self._published_labels: dict[int, str] = {}  # label -> caller id, as last sent in LabelInfo
         self._label_info_sent = False
         self._last_output: float | None = None  # clock() when the previous outputs were ready
-        tracker.states = TrackStates(params.lost_after_frames, params.lost_after_seconds or None,
-                                     params.remove_lost_after or None)
+        tracker.states = TrackStates(
+            params.lost_after_frames, params.lost_after_seconds or None, params.remove_lost_after or None
+        )
         self._last_seen = LastSeen()  # stamps of each object's last sighting
         self.depth = None
         if params.use_depth:
@@ -314,21 +332,25 @@ class TrackerCore:
         Object ids are the caller's strings (names or decimal tracker ids, see ``object_ids``); an
         id already tracked refines that object.
         """
+
         def queue() -> str:
             prompts = prompts_from_add_objects(request)
             seen: dict[int, Prompt] = {}
             for prompt, obj_id in zip(prompts, self._objects.resolve([p.caller_id for p in prompts])):
                 if obj_id in seen:
-                    raise PromptError(f"object ids '{seen[obj_id].caller_id}' and '{prompt.caller_id}' name the same "
-                                      f"object (tracker id {obj_id}); use one of them")
+                    raise PromptError(
+                        f"object ids '{seen[obj_id].caller_id}' and '{prompt.caller_id}' name the same "
+                        f"object (tracker id {obj_id}); use one of them"
+                    )
                 seen[obj_id], prompt.obj_id = prompt, obj_id
             for prompt in prompts:
                 self._check_inside(prompt)
             new = {p.obj_id for p in prompts} - set(self._objects.labels)
             free = self._objects.capacity - len(self._objects.labels)
             if len(new) > free:
-                raise PromptError(f"{len(new)} new objects but only {free} of max_objects="
-                                  f"{self._objects.capacity} are free")
+                raise PromptError(
+                    f"{len(new)} new objects but only {free} of max_objects={self._objects.capacity} are free"
+                )
             self._require_room(len(prompts))
             for prompt in prompts:
                 self._objects.add(prompt.obj_id, prompt.caller_id)
@@ -339,12 +361,15 @@ class TrackerCore:
 
     def remove_object(self, request: Any) -> Any:
         """RemoveObject: forget one object (known or queued), by name or decimal tracker id; unknown ids are refused."""
+
         def queue() -> str:
             caller_id = parse_caller_id(request.object_id)
             obj_id = self._objects.known(caller_id)
             if obj_id is None:
-                raise PromptError(f"unknown object id {caller_id!r}; tracked ids: "
-                                  f"{[name for name, _ in self._objects.named_snapshot()]}")
+                raise PromptError(
+                    f"unknown object id {caller_id!r}; tracked ids: "
+                    f"{[name for name, _ in self._objects.named_snapshot()]}"
+                )
             self._require_room(1)
             name = self._objects.name(obj_id)
             self._objects.remove(obj_id)
@@ -391,8 +416,11 @@ class TrackerCore:
         different fault is reported even while the first one repeats.
         """
         self.stats.bad_message()
-        self._limiter.log("error", f"{typename}:{type(error).__name__}",
-                          f"dropping a {typename} message that cannot be read ({type(error).__name__}: {error})")
+        self._limiter.log(
+            "error",
+            f"{typename}:{type(error).__name__}",
+            f"dropping a {typename} message that cannot be read ({type(error).__name__}: {error})",
+        )
 
     # --------------------------------------------------------------- inference
     def step(self, overlay: bool = False, timeout: float = 0.0, cloud: bool = False) -> Outputs | None:
@@ -429,8 +457,13 @@ class TrackerCore:
         self._last_seen.update(result.states, header)
         outputs = self._outputs(rgb, header, result, overlay)
         if self.depth is not None:
-            outputs.depth = self.depth.outputs(result, header, {o.obj_id: o.label for o in outputs.objects},
-                                               {o.obj_id: o.score for o in outputs.objects}, cloud)
+            outputs.depth = self.depth.outputs(
+                result,
+                header,
+                {o.obj_id: o.label for o in outputs.objects},
+                {o.obj_id: o.score for o in outputs.objects},
+                cloud,
+            )
         now = self.clock()
         outputs.inference_ms, outputs.latency_ms = inference_ms, (now - frame.received) * 1e3
         if self._last_output is not None and now > self._last_output:
@@ -477,8 +510,13 @@ class TrackerCore:
             **self._last_seen.diagnostics(self.tracker.states.states()),
             **(self.depth.diagnostics() if self.depth is not None else {}),
         }
-        status = status_type(level=level, name=name, message=message, hardware_id="", values=[
-            types["diagnostic_msgs/msg/KeyValue"](key=key, value=value) for key, value in values.items()])
+        status = status_type(
+            level=level,
+            name=name,
+            message=message,
+            hardware_id="",
+            values=[types["diagnostic_msgs/msg/KeyValue"](key=key, value=value) for key, value in values.items()],
+        )
         return types["diagnostic_msgs/msg/DiagnosticArray"](header=header, status=[status])
 
     # --------------------------------------------------------------- internals
@@ -504,8 +542,7 @@ class TrackerCore:
     def _require_room(self, count: int) -> None:
         if len(self._commands) + count > COMMAND_QUEUE_LIMIT:
             self.stats.refused()
-            raise PromptError(f"command queue full ({COMMAND_QUEUE_LIMIT} waiting for the inference thread); "
-                              f"try again")
+            raise PromptError(f"command queue full ({COMMAND_QUEUE_LIMIT} waiting for the inference thread); try again")
 
     def _check_inside(self, prompt: Prompt) -> None:
         """Refuse prompts outside the latest frame at once (the tracker would refuse them later, silently)."""
@@ -555,8 +592,10 @@ class TrackerCore:
         prompt = command.prompt
         if prompt.stamp_ns is not None and prompt.stamp_ns != self._stamp:
             when = "was superseded" if self._stamp is not None and prompt.stamp_ns < self._stamp else "is not tracked"
-            self.log.info(f"{command.source} for object {prompt.obj_id} names frame {_time(prompt.stamp_ns)}, which "
-                          f"{when}: re-targeted to the current frame {_time(self._stamp)}")
+            self.log.info(
+                f"{command.source} for object {prompt.obj_id} names frame {_time(prompt.stamp_ns)}, which "
+                f"{when}: re-targeted to the current frame {_time(self._stamp)}"
+            )
         if command.replace:
             for obj_id in self.tracker.object_ids:
                 self.tracker.remove_object(obj_id)
@@ -604,20 +643,36 @@ class TrackerCore:
             names = {obj_id: self._objects.name(obj_id) for obj_id in labels}
         masks = self.params.publish_masks
         # Objects without a label were removed or reset while this frame was tracked: left out.
-        objects = [PublishedObject(o.obj_id, labels[o.obj_id], o.probability, o.visible, _continuous(o.box),
-                                   o.mask if masks else None, names[o.obj_id],
-                                   **track_fields(o.track, self._last_seen, o.obj_id))
-                   for o in result.objects if o.obj_id in labels]
+        objects = [
+            PublishedObject(
+                o.obj_id,
+                labels[o.obj_id],
+                o.probability,
+                o.visible,
+                _continuous(o.box),
+                o.mask if masks else None,
+                names[o.obj_id],
+                **track_fields(o.track, self._last_seen, o.obj_id),
+            )
+            for o in result.objects
+            if o.obj_id in labels
+        ]
         label_map = label_image(result, labels)
         by_label = {label: names[obj_id] for obj_id, label in labels.items()}
-        outputs = Outputs(header, label_image_msg(label_map, header), detection_array_msg(header, objects),
-                          tracked_object_array_msg(header, objects), objects)
+        outputs = Outputs(
+            header,
+            label_image_msg(label_map, header),
+            detection_array_msg(header, objects),
+            tracked_object_array_msg(header, objects),
+            objects,
+        )
         if by_label != self._published_labels or not self._label_info_sent:
             self._published_labels = by_label
             outputs.label_info = self.label_info(header)
         if overlay:
-            outputs.overlay = rgb_to_image_msg(draw_track_states(overlay_image(rgb, label_map, objects), result),
-                                               header)
+            outputs.overlay = rgb_to_image_msg(
+                draw_track_states(overlay_image(rgb, label_map, objects), result), header
+            )
         return outputs
 
 
@@ -630,12 +685,21 @@ def build_tracker(params: TrackerParams, node: bool = False) -> Sam2Tracker:
     from sam2_ros.factory import build_tracker as build
     from sam2_ros.ros.params import NODE_OPTION_NAMES
 
-    return build(TrackerOptions(
-        backend=params.backend, model=params.model,
-        checkpoint=Path(params.checkpoint) if params.checkpoint else None, random_weights=params.random_weights,
-        engine_dir=Path(params.engine_dir) if params.engine_dir else None, device=params.device or None,
-        dtype=params.precision, image_size=params.image_size, max_objects=params.max_objects,
-        fill_hole_area=params.fill_hole_area, names=NODE_OPTION_NAMES if node else CLI_OPTION_NAMES)).tracker
+    return build(
+        TrackerOptions(
+            backend=params.backend,
+            model=params.model,
+            checkpoint=Path(params.checkpoint) if params.checkpoint else None,
+            random_weights=params.random_weights,
+            engine_dir=Path(params.engine_dir) if params.engine_dir else None,
+            device=params.device or None,
+            dtype=params.precision,
+            image_size=params.image_size,
+            max_objects=params.max_objects,
+            fill_hole_area=params.fill_hole_area,
+            names=NODE_OPTION_NAMES if node else CLI_OPTION_NAMES,
+        )
+    ).tracker
 
 
 def label_image(result: TrackResult, labels: dict[int, int]) -> np.ndarray:
@@ -664,15 +728,26 @@ def overlay_image(rgb: np.ndarray, label_map: np.ndarray, objects: list[Publishe
             x1, y1, x2, y2 = (round(v) for v in obj.box)
             c = tuple(int(v) for v in color)
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), c, 2)
-            cv2.putText(out, f"{obj.caller_id} {obj.score:.2f}", (x1, max(y1 - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                        c, 2, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                f"{obj.caller_id} {obj.score:.2f}",
+                (x1, max(y1 - 6, 12)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                c,
+                2,
+                cv2.LINE_AA,
+            )
     return out
 
 
 def _object_list_response(response_type: Any, objects: list[tuple[str, int]], success: bool, message: str) -> Any:
-    return response_type(object_ids=[name for name, _ in objects],
-                         object_indices=np.array([label for _, label in objects], dtype=np.int32),
-                         success=success, message=message)
+    return response_type(
+        object_ids=[name for name, _ in objects],
+        object_indices=np.array([label for _, label in objects], dtype=np.int32),
+        success=success,
+        message=message,
+    )
 
 
 def _rows(result: TrackResult, keep: set[int]) -> TrackResult:
@@ -680,9 +755,17 @@ def _rows(result: TrackResult, keep: set[int]) -> TrackResult:
     rows = [i for i, obj_id in enumerate(result.object_ids) if obj_id in keep]
     if len(rows) == len(result.object_ids):
         return result
-    return TrackResult(result.frame_index, result.frame_hw, [result.object_ids[i] for i in rows],
-                       result.logits[rows], result.scores[rows], result.boxes[rows], result.visible[rows],
-                       result.timings_ms, {k: v for k, v in result.states.items() if k in keep})
+    return TrackResult(
+        result.frame_index,
+        result.frame_hw,
+        [result.object_ids[i] for i in rows],
+        result.logits[rows],
+        result.scores[rows],
+        result.boxes[rows],
+        result.visible[rows],
+        result.timings_ms,
+        {k: v for k, v in result.states.items() if k in keep},
+    )
 
 
 def _continuous(box: tuple[float, float, float, float] | None) -> Box | None:

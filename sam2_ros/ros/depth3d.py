@@ -5,6 +5,7 @@ about depth (decoding, pairing, intrinsics, what to publish, what went wrong) li
 never raises into the core: a frame without usable depth simply has no 3-D outputs, and the
 reason is counted (diagnostics) and logged, rate-limited per kind.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -66,8 +67,9 @@ class DepthPipeline:
             self._problem("bad_camera_info", f"camera info dropped: not a sensor_msgs/CameraInfo ({exc})")
 
     # ----------------------------------------------------------------- outputs
-    def outputs(self, result: Any, header: Any, labels: dict[int, int], scores: dict[int, float],
-                cloud: bool) -> dict[str, Any]:
+    def outputs(
+        self, result: Any, header: Any, labels: dict[int, int], scores: dict[int, float], cloud: bool
+    ) -> dict[str, Any]:
         """{topic: message} for one tracked frame (empty when its depth is missing or unusable).
 
         ``labels``: published object id -> label-image value; ``scores``: id -> presence probability.
@@ -97,8 +99,14 @@ class DepthPipeline:
 
     def _cloud(self, result: Any, frame: Any, ids: list[int], labels: dict[int, int], header: Any) -> Any:
         rows = [result.object_ids.index(obj_id) for obj_id in ids]
-        points, point_labels = masked_points(result.masks[rows], frame.depth, frame.intrinsics,
-                                             [labels[i] for i in ids], frame.depth_scale, self.params.cloud_stride)
+        points, point_labels = masked_points(
+            result.masks[rows],
+            frame.depth,
+            frame.intrinsics,
+            [labels[i] for i in ids],
+            frame.depth_scale,
+            self.params.cloud_stride,
+        )
         return point_cloud_msg(header, points.cpu().numpy(), point_labels.cpu().numpy())
 
     def diagnostics(self) -> dict[str, str]:

@@ -5,6 +5,7 @@ future, so the replay hands the core every depth and camera-info message recorde
 image's record time plus the pairing tolerance before tracking that image. Registered depth is
 usually recorded a few milliseconds after its colour image, and this way it is not missed.
 """
+
 from __future__ import annotations
 
 from typing import Any

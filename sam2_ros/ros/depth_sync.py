@@ -6,6 +6,7 @@ depth image with the nearest stamp within ``tolerance_s``, or none, and the fram
 either way. Every reason a frame got no 3-D (no depth yet, none close enough in time, no
 camera info, an unreadable depth image) is counted for diagnostics.
 """
+
 from __future__ import annotations
 
 import threading
@@ -19,8 +20,11 @@ from sam2_ros.geometry import DEFAULT_DEPTH_SCALE, Intrinsics, intrinsics_from_c
 
 #: Depth encodings (sensor_msgs/image_encodings) -> numpy dtype and metres per unit (None: the
 #: configured depth_scale, default 0.001 = millimetres as RealSense/ZED/OAK drivers publish).
-DEPTH_ENCODINGS: dict[str, tuple[str, float | None]] = {"16UC1": ("u2", None), "mono16": ("u2", None),
-                                                       "32FC1": ("f4", 1.0)}
+DEPTH_ENCODINGS: dict[str, tuple[str, float | None]] = {
+    "16UC1": ("u2", None),
+    "mono16": ("u2", None),
+    "32FC1": ("f4", 1.0),
+}
 #: Depth images kept for pairing; at 30 Hz this spans a quarter of a second.
 DEPTH_BUFFER = 8
 #: How long a tracked frame may wait for its depth image when none that close has arrived yet
@@ -36,21 +40,23 @@ def depth_from_msg(msg: Any) -> tuple[np.ndarray, float]:
     """(H x W depth array, metres per unit) of a sensor_msgs/Image in 16UC1 / mono16 (mm) or 32FC1 (m)."""
     encoding = msg.encoding
     if encoding not in DEPTH_ENCODINGS:
-        raise DepthDecodeError(f"unsupported depth encoding {encoding!r} (supported: "
-                               f"{', '.join(DEPTH_ENCODINGS)})")
+        raise DepthDecodeError(f"unsupported depth encoding {encoding!r} (supported: {', '.join(DEPTH_ENCODINGS)})")
     kind, scale = DEPTH_ENCODINGS[encoding]
     dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise DepthDecodeError(f"empty {encoding} depth image ({width}x{height})")
     if step < width * dtype.itemsize or step % dtype.itemsize:
-        raise DepthDecodeError(f"{encoding} depth image {width}x{height}: step {step} does not hold a row of "
-                               f"{width} x {dtype.itemsize} bytes")
+        raise DepthDecodeError(
+            f"{encoding} depth image {width}x{height}: step {step} does not hold a row of "
+            f"{width} x {dtype.itemsize} bytes"
+        )
     data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
     if data.size != step * height:
-        raise DepthDecodeError(f"{encoding} depth image {width}x{height} with step {step} needs {step * height} "
-                               f"bytes, got {data.size}")
-    rows = data.reshape(height, step)[:, :width * dtype.itemsize]
+        raise DepthDecodeError(
+            f"{encoding} depth image {width}x{height} with step {step} needs {step * height} bytes, got {data.size}"
+        )
+    rows = data.reshape(height, step)[:, : width * dtype.itemsize]
     depth = np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder("="))
     return depth, (scale if scale is not None else DEFAULT_DEPTH_SCALE)
 
@@ -73,8 +79,9 @@ class DepthSync:
     the tolerance), ``no_camera_info``, ``bad_depth`` (undecodable), ``unstamped`` (a colour frame without stamp cannot be paired).
     """
 
-    def __init__(self, tolerance_s: float = 0.02, depth_scale: float | None = None,
-                 capacity: int = DEPTH_BUFFER) -> None:
+    def __init__(
+        self, tolerance_s: float = 0.02, depth_scale: float | None = None, capacity: int = DEPTH_BUFFER
+    ) -> None:
         self.tolerance_ns = int(tolerance_s * 1e9)
         self.depth_scale = depth_scale
         self._lock = threading.Condition()
@@ -109,8 +116,7 @@ class DepthSync:
             self.counts["unstamped"] += 1
             return None
         with self._lock:
-            self._lock.wait_for(lambda: any(s >= stamp_ns - self.tolerance_ns for s, _ in self._depth),
-                                timeout=wait_s)
+            self._lock.wait_for(lambda: any(s >= stamp_ns - self.tolerance_ns for s, _ in self._depth), timeout=wait_s)
             candidates = list(self._depth)
             intrinsics = self._intrinsics
         if not candidates:

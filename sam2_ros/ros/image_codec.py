@@ -10,6 +10,7 @@ OpenCV reads the codec from the data itself). Depth images (``16UC1``, ``32FC1``
 ``compressedDepth``) are refused: they measure distance, and tracking them as pictures would
 silently give nonsense.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,18 +36,38 @@ class ImageDecodeError(ValueError):
 
 #: Raw 8-bit encodings -> bytes per pixel. Per sensor_msgs/image_encodings, "yuv422" is UYVY and
 #: "yuv422_yuy2" is YUYV; "uyvy" and "yuyv" are the names some camera drivers use instead.
-_BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1,
-                    "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2,
-                    "bayer_rggb8": 1, "bayer_bggr8": 1, "bayer_gbrg8": 1, "bayer_grbg8": 1}
+_BYTES_PER_PIXEL = {
+    "rgb8": 3,
+    "bgr8": 3,
+    "rgba8": 4,
+    "bgra8": 4,
+    "mono8": 1,
+    "yuv422": 2,
+    "uyvy": 2,
+    "yuv422_yuy2": 2,
+    "yuyv": 2,
+    "bayer_rggb8": 1,
+    "bayer_bggr8": 1,
+    "bayer_gbrg8": 1,
+    "bayer_grbg8": 1,
+}
 #: Raw 16-bit encodings -> channels; scaled to 8 bits as cv_bridge does (x * 255 / 65535).
 _CHANNELS_16 = {"mono16": 1, "rgb16": 3, "bgr16": 3, "rgba16": 4, "bgra16": 4}
 SUPPORTED_ENCODINGS = (*_BYTES_PER_PIXEL, *_CHANNELS_16)
-_YUV_TO_RGB = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
-               "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV, "yuyv": cv2.COLOR_YUV2RGB_YUYV}
+_YUV_TO_RGB = {
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY,
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
+    "yuyv": cv2.COLOR_YUV2RGB_YUYV,
+}
 #: ROS Bayer names -> OpenCV codes. OpenCV names a pattern by its second row's first two pixels,
 #: so ROS "rggb" is OpenCV "BG" (the same table as cv_bridge's).
-_BAYER_TO_RGB = {"bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
-                 "bayer_gbrg8": cv2.COLOR_BayerGR2RGB, "bayer_grbg8": cv2.COLOR_BayerGB2RGB}
+_BAYER_TO_RGB = {
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+}
 #: Single-channel wide matrix encodings ("16UC1", "32FC1", ...): depth maps and other measurements.
 _MEASUREMENT_ENCODING = re.compile(r"(16|32|64)[usf]c1")
 
@@ -64,8 +85,11 @@ def image_to_rgb(msg: Any) -> np.ndarray:
 
 
 def _depth_error(what: str) -> ImageDecodeError:
-    return ImageDecodeError(f"{what} holds depth or other measurements, not a camera picture; publish the "
-                            f"colour (or mono8/mono16) stream on the tracker's image topic", "depth")
+    return ImageDecodeError(
+        f"{what} holds depth or other measurements, not a camera picture; publish the "
+        f"colour (or mono8/mono16) stream on the tracker's image topic",
+        "depth",
+    )
 
 
 def _raw_to_rgb(msg: Any) -> np.ndarray:
@@ -75,20 +99,23 @@ def _raw_to_rgb(msg: Any) -> np.ndarray:
     if bpp is None:
         if _MEASUREMENT_ENCODING.fullmatch(encoding.lower()):
             raise _depth_error(f"image encoding {encoding!r}")
-        raise ImageDecodeError(f"unsupported image encoding {encoding!r} "
-                               f"(supported: {', '.join(SUPPORTED_ENCODINGS)})", "unsupported")
+        raise ImageDecodeError(
+            f"unsupported image encoding {encoding!r} (supported: {', '.join(SUPPORTED_ENCODINGS)})", "unsupported"
+        )
     if height == 0 or width == 0:
         raise ImageDecodeError(f"empty {encoding} image ({width}x{height})", "size")
     if step < width * bpp:
-        raise ImageDecodeError(f"{encoding} image {width}x{height}: step {step} is shorter than a row "
-                               f"({width} px * {bpp} bytes)", "size")
+        raise ImageDecodeError(
+            f"{encoding} image {width}x{height}: step {step} is shorter than a row ({width} px * {bpp} bytes)", "size"
+        )
     if encoding in _YUV_TO_RGB and width % 2:
         raise ImageDecodeError(f"{encoding} image {width}x{height}: YUV 4:2:2 needs an even width", "size")
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size != step * height:
-        raise ImageDecodeError(f"{encoding} image {width}x{height} with step {step} needs {step * height} "
-                               f"bytes, got {data.size}", "size")
-    rows = data.reshape(height, step)[:, :width * bpp]
+        raise ImageDecodeError(
+            f"{encoding} image {width}x{height} with step {step} needs {step * height} bytes, got {data.size}", "size"
+        )
+    rows = data.reshape(height, step)[:, : width * bpp]
     if channels16:
         wide = np.ascontiguousarray(rows).view(">u2" if msg.is_bigendian else "<u2")
         pixels = _to_8bit(wide.reshape(height, width, channels16))
@@ -129,17 +156,23 @@ def _compressed_to_rgb(msg: Any) -> np.ndarray:
     except cv2.error:
         pixels = None
     if pixels is None or pixels.size == 0:
-        raise ImageDecodeError(f"could not decode {data.size} bytes of {named} (not a JPEG, PNG or other "
-                               f"image OpenCV reads)", "undecodable")
+        raise ImageDecodeError(
+            f"could not decode {data.size} bytes of {named} (not a JPEG, PNG or other image OpenCV reads)",
+            "undecodable",
+        )
     if pixels.dtype not in (np.uint8, np.uint16):
-        raise ImageDecodeError(f"compressed image {fmt!r} decodes to {pixels.dtype} pixels; only 8- and 16-bit "
-                               f"camera images are tracked", "unsupported")
+        raise ImageDecodeError(
+            f"compressed image {fmt!r} decodes to {pixels.dtype} pixels; only 8- and 16-bit camera images are tracked",
+            "unsupported",
+        )
     if pixels.ndim == 2 or pixels.shape[2] <= 2:
         gray = pixels if pixels.ndim == 2 else pixels[:, :, 0]
         if gray.dtype == np.uint16:
             if original != "mono16":
-                raise _depth_error(f"16-bit single-channel compressed image (format {fmt!r}; a 16-bit intensity "
-                                   f"image is tracked when its format says 'mono16; png compressed')")
+                raise _depth_error(
+                    f"16-bit single-channel compressed image (format {fmt!r}; a 16-bit intensity "
+                    f"image is tracked when its format says 'mono16; png compressed')"
+                )
             gray = _to_8bit(gray)
         return np.repeat(gray[:, :, None], 3, axis=2)
     colour = _to_8bit(pixels) if pixels.dtype == np.uint16 else pixels
@@ -166,5 +199,11 @@ def _image_msg(pixels: np.ndarray, header: Any, encoding: str) -> Any:
     height, width = pixels.shape[:2]
     data = np.ascontiguousarray(pixels).reshape(-1)
     return typestore().types["sensor_msgs/msg/Image"](
-        header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
-        step=data.size // height, data=data)
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=data.size // height,
+        data=data,
+    )

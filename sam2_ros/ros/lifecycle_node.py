@@ -13,6 +13,7 @@ the wiring the plain node runs at once (node.py), so both behave the same once a
 A configure that fails (bad parameter, no weights) logs one line and leaves the node
 unconfigured: fix the parameter and configure again. rclpy.lifecycle exists since Humble.
 """
+
 from __future__ import annotations
 
 import sys

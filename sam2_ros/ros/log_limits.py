@@ -6,6 +6,7 @@ fault behind the first. So each kind of fault (an encoding, an exception type on
 its own budget: its first occurrence is logged at once, later ones at most once per period,
 with the count of those held back in between.
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,7 +25,7 @@ MAX_MESSAGE_CHARS = 400
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """``text`` on one line (runs of whitespace, newlines included, become one space), cut to ``limit`` chars."""
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class KindRateLimiter:

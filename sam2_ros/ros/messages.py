@@ -8,12 +8,14 @@ the tracker's object ids are non-negative integers; where a message has string i
 any other string a caller's name for an object (``object_ids.py`` maps names to tracker ids);
 an object's label is its value in the label image (0 is background).
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -83,12 +85,14 @@ class PublishedObject:
 
 # --- headers and boxes -------------------------------------------------------------------------
 
+
 def header_msg(nanoseconds: int, frame_id: str) -> Any:
     """A std_msgs/Header; the node passes input headers through, this is for bags and tests."""
     types = typestore().types
     sec, nanosec = divmod(nanoseconds, 1_000_000_000)
-    return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
-                                        frame_id=frame_id)
+    return types["std_msgs/msg/Header"](
+        stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
+    )
 
 
 def stamp_ns(header: Any) -> int | None:
@@ -102,7 +106,8 @@ def bbox2d(box: Box | None) -> Any:
     types = typestore().types
     x1, y1, x2, y2 = (float(v) for v in box) if box is not None else (0.0, 0.0, 0.0, 0.0)
     center = types["vision_msgs/msg/Pose2D"](
-        position=types["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0)
+        position=types["vision_msgs/msg/Point2D"](x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0
+    )
     return types["vision_msgs/msg/BoundingBox2D"](center=center, size_x=x2 - x1, size_y=y2 - y1)
 
 
@@ -121,23 +126,34 @@ def box_from_bbox2d(bbox: Any) -> Box:
 
 # --- outgoing ----------------------------------------------------------------------------------
 
+
 def detection_array_msg(header: Any, objects: Iterable[PublishedObject]) -> Any:
     """vision_msgs/Detection2DArray of the visible objects: id and class_id = the caller's id, score = presence."""
     types = typestore().types
     no_pose = types["geometry_msgs/msg/PoseWithCovariance"](
-        pose=types["geometry_msgs/msg/Pose"](position=types["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
-                                             orientation=types["geometry_msgs/msg/Quaternion"](
-                                                 x=0.0, y=0.0, z=0.0, w=1.0)),
-        covariance=np.zeros(36))
+        pose=types["geometry_msgs/msg/Pose"](
+            position=types["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+            orientation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+        ),
+        covariance=np.zeros(36),
+    )
     detections = [
         types["vision_msgs/msg/Detection2D"](
             header=header,
-            results=[types["vision_msgs/msg/ObjectHypothesisWithPose"](
-                hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=obj.caller_id,
-                                                                score=float(obj.score)),
-                pose=no_pose)],
-            bbox=bbox2d(obj.box), id=obj.caller_id)
-        for obj in objects if obj.visible and obj.box is not None]
+            results=[
+                types["vision_msgs/msg/ObjectHypothesisWithPose"](
+                    hypothesis=types["vision_msgs/msg/ObjectHypothesis"](
+                        class_id=obj.caller_id, score=float(obj.score)
+                    ),
+                    pose=no_pose,
+                )
+            ],
+            bbox=bbox2d(obj.box),
+            id=obj.caller_id,
+        )
+        for obj in objects
+        if obj.visible and obj.box is not None
+    ]
     return types["vision_msgs/msg/Detection2DArray"](header=header, detections=detections)
 
 
@@ -150,8 +166,9 @@ def label_info_msg(header: Any, object_ids: Mapping[int, int | str], threshold: 
     types = typestore().types
     vision_class = types["vision_msgs/msg/VisionClass"]
     class_map = [vision_class(class_id=0, class_name="background")]
-    class_map += [vision_class(class_id=int(label), class_name=str(obj_id))
-                  for label, obj_id in sorted(object_ids.items())]
+    class_map += [
+        vision_class(class_id=int(label), class_name=str(obj_id)) for label, obj_id in sorted(object_ids.items())
+    ]
     return types["vision_msgs/msg/LabelInfo"](header=header, class_map=class_map, threshold=float(threshold))
 
 
@@ -160,19 +177,26 @@ def tracked_object_array_msg(header: Any, objects: Iterable[PublishedObject]) ->
     types = typestore().types
     tracked = [
         types[TRACKED_OBJECT](
-            object_id=int(obj.obj_id), label=int(obj.label), score=float(obj.score), visible=bool(obj.visible),
+            object_id=int(obj.obj_id),
+            label=int(obj.label),
+            score=float(obj.score),
+            visible=bool(obj.visible),
             box=bbox2d(obj.box if obj.visible else None),
-            mask=[] if obj.mask is None else [label_image_msg(np.where(obj.mask, 255, 0).astype(np.uint8),
-                                                              header)],
-            state=int(obj.state), frames_since_seen=int(obj.frames_since_seen),
+            mask=[] if obj.mask is None else [label_image_msg(np.where(obj.mask, 255, 0).astype(np.uint8), header)],
+            state=int(obj.state),
+            frames_since_seen=int(obj.frames_since_seen),
             reacquisitions=int(obj.reacquisitions),
-            last_seen=types["builtin_interfaces/msg/Time"](sec=obj.last_seen_ns // 1_000_000_000,
-                                                          nanosec=obj.last_seen_ns % 1_000_000_000))
-        for obj in objects]
+            last_seen=types["builtin_interfaces/msg/Time"](
+                sec=obj.last_seen_ns // 1_000_000_000, nanosec=obj.last_seen_ns % 1_000_000_000
+            ),
+        )
+        for obj in objects
+    ]
     return types[TRACKED_OBJECT_ARRAY](header=header, objects=tracked)
 
 
 # --- incoming ----------------------------------------------------------------------------------
+
 
 def parse_caller_id(text: str) -> CallerId:
     """What a string object id means: a decimal string is that tracker id, any other string a name.
@@ -205,9 +229,12 @@ def prompts_from_detections(msg: Any) -> list[Prompt]:
     detector's track id seeds (then re-seeds) one object.
     """
     stamp = stamp_ns(msg.header)
-    return [Prompt(None, box=box_from_bbox2d(det.bbox), stamp_ns=stamp,
-                   caller_id=parse_caller_id(det.id) if det.id else None)
-            for det in msg.detections]
+    return [
+        Prompt(
+            None, box=box_from_bbox2d(det.bbox), stamp_ns=stamp, caller_id=parse_caller_id(det.id) if det.id else None
+        )
+        for det in msg.detections
+    ]
 
 
 def prompt_from_msg(msg: Any) -> Prompt:
@@ -220,9 +247,13 @@ def prompt_from_msg(msg: Any) -> Prompt:
         raise PromptError("prompt has neither points nor a box")
     if msg.object_id < 0 and msg.object_id != msg.NEW_OBJECT:
         raise PromptError(f"object id {msg.object_id} is negative (NEW_OBJECT is {msg.NEW_OBJECT})")
-    return Prompt(None if msg.object_id == msg.NEW_OBJECT else int(msg.object_id),
-                  [_point(p.x, p.y) for p in msg.points], [_label(v) for v in msg.labels],
-                  box_from_bbox2d(msg.box[0]) if len(msg.box) else None, stamp_ns(msg.header))
+    return Prompt(
+        None if msg.object_id == msg.NEW_OBJECT else int(msg.object_id),
+        [_point(p.x, p.y) for p in msg.points],
+        [_label(v) for v in msg.labels],
+        box_from_bbox2d(msg.box[0]) if len(msg.box) else None,
+        stamp_ns(msg.header),
+    )
 
 
 def prompts_from_add_objects(request: Any) -> list[Prompt]:

@@ -4,6 +4,7 @@ Why separate from ``messages.py``: these exist only with depth, and the node wir
 when ``use_depth`` is on. Topic names (relative to the node) and ROS type names are exported
 here so that ``node.py`` and the bag replay create the same publishers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -50,18 +51,27 @@ def detection3d_array_msg(header: Any, objects: Iterable[Object3D], scores: dict
             continue
         pose = types["geometry_msgs/msg/PoseWithCovariance"](
             pose=types["geometry_msgs/msg/Pose"](position=_point(types, obj.position), orientation=identity),
-            covariance=np.zeros(36))
+            covariance=np.zeros(36),
+        )
         x, y, z = (float(v) for v in obj.size)
-        detections.append(types["vision_msgs/msg/Detection3D"](
-            header=header,
-            results=[types["vision_msgs/msg/ObjectHypothesisWithPose"](
-                hypothesis=types["vision_msgs/msg/ObjectHypothesis"](class_id=str(obj.obj_id),
-                                                                score=float(scores.get(obj.obj_id, 0.0))),
-                pose=pose)],
-            bbox=types["vision_msgs/msg/BoundingBox3D"](
-                center=types["geometry_msgs/msg/Pose"](position=_point(types, obj.center), orientation=identity),
-                size=types["geometry_msgs/msg/Vector3"](x=x, y=y, z=z)),
-            id=str(obj.obj_id)))
+        detections.append(
+            types["vision_msgs/msg/Detection3D"](
+                header=header,
+                results=[
+                    types["vision_msgs/msg/ObjectHypothesisWithPose"](
+                        hypothesis=types["vision_msgs/msg/ObjectHypothesis"](
+                            class_id=str(obj.obj_id), score=float(scores.get(obj.obj_id, 0.0))
+                        ),
+                        pose=pose,
+                    )
+                ],
+                bbox=types["vision_msgs/msg/BoundingBox3D"](
+                    center=types["geometry_msgs/msg/Pose"](position=_point(types, obj.center), orientation=identity),
+                    size=types["geometry_msgs/msg/Vector3"](x=x, y=y, z=z),
+                ),
+                id=str(obj.obj_id),
+            )
+        )
     return types["vision_msgs/msg/Detection3DArray"](header=header, detections=detections)
 
 
@@ -78,14 +88,24 @@ def point_cloud_msg(header: Any, points: np.ndarray, labels: np.ndarray) -> Any:
     """
     types = typestore().types
     field = types["sensor_msgs/msg/PointField"]
-    fields = [field(name="x", offset=0, datatype=_FLOAT32, count=1),
-              field(name="y", offset=4, datatype=_FLOAT32, count=1),
-              field(name="z", offset=8, datatype=_FLOAT32, count=1),
-              field(name="label", offset=12, datatype=_UINT32, count=1)]
+    fields = [
+        field(name="x", offset=0, datatype=_FLOAT32, count=1),
+        field(name="y", offset=4, datatype=_FLOAT32, count=1),
+        field(name="z", offset=8, datatype=_FLOAT32, count=1),
+        field(name="label", offset=12, datatype=_UINT32, count=1),
+    ]
     record = np.zeros(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4")])
     if len(points):
         record["x"], record["y"], record["z"] = points[:, 0], points[:, 1], points[:, 2]
         record["label"] = labels
     return types["sensor_msgs/msg/PointCloud2"](
-        header=header, height=1, width=len(points), fields=fields, is_bigendian=False, point_step=16,
-        row_step=16 * len(points), data=record.view(np.uint8).reshape(-1), is_dense=True)
+        header=header,
+        height=1,
+        width=len(points),
+        fields=fields,
+        is_bigendian=False,
+        point_step=16,
+        row_step=16 * len(points),
+        data=record.view(np.uint8).reshape(-1),
+        is_dense=True,
+    )

@@ -15,6 +15,7 @@ plain ``TrackerNode`` takes them all at once (lifecycle_node.py has the managed 
 Needs rclpy and the built sam2_ros_interfaces; import it only through the ``tracker`` and
 ``tracker_lifecycle`` entry points.
 """
+
 from __future__ import annotations
 
 import gc
@@ -75,16 +76,37 @@ class ServiceRow:
 
 INPUTS = (
     Input("sensor_msgs/msg/Image", "image", "on_image", qos="image", cdr=True, transport="raw"),
-    Input("sensor_msgs/msg/CompressedImage", "image", "on_image", qos="image", cdr=True, transport="compressed",
-          suffix="/compressed"),
+    Input(
+        "sensor_msgs/msg/CompressedImage",
+        "image",
+        "on_image",
+        qos="image",
+        cdr=True,
+        transport="compressed",
+        suffix="/compressed",
+    ),
     Input("geometry_msgs/msg/PointStamped", "~/tap", "on_point_stamped"),
     Input("geometry_msgs/msg/Point", "~/click", "on_point"),
     Input("vision_msgs/msg/Detection2DArray", "~/seed_detections", "on_detections"),
     Input("sam2_ros_interfaces/msg/ObjectPrompt", "~/prompt", "on_prompt"),
-    Input("sensor_msgs/msg/Image", "", "on_depth", qos="sensor", cdr=True, topic_param="depth_topic",
-          enabled_by="use_depth"),
-    Input("sensor_msgs/msg/CameraInfo", "", "on_camera_info", qos="sensor", cdr=True,
-          topic_param="camera_info_topic", enabled_by="use_depth"),
+    Input(
+        "sensor_msgs/msg/Image",
+        "",
+        "on_depth",
+        qos="sensor",
+        cdr=True,
+        topic_param="depth_topic",
+        enabled_by="use_depth",
+    ),
+    Input(
+        "sensor_msgs/msg/CameraInfo",
+        "",
+        "on_camera_info",
+        qos="sensor",
+        cdr=True,
+        topic_param="camera_info_topic",
+        enabled_by="use_depth",
+    ),
 )
 SERVICES = (
     ServiceRow("sam2_ros_interfaces/srv/AddObjects", "~/add_objects", "add_objects"),
@@ -103,8 +125,12 @@ QOS = {
     # Depth and camera info: a few in flight, paired with colour frames by stamp in the core's bounded buffer.
     "sensor": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT),
     # LabelInfo is latched: late subscribers get the current label -> id map.
-    "latched": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL),
+    "latched": QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    ),
 }
 #: How long the inference thread waits for a frame before looking at the stop flag again.
 STEP_TIMEOUT_S = 0.1
@@ -148,30 +174,44 @@ class TrackerWiring:
         params = self.core.params
         for row in INPUTS:
             if (row.transport and row.transport != params.image_transport) or (
-                    row.enabled_by and not getattr(params, row.enabled_by)):
+                row.enabled_by and not getattr(params, row.enabled_by)
+            ):
                 continue
             topic = getattr(params, row.topic_param) if row.topic_param else row.topic
             topic = self.resolve_topic_name(topic) + row.suffix if row.suffix else topic
             callback = self._handler(row.handler) if row.cdr else self._deserialized(row.type_name, row.handler)
-            self._keep(self.destroy_subscription, self.create_subscription(
-                get_message(row.type_name), topic, callback, QOS[row.qos], callback_group=self._group, raw=True))
+            self._keep(
+                self.destroy_subscription,
+                self.create_subscription(
+                    get_message(row.type_name), topic, callback, QOS[row.qos], callback_group=self._group, raw=True
+                ),
+            )
         for row in SERVICES:
             srv_type = get_service(row.type_name)
-            self._keep(self.destroy_service, self.create_service(
-                srv_type, row.name, self._answer(srv_type, row), callback_group=self._group))
+            self._keep(
+                self.destroy_service,
+                self.create_service(srv_type, row.name, self._answer(srv_type, row), callback_group=self._group),
+            )
         for topic, type_name in {**OUTPUT_TYPES, **(DEPTH_OUTPUT_TYPES if params.use_depth else {})}.items():
-            self._out_pubs[topic] = self._keep(self.destroy_publisher, self.create_publisher(
-                get_message(type_name), f"~/{topic}", QOS[OUTPUT_QOS.get(topic, "output")]))
-        self._diag_pub = self._keep(self.destroy_publisher, self.create_publisher(
-            get_message(DIAGNOSTICS[0]), DIAGNOSTICS[1], QOS["input"]))
-        self._keep(self.destroy_timer, self.create_timer(params.diagnostics_period, self._publish_diagnostics,
-                                                         callback_group=self._group))
+            self._out_pubs[topic] = self._keep(
+                self.destroy_publisher,
+                self.create_publisher(get_message(type_name), f"~/{topic}", QOS[OUTPUT_QOS.get(topic, "output")]),
+            )
+        self._diag_pub = self._keep(
+            self.destroy_publisher, self.create_publisher(get_message(DIAGNOSTICS[0]), DIAGNOSTICS[1], QOS["input"])
+        )
+        self._keep(
+            self.destroy_timer,
+            self.create_timer(params.diagnostics_period, self._publish_diagnostics, callback_group=self._group),
+        )
         self._publish(LABEL_INFO, self.core.label_info(self._header()))
         self._inference_on.set()
         self._inference_thread = threading.Thread(target=self._inference_loop, name="sam2_inference", daemon=True)
         self._inference_thread.start()
-        self.get_logger().info(f"tracking {self.resolve_topic_name('image')} ({params.image_transport}) with the "
-                               f"{params.backend} backend on {self.core.tracker.device}; tap mode {params.tap_mode}")
+        self.get_logger().info(
+            f"tracking {self.resolve_topic_name('image')} ({params.image_transport}) with the "
+            f"{params.backend} backend on {self.core.tracker.device}; tap mode {params.tap_mode}"
+        )
 
     def stop_tracking(self) -> None:
         """Stop inferring, drop the subscriptions, publishers, services and timer; the tracker stays loaded."""
@@ -195,8 +235,10 @@ class TrackerWiring:
             import torch
 
             torch.cuda.empty_cache()
-            self.get_logger().info(f"tracker released; {torch.cuda.memory_allocated() / 2**20:.0f} MiB of CUDA "
-                                   f"memory still allocated by this process")
+            self.get_logger().info(
+                f"tracker released; {torch.cuda.memory_allocated() / 2**20:.0f} MiB of CUDA "
+                f"memory still allocated by this process"
+            )
         else:
             self.get_logger().info("tracker released")
 
@@ -210,8 +252,11 @@ class TrackerWiring:
         core, overlay, cloud = self.core, self._out_pubs[OVERLAY], self._out_pubs.get(OBJECT_POINTS)
         while self._inference_on.is_set() and self.context.ok():
             try:
-                outputs = core.step(overlay=overlay.get_subscription_count() > 0, timeout=STEP_TIMEOUT_S,
-                                    cloud=cloud is not None and cloud.get_subscription_count() > 0)
+                outputs = core.step(
+                    overlay=overlay.get_subscription_count() > 0,
+                    timeout=STEP_TIMEOUT_S,
+                    cloud=cloud is not None and cloud.get_subscription_count() > 0,
+                )
                 for topic, msg in outputs.messages() if outputs is not None else []:
                     self._publish(topic, msg)
             except Exception as exc:  # noqa: BLE001 - keep serving; the cause is logged and shows in diagnostics
@@ -235,6 +280,7 @@ class TrackerWiring:
 
     def _deserialized(self, typename: str, handler: str) -> Callable[[bytes], None]:
         """A raw-subscription callback handing the core's ``handler`` the rosbags message of the CDR bytes."""
+
         def callback(raw: bytes) -> None:
             try:
                 msg = self._cdr.deserialize_cdr(raw, typename)
@@ -242,19 +288,21 @@ class TrackerWiring:
                 self.core.report_bad_message(typename, exc)
                 return
             getattr(self.core, handler)(msg)
+
         return callback
 
     def _answer(self, srv_type: Any, row: ServiceRow) -> Callable[[Any, Any], Any]:
         """A service callback running the core's ``row.handler`` on the request, answering ``srv_type``'s response."""
+
         def callback(request: Any, response: Any) -> Any:
             handler = getattr(self.core, row.handler)
             if row.call == "cdr":
                 reply = handler(self._cdr.deserialize_cdr(serialize_message(request), f"{row.type_name}_Request"))
-                return deserialize_message(bytes(self._cdr.serialize_cdr(reply, reply.__msgtype__)),
-                                           srv_type.Response)
+                return deserialize_message(bytes(self._cdr.serialize_cdr(reply, reply.__msgtype__)), srv_type.Response)
             result = handler(request.data) if row.call == "data" else handler()
             response.success, response.message = result.success, result.message
             return response
+
         return callback
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:

@@ -14,6 +14,7 @@ caller's language, so each object keeps the name it was given. The rules:
 A decimal string always means the tracker id, even when that object was given a name: "1" and
 "obj1" are the same object if obj1 has tracker id 1 (the tracked_objects topic shows both).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -88,8 +89,10 @@ class ObjectRegistry:
         if obj_id not in self.labels:
             free = sorted(set(range(1, self.capacity + 1)) - set(self.labels.values()))
             if not free:
-                raise PromptError(f"cannot start object {caller_id if caller_id is not None else obj_id}: already "
-                                  f"tracking {self.capacity} objects (max_objects); remove one first")
+                raise PromptError(
+                    f"cannot start object {caller_id if caller_id is not None else obj_id}: already "
+                    f"tracking {self.capacity} objects (max_objects); remove one first"
+                )
             self.labels[obj_id] = free[0]
         if isinstance(caller_id, str) and obj_id not in self._names:
             self._names[obj_id], self._ids[caller_id] = caller_id, obj_id

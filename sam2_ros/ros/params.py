@@ -5,6 +5,7 @@ replay builds the same settings from command-line flags, ``config/tracker.yaml``
 table must list the same names and defaults, and all of that is checked without ROS.
 ``TrackerParams`` is the single source: each field's metadata carries its description.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,16 +26,36 @@ MAX_LABELS = 255
 
 ParamValue = bool | int | float | str
 #: How the tracker factory's errors name the node's parameters (the CLI's flags mean nothing to a node).
-NODE_OPTION_NAMES = OptionNames(checkpoint="the parameter `checkpoint`", random_weights="`random_weights: true`",
-                                engine_dir="the parameter `engine_dir`", device="device:", backend="backend:")
+NODE_OPTION_NAMES = OptionNames(
+    checkpoint="the parameter `checkpoint`",
+    random_weights="`random_weights: true`",
+    engine_dir="the parameter `engine_dir`",
+    device="device:",
+    backend="backend:",
+)
 
 
-def _param(default: ParamValue, description: str, *, choices: tuple[str, ...] = (),
-           minimum: float | None = None, maximum: float | None = None, multiple_of: int | None = None,
-           dynamic: bool = False) -> Any:
-    return field(default=default, metadata={"description": description, "choices": choices,
-                                            "minimum": minimum, "maximum": maximum, "multiple_of": multiple_of,
-                                            "dynamic": dynamic})
+def _param(
+    default: ParamValue,
+    description: str,
+    *,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    multiple_of: int | None = None,
+    dynamic: bool = False,
+) -> Any:
+    return field(
+        default=default,
+        metadata={
+            "description": description,
+            "choices": choices,
+            "minimum": minimum,
+            "maximum": maximum,
+            "multiple_of": multiple_of,
+            "dynamic": dynamic,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -87,8 +108,14 @@ class ParamSpec:
         module checks and converts types instead (``check``), so the node reports one line
         naming the parameter and accepts whole numbers for decimal ones.
         """
-        return {"name": self.name, "description": self.description, "additional_constraints": self.constraints,
-                "read_only": not self.dynamic, "dynamic_typing": True}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "additional_constraints": self.constraints,
+            "read_only": not self.dynamic,
+            "dynamic_typing": True,
+        }
+
     @property
     def constraints(self) -> str:
         """The allowed values in words (ParameterDescriptor.additional_constraints, the README table)."""
@@ -109,42 +136,50 @@ class TrackerParams:
     """Settings of one tracker node (or one replay); field metadata describes each parameter."""
 
     model: str = _param(DEFAULT_MODEL, "SAM 2 / 2.1 model name, e.g. sam2.1_hiera_t, sam2.1_hiera_b+")
-    checkpoint: str = _param("", "Meta's .pt or a .safetensors file; empty: the file `sam2-ros download MODEL` "
-                                 "stored")
-    random_weights: bool = _param(False, "untrained weights for smoke tests (masks are meaningless); "
-                                         "never on a robot")
+    checkpoint: str = _param("", "Meta's .pt or a .safetensors file; empty: the file `sam2-ros download MODEL` stored")
+    random_weights: bool = _param(False, "untrained weights for smoke tests (masks are meaningless); never on a robot")
     backend: str = _param("torch", "inference backend", choices=BACKENDS)
-    engine_dir: str = _param("", "export folder the exported backends run (`python -m export ...`); "
-                                 "empty for torch")
+    engine_dir: str = _param("", "export folder the exported backends run (`python -m export ...`); empty for torch")
     precision: str = _param("float32", "float32 (exact) or bfloat16 / float16 autocast", choices=DTYPES)
     device: str = _param("", "cpu, cuda or cuda:N; empty: cuda if available, else cpu")
     # sam2_ros.model.config.get_config refuses other sizes.
     image_size: int = _param(1024, "model input size in pixels", minimum=64, multiple_of=32)
-    max_objects: int = _param(16, "objects tracked at once; sizes the preallocated memory bank",
-                              minimum=1, maximum=MAX_LABELS)
+    max_objects: int = _param(
+        16, "objects tracked at once; sizes the preallocated memory bank", minimum=1, maximum=MAX_LABELS
+    )
     fill_hole_area: int = _param(8, "fill mask holes up to this many low-res pixels; 0 disables", minimum=0)
-    image_transport: str = _param("raw", "raw: sensor_msgs/Image on `image`; compressed: "
-                                         "sensor_msgs/CompressedImage on `image`/compressed", choices=IMAGE_TRANSPORTS)
-    tap_mode: str = _param("replace", "replace: a tap starts over with object 1; add: each tap adds an object",
-                           choices=TAP_MODES, dynamic=True)
+    image_transport: str = _param(
+        "raw",
+        "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage on `image`/compressed",
+        choices=IMAGE_TRANSPORTS,
+    )
+    tap_mode: str = _param(
+        "replace",
+        "replace: a tap starts over with object 1; add: each tap adds an object",
+        choices=TAP_MODES,
+        dynamic=True,
+    )
     publish_masks: bool = _param(False, "include each object's mono8 mask in tracked_objects", dynamic=True)
     diagnostics_period: float = _param(1.0, "seconds between /diagnostics messages", minimum=0.1)
     # 3-D targets and track state (sam2_ros.geometry, sam2_ros.tracking.track_state).
-    use_depth: bool = _param(False, "subscribe to depth_topic and camera_info_topic; publish detections_3d, "
-                                    "target_point and object_points")
+    use_depth: bool = _param(
+        False, "subscribe to depth_topic and camera_info_topic; publish detections_3d, target_point and object_points"
+    )
     depth_topic: str = _param("depth", "depth image registered to `image` (16UC1/mono16 mm or 32FC1 m)")
     camera_info_topic: str = _param("camera_info", "sensor_msgs/CameraInfo of the colour (or depth) image")
-    depth_tolerance: float = _param(0.02, "max seconds between a colour frame's and its depth image's stamps",
-                                    minimum=0.0)
+    depth_tolerance: float = _param(
+        0.02, "max seconds between a colour frame's and its depth image's stamps", minimum=0.0
+    )
     depth_scale: float = _param(0.001, "metres per unit of 16UC1 / mono16 depth", minimum=1e-9)
-    target_object: int = _param(0, "object published on target_point; 0: the most recently tapped (else the "
-                                  "lowest id)", minimum=0)
+    target_object: int = _param(
+        0, "object published on target_point; 0: the most recently tapped (else the lowest id)", minimum=0
+    )
     cloud_stride: int = _param(4, "object_points takes every N-th pixel in x and y", minimum=1)
-    lost_after_frames: int = _param(15, "an object unseen for more tracked frames is LOST (OCCLUDED before)",
-                                    minimum=0)
+    lost_after_frames: int = _param(15, "an object unseen for more tracked frames is LOST (OCCLUDED before)", minimum=0)
     lost_after_seconds: float = _param(0.0, "also LOST when unseen for this long; 0: frames only", minimum=0.0)
-    remove_lost_after: int = _param(0, "remove an object unseen for this many frames (frees its slot); 0: never",
-                                    minimum=0)
+    remove_lost_after: int = _param(
+        0, "remove an object unseen for this many frames (frees its slot); 0: never", minimum=0
+    )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrackerParams:
@@ -158,9 +193,20 @@ class TrackerParams:
 
 def parameter_specs() -> list[ParamSpec]:
     """Every parameter, in declaration order."""
-    return [ParamSpec(f.name, type(f.default), f.default, f.metadata["description"], tuple(f.metadata["choices"]),
-                      f.metadata["minimum"], f.metadata["maximum"], f.metadata["multiple_of"], f.metadata["dynamic"])
-            for f in dataclasses.fields(TrackerParams)]
+    return [
+        ParamSpec(
+            f.name,
+            type(f.default),
+            f.default,
+            f.metadata["description"],
+            tuple(f.metadata["choices"]),
+            f.metadata["minimum"],
+            f.metadata["maximum"],
+            f.metadata["multiple_of"],
+            f.metadata["dynamic"],
+        )
+        for f in dataclasses.fields(TrackerParams)
+    ]
 
 
 def spec(name: str) -> ParamSpec:
@@ -219,11 +265,15 @@ def launch_overrides(arguments: dict[str, str]) -> dict[str, ParamValue]:
 
 def markdown_table() -> str:
     """The README's parameter table (tests/test_ros_core.py keeps the README in step with it)."""
-    rows = ["| parameter | type | default | allowed | changes at runtime | description |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| parameter | type | default | allowed | changes at runtime | description |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for p in parameter_specs():
         shown = repr(p.default) if p.type is str else str(p.default).lower() if p.type is bool else p.default
         default = f"`{shown}`"
-        rows.append(f"| `{p.name}` | {p.type.__name__} | {default} | {p.constraints} | "
-                    f"{'yes' if p.dynamic else 'no'} | {p.description} |")
+        rows.append(
+            f"| `{p.name}` | {p.type.__name__} | {default} | {p.constraints} | "
+            f"{'yes' if p.dynamic else 'no'} | {p.description} |"
+        )
     return "\n".join(rows)

@@ -7,6 +7,7 @@ image), and writes every message the node would publish into a new bag, at the i
 record times, with the input headers. Without a ROS installation it is how the node's behaviour
 is checked on real data; with one, the output bag plays back next to the input bag.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,35 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The replay options of ``sam2-ros track`` (used instead of INPUT and --out)."""
     group = parser.add_argument_group(
-        "ROS 2 bag replay", "track the images of a rosbag2 with the ROS node's code and write its output topics "
-                            "into a new bag; use instead of INPUT and --out. --point/--box @N name the N-th image")
-    group.add_argument("--bag", type=Path, metavar="IN", help="bag to read: a rosbag2 folder (sqlite3 or mcap) or an "
-                                                              ".mcap file")
-    group.add_argument("--image-topic", metavar="TOPIC", help="sensor_msgs/Image or CompressedImage topic in --bag "
-                                                              "(default: the bag's only image topic)")
-    group.add_argument("--out-bag", type=Path, metavar="OUT", help="bag to write: a name ending in .mcap gives one "
-                                                                   "mcap file, any other a sqlite3 bag folder")
-    group.add_argument("--topic-prefix", default=f"/{NODE_NAME}", metavar="NS",
-                       help=f"namespace of the output topics (default /{NODE_NAME}, as the node's)")
-    group.add_argument("--object-masks", action="store_true",
-                       help="include each object's mask in tracked_objects (the node's publish_masks)")
+        "ROS 2 bag replay",
+        "track the images of a rosbag2 with the ROS node's code and write its output topics "
+        "into a new bag; use instead of INPUT and --out. --point/--box @N name the N-th image",
+    )
+    group.add_argument(
+        "--bag", type=Path, metavar="IN", help="bag to read: a rosbag2 folder (sqlite3 or mcap) or an .mcap file"
+    )
+    group.add_argument(
+        "--image-topic",
+        metavar="TOPIC",
+        help="sensor_msgs/Image or CompressedImage topic in --bag (default: the bag's only image topic)",
+    )
+    group.add_argument(
+        "--out-bag",
+        type=Path,
+        metavar="OUT",
+        help="bag to write: a name ending in .mcap gives one mcap file, any other a sqlite3 bag folder",
+    )
+    group.add_argument(
+        "--topic-prefix",
+        default=f"/{NODE_NAME}",
+        metavar="NS",
+        help=f"namespace of the output topics (default /{NODE_NAME}, as the node's)",
+    )
+    group.add_argument(
+        "--object-masks",
+        action="store_true",
+        help="include each object's mask in tracked_objects (the node's publish_masks)",
+    )
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -73,13 +91,23 @@ def run_replay(args: argparse.Namespace) -> int:
         connections = image_connections(reader, args.image_topic, list(IMAGE_TYPES.values()))
         image_topic, image_type = connections[0].topic, connections[0].msgtype
         depth_feed = _depth_feed(reader, args)
-        params = TrackerParams.from_dict({  # the node's settings, from the command line
-            "model": args.model, "checkpoint": str(args.checkpoint or ""), "random_weights": args.random_weights,
-            "backend": args.backend, "engine_dir": str(args.engines or ""), "precision": args.dtype,
-            "device": args.device or "", "image_size": args.image_size, "max_objects": args.max_objects,
-            "fill_hole_area": args.fill_hole_area, "publish_masks": args.object_masks,
-            "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type),
-            **_depth_params(args, depth_feed)})
+        params = TrackerParams.from_dict(
+            {  # the node's settings, from the command line
+                "model": args.model,
+                "checkpoint": str(args.checkpoint or ""),
+                "random_weights": args.random_weights,
+                "backend": args.backend,
+                "engine_dir": str(args.engines or ""),
+                "precision": args.dtype,
+                "device": args.device or "",
+                "image_size": args.image_size,
+                "max_objects": args.max_objects,
+                "fill_hole_area": args.fill_hole_area,
+                "publish_masks": args.object_masks,
+                "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type),
+                **_depth_params(args, depth_feed),
+            }
+        )
         output_types = {**OUTPUT_TYPES, **(_depth_output_types() if depth_feed is not None else {})}
         topics = [t for t in output_types if t != OVERLAY or not args.no_overlay]
         counts: Counter[str] = Counter()
@@ -88,10 +116,15 @@ def run_replay(args: argparse.Namespace) -> int:
             if depth_feed is not None:
                 core.depth.wait_s = 0.0  # the feed delivers depth before each image is tracked
             done, previous_stamp, stopped_by, t_start = 0, None, "end of bag", time.perf_counter()
-            out = {topic: writer.add_connection(f"{args.topic_prefix.rstrip('/')}/{topic}", output_types[topic],
-                                                typestore=store,
-                                                offered_qos_profiles=[node_qos(latched=topic == LABEL_INFO)])
-                   for topic in topics}
+            out = {
+                topic: writer.add_connection(
+                    f"{args.topic_prefix.rstrip('/')}/{topic}",
+                    output_types[topic],
+                    typestore=store,
+                    offered_qos_profiles=[node_qos(latched=topic == LABEL_INFO)],
+                )
+                for topic in topics
+            }
             try:
                 for index, (record_time, image) in enumerate(read_messages(reader, connections, store)):
                     if args.max_frames is not None and index >= args.max_frames:
@@ -100,8 +133,10 @@ def run_replay(args: argparse.Namespace) -> int:
                     stamp = stamp_ns(image.header)
                     unordered = stamp is None or (previous_stamp is not None and stamp <= previous_stamp)
                     if index in schedule and unordered:
-                        raise ValueError(f"image {index} on {image_topic} has stamp {stamp or 0}, not after the "
-                                         f"previous image's: prompts @{index} name their image by its stamp")
+                        raise ValueError(
+                            f"image {index} on {image_topic} has stamp {stamp or 0}, not after the "
+                            f"previous image's: prompts @{index} name their image by its stamp"
+                        )
                     previous_stamp = stamp
                     core.on_image(image)
                     for prompt in schedule.get(index, []):
@@ -119,18 +154,24 @@ def run_replay(args: argparse.Namespace) -> int:
                 stopped_by, damage = "damaged bag", exc
     late = sorted(f for f in schedule if f >= done)
     if late:
-        print(f"warning: prompts for images {late} were never applied: the replay stopped after {done} images",
-              file=sys.stderr)
+        print(
+            f"warning: prompts for images {late} were never applied: the replay stopped after {done} images",
+            file=sys.stderr,
+        )
     written = ", ".join(f"{args.topic_prefix.rstrip('/')}/{t} {counts[t]}" for t in topics)
-    print(f"replayed {done} images of {image_topic} ({stopped_by}, {time.perf_counter() - t_start:.1f} s) "
-          f"into {args.out_bag}: {written}")
+    print(
+        f"replayed {done} images of {image_topic} ({stopped_by}, {time.perf_counter() - t_start:.1f} s) "
+        f"into {args.out_bag}: {written}"
+    )
     if stopped_by == "interrupted":
         return 130
     if damage is not None:
         raise BagError(f"{damage}; the {done} images before it were replayed into {args.out_bag}") from damage
     if core.stats.refused_prompts:
-        print(f"error: {core.stats.refused_prompts} prompts were refused (see above); the bag was written",
-              file=sys.stderr)
+        print(
+            f"error: {core.stats.refused_prompts} prompts were refused (see above); the bag was written",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -185,6 +226,9 @@ def prompt_msg(prompt: CliPrompt, header: Any) -> Any:
 
     types = typestore().types
     return types[OBJECT_PROMPT](
-        header=header, object_id=prompt.obj_id,
+        header=header,
+        object_id=prompt.obj_id,
         points=[types["vision_msgs/msg/Point2D"](x=float(x), y=float(y)) for x, y in prompt.points],
-        labels=np.array(prompt.labels, dtype=np.int32), box=[] if prompt.box is None else [bbox2d(prompt.box)])
+        labels=np.array(prompt.labels, dtype=np.int32),
+        box=[] if prompt.box is None else [bbox2d(prompt.box)],
+    )

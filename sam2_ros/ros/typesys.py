@@ -5,14 +5,15 @@ the same CDR bytes as rclpy messages. Our definitions are parsed from the same m
 rosidl generates the ROS package from (shipped inside this Python package through the msg
 link), so the two cannot drift apart.
 """
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 from typing import Literal
 
-from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from sam2_ros.ros.vision_msgs_defs import VISION_MSGS
@@ -37,21 +38,23 @@ def interface_definitions() -> dict[str, str]:
     root = files(__package__) / "msg"
     definitions = {
         f"{PACKAGE}/msg/{entry.name[:-4]}": entry.read_text(encoding="utf-8")
-        for entry in root.iterdir() if entry.name.endswith(".msg")
+        for entry in root.iterdir()
+        if entry.name.endswith(".msg")
     }
     for entry in (root / "srv").iterdir():
         if not entry.name.endswith(".srv"):
             continue
         parts = _SERVICE_SEPARATOR.split(entry.read_text(encoding="utf-8"))
         if len(parts) != 2:
-            raise ValueError(f"{entry.name}: expected one '---' line between request and response, "
-                             f"found {len(parts) - 1}")
+            raise ValueError(
+                f"{entry.name}: expected one '---' line between request and response, found {len(parts) - 1}"
+            )
         name = f"{PACKAGE}/srv/{entry.name[:-4]}"
         definitions[f"{name}_Request"], definitions[f"{name}_Response"] = parts
     return definitions
 
 
-@lru_cache(maxsize=None)
+@cache
 def typestore(distro: Distro = "jazzy") -> Typestore:
     """The ROS 2 ``distro`` store plus vision_msgs and sam2_ros_interfaces (shared: register nothing on it).
 

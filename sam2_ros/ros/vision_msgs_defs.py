@@ -7,6 +7,7 @@ comments; field names, types and order are what CDR and the RIHS01 type hash dep
 tests/test_ros_messages.py checks the 2-D hashes against the ones rosidl generates for
 vision_msgs on Jazzy (the 3-D ones have no recorded hash to compare with here).
 """
+
 from __future__ import annotations
 
 VISION_MSGS: dict[str, str] = {

@@ -1,4 +1,5 @@
 """Streaming tracker, memory bank and inference backends."""
+
 from sam2_ros.tracking.backend import Backend, TorchBackend
 from sam2_ros.tracking.bank import MemoryBank, MemoryBatch
 from sam2_ros.tracking.errors import CapacityError, FrameError, PromptError, TrackerError, UnknownObjectError
@@ -7,7 +8,19 @@ from sam2_ros.tracking.track_state import ObjectTrackState, TrackState, TrackSta
 from sam2_ros.tracking.tracker import Sam2Tracker
 
 __all__ = [
-    "Backend", "CapacityError", "FrameError", "MemoryBank", "MemoryBatch", "ObjectResult", "PromptError",
-    "ObjectTrackState", "Sam2Tracker", "TorchBackend", "TrackResult", "TrackState", "TrackStates", "TrackerError",
+    "Backend",
+    "CapacityError",
+    "FrameError",
+    "MemoryBank",
+    "MemoryBatch",
+    "ObjectResult",
+    "PromptError",
+    "ObjectTrackState",
+    "Sam2Tracker",
+    "TorchBackend",
+    "TrackResult",
+    "TrackState",
+    "TrackStates",
+    "TrackerError",
     "UnknownObjectError",
 ]

@@ -5,6 +5,7 @@ image once, condition the objects' features on their memory, decode masks from p
 and encode new memories. Those four steps are exactly the graphs the ONNX/TensorRT export
 produces, so every backend runs the same tracker code path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,13 +42,21 @@ class Backend(Protocol):
 
     def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor: ...
 
-    def decode(self, pix_feat: Tensor, high_res: list[Tensor], point_coords: Tensor | None,
-               point_labels: Tensor | None, mask_inputs: Tensor | None, multimask: bool) -> SamOutput: ...
+    def decode(
+        self,
+        pix_feat: Tensor,
+        high_res: list[Tensor],
+        point_coords: Tensor | None,
+        point_labels: Tensor | None,
+        mask_inputs: Tensor | None,
+        multimask: bool,
+    ) -> SamOutput: ...
 
     def mask_as_output(self, pix_feat: Tensor, high_res: list[Tensor], mask: Tensor) -> SamOutput: ...
 
-    def encode_memory(self, vision_feats: Tensor, high_res_masks: Tensor, object_score_logits: Tensor,
-                      from_points: Tensor) -> Tensor: ...
+    def encode_memory(
+        self, vision_feats: Tensor, high_res_masks: Tensor, object_score_logits: Tensor, from_points: Tensor
+    ) -> Tensor: ...
 
     def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool: ...
 
@@ -67,8 +76,14 @@ class TorchBackend:
     #: benchmarks/bench_objects.py at 16 and 32 objects), so objects go in chunks; a GPU takes them all.
     CPU_OBJECT_CHUNK = 4
 
-    def __init__(self, model: Sam2Model, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 compile: str | None = None, object_chunk: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Sam2Model,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        compile: str | None = None,
+        object_chunk: int | None = None,
+    ) -> None:
         self.device = torch.device(device)
         self.object_chunk = object_chunk or (self.CPU_OBJECT_CHUNK if self.device.type == "cpu" else None)
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
@@ -107,10 +122,20 @@ class TorchBackend:
         m, b = memory, feats.vision_feats.shape[0]
         step = self.object_chunk or b
         with self._autocast():
-            parts = [self.model.condition_on_bank(
-                feats.vision_feats[i:i + step], feats.vision_pos[i:i + step], m.feats[:, i:i + step].float(),
-                self._mem_pos, m.t_pos[:, i:i + step], m.valid[:, i:i + step], m.ptrs[:, i:i + step],
-                m.ptr_t_diff[:, i:i + step], m.ptr_valid[:, i:i + step]) for i in range(0, b, step)]
+            parts = [
+                self.model.condition_on_bank(
+                    feats.vision_feats[i : i + step],
+                    feats.vision_pos[i : i + step],
+                    m.feats[:, i : i + step].float(),
+                    self._mem_pos,
+                    m.t_pos[:, i : i + step],
+                    m.valid[:, i : i + step],
+                    m.ptrs[:, i : i + step],
+                    m.ptr_t_diff[:, i : i + step],
+                    m.ptr_valid[:, i : i + step],
+                )
+                for i in range(0, b, step)
+            ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     @torch.inference_mode()
@@ -129,9 +154,15 @@ class TorchBackend:
         b = high_res_masks.shape[0]
         step = self.object_chunk or b
         with self._autocast():
-            parts = [self.model.encode_memory(vision_feats[i:i + step], high_res_masks[i:i + step],
-                                              object_score_logits[i:i + step], from_points[i:i + step])[0]
-                     for i in range(0, b, step)]
+            parts = [
+                self.model.encode_memory(
+                    vision_feats[i : i + step],
+                    high_res_masks[i : i + step],
+                    object_score_logits[i : i + step],
+                    from_points[i : i + step],
+                )[0]
+                for i in range(0, b, step)
+            ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def use_multimask(self, is_init_cond_frame: bool, num_points: int) -> bool:

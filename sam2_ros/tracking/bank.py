@@ -15,6 +15,7 @@ Tensors live on the device and never change size; only small integer bookkeeping
 frame sits in which slot) lives on the host, where the selection logic runs. Memory
 features are stored in bfloat16, as Meta's predictor stores them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -159,15 +160,23 @@ class MemoryBank:
         def pick(cond_t: Tensor, recent_t: Tensor, kept: np.ndarray) -> Tensor:
             """Kept slots (conditioning ones first), objects second: S x B x ..."""
             k = self.max_cond
-            parts = [cond_t[rows, dev(kept[kept < k], torch.long)[None]],
-                     recent_t[rows, dev(kept[kept >= k] - k, torch.long)[None]]]
+            parts = [
+                cond_t[rows, dev(kept[kept < k], torch.long)[None]],
+                recent_t[rows, dev(kept[kept >= k] - k, torch.long)[None]],
+            ]
             return torch.cat(parts, dim=1).transpose(0, 1)
 
         feats = pick(self.cond_feats, self.recent_feats, keep)
         ptrs = pick(self.cond_ptrs, self.recent_ptrs, keep_p)
 
-        return MemoryBatch(feats, dev(t_pos, torch.long), dev(valid, torch.bool), ptrs,
-                           dev(t_diff, torch.float32), dev(ptr_valid, torch.bool))
+        return MemoryBatch(
+            feats,
+            dev(t_pos, torch.long),
+            dev(valid, torch.bool),
+            ptrs,
+            dev(t_diff, torch.float32),
+            dev(ptr_valid, torch.bool),
+        )
 
     # ------------------------------------------------------------- accounting
     def tensors(self) -> list[Tensor]:

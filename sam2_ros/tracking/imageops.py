@@ -5,6 +5,7 @@ Pillow's ``Image.resize`` (what Meta's video loader uses) without a host round t
 frame: at most 9 grey levels apart at high-contrast edges, where Pillow rounds between its
 two passes, and 0.2 on average (tests/test_preprocessing_pillow.py).
 """
+
 from __future__ import annotations
 
 import functools

@@ -4,6 +4,7 @@ The tracker hands over each object's low-resolution logits; the full-resolution 
 boxes and visibility are computed on first read and kept, so they are made at most once per
 frame however many consumers read them (the tracker's track state reads the masks itself).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,8 +80,15 @@ class TrackResult:
     states: dict[int, ObjectTrackState] = field(default_factory=dict)
 
     @classmethod
-    def from_low_res(cls, frame_index: int, frame_hw: tuple[int, int], object_ids: list[int], low_res: Tensor,
-                     scores: Tensor, timings_ms: dict[str, float]) -> "TrackResult":
+    def from_low_res(
+        cls,
+        frame_index: int,
+        frame_hw: tuple[int, int],
+        object_ids: list[int],
+        low_res: Tensor,
+        scores: Tensor,
+        timings_ms: dict[str, float],
+    ) -> TrackResult:
         """A result whose full-resolution outputs derive lazily from B x 1 x h x w ``low_res`` logits."""
         result = cls(frame_index, frame_hw, object_ids, None, scores, None, None, timings_ms)
         result.__dict__["_low_res"] = low_res
@@ -112,8 +120,14 @@ class TrackResult:
         boxes = self.boxes.cpu().numpy()
         visible = self.visible.cpu().numpy()
         return [
-            ObjectResult(oid, masks[i], float(scores[i]), bool(visible[i]),
-                         tuple(float(v) for v in boxes[i]) if masks[i].any() else None, self.states.get(oid))
+            ObjectResult(
+                oid,
+                masks[i],
+                float(scores[i]),
+                bool(visible[i]),
+                tuple(float(v) for v in boxes[i]) if masks[i].any() else None,
+                self.states.get(oid),
+            )
             for i, oid in enumerate(self.object_ids)
         ]
 

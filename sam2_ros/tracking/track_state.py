@@ -18,6 +18,7 @@ Rules, per object and tracked frame:
   of the clock, when set), then LOST; with ``remove_lost_after`` set, an object unseen for that
   many frames is removed from the tracker, freeing its slot.
 """
+
 from __future__ import annotations
 
 import time
@@ -60,9 +61,13 @@ class ObjectTrackState:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready (``summary.json``)."""
-        return {"state": self.state.name.lower(), "frames_since_seen": self.frames_since_seen,
-                "last_seen_frame": self.last_seen_frame, "reacquisitions": self.reacquisitions,
-                "refused": self.refused}
+        return {
+            "state": self.state.name.lower(),
+            "frames_since_seen": self.frames_since_seen,
+            "last_seen_frame": self.last_seen_frame,
+            "reacquisitions": self.reacquisitions,
+            "refused": self.refused,
+        }
 
 
 @dataclass
@@ -78,19 +83,28 @@ class TrackStates:
     frame was tracked) replace that frame's update rather than adding another.
     """
 
-    def __init__(self, lost_after_frames: int = 15, lost_after_s: float | None = None,
-                 remove_lost_after: int | None = None, full_frame_fraction: float = 0.9, area_jump: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        lost_after_frames: int = 15,
+        lost_after_s: float | None = None,
+        remove_lost_after: int | None = None,
+        full_frame_fraction: float = 0.9,
+        area_jump: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if lost_after_frames < 0:
             raise ValueError(f"lost_after_frames must be >= 0, got {lost_after_frames}")
         if lost_after_s is not None and not lost_after_s > 0:
             raise ValueError(f"lost_after_s must be > 0 (or None), got {lost_after_s}")
         if remove_lost_after is not None and remove_lost_after <= lost_after_frames:
-            raise ValueError(f"remove_lost_after ({remove_lost_after}) must be larger than lost_after_frames "
-                             f"({lost_after_frames}): an object is removed only once LOST")
+            raise ValueError(
+                f"remove_lost_after ({remove_lost_after}) must be larger than lost_after_frames "
+                f"({lost_after_frames}): an object is removed only once LOST"
+            )
         if not 0 < full_frame_fraction <= 1 or not area_jump > 1:
-            raise ValueError(f"need 0 < full_frame_fraction <= 1 and area_jump > 1, got {full_frame_fraction}, "
-                             f"{area_jump}")
+            raise ValueError(
+                f"need 0 < full_frame_fraction <= 1 and area_jump > 1, got {full_frame_fraction}, {area_jump}"
+            )
         self.lost_after_frames = lost_after_frames
         self.lost_after_s = lost_after_s
         self.remove_lost_after = remove_lost_after
@@ -114,8 +128,9 @@ class TrackStates:
         """Every object's state after the last observed frame."""
         return {obj_id: r.state for obj_id, r in self._records.items()}
 
-    def observe(self, frame_index: int, object_ids: list[int], masks: Tensor, visible: Tensor,
-                prompted: Iterable[int] = ()) -> tuple[dict[int, ObjectTrackState], list[int]]:
+    def observe(
+        self, frame_index: int, object_ids: list[int], masks: Tensor, visible: Tensor, prompted: Iterable[int] = ()
+    ) -> tuple[dict[int, ObjectTrackState], list[int]]:
         """Update from one frame's result: (states of ``object_ids``, ids to remove as lost too long).
 
         ``masks`` B x H x W bool and ``visible`` B bool may stay on the device: the areas and the
@@ -133,36 +148,55 @@ class TrackStates:
         out: dict[int, ObjectTrackState] = {}
         remove = []
         for obj_id, area, vis in zip(object_ids, host[0], host[1]):
-            new = self._step(self._before.get(obj_id), frame_index, int(area), bool(vis), obj_id in prompted, now, h * w)
+            new = self._step(
+                self._before.get(obj_id), frame_index, int(area), bool(vis), obj_id in prompted, now, h * w
+            )
             self._records[obj_id] = new
             out[obj_id] = new.state
-            if (self.remove_lost_after is not None and new.state.state is TrackState.LOST
-                    and new.state.frames_since_seen >= self.remove_lost_after):
+            if (
+                self.remove_lost_after is not None
+                and new.state.state is TrackState.LOST
+                and new.state.frames_since_seen >= self.remove_lost_after
+            ):
                 remove.append(obj_id)
         return out, remove
 
-    def _step(self, record: _Record | None, frame: int, area: int, visible: bool, prompted: bool, now: float,
-              frame_area: int) -> _Record:
+    def _step(
+        self, record: _Record | None, frame: int, area: int, visible: bool, prompted: bool, now: float, frame_area: int
+    ) -> _Record:
         reference = record.reference_area if record is not None else None
         implausible = area >= self.full_frame_fraction * frame_area or (
-            reference is not None and area > self.area_jump * max(reference, 1))
+            reference is not None and area > self.area_jump * max(reference, 1)
+        )
         believed = prompted or (visible and not implausible)
         refused = visible and not believed
         if believed:
-            reacquired = record is not None and record.state.state is not TrackState.TRACKING \
+            reacquired = (
+                record is not None
+                and record.state.state is not TrackState.TRACKING
                 and record.state.last_seen_frame is not None
+            )
             previous = record.state.reacquisitions if record is not None else 0
-            return _Record(ObjectTrackState(TrackState.TRACKING, 0, frame, now, previous + int(reacquired), area,
-                                            True, False), area)
+            return _Record(
+                ObjectTrackState(TrackState.TRACKING, 0, frame, now, previous + int(reacquired), area, True, False),
+                area,
+            )
         if record is None:
             state = ObjectTrackState(TrackState.OCCLUDED, 1, None, None, 0, area, False, refused)
             return _Record(self._lost_if_due(state, now), None)
-        state = replace(record.state, frames_since_seen=record.state.frames_since_seen + 1, area=area,
-                        believed=False, refused=refused)
+        state = replace(
+            record.state,
+            frames_since_seen=record.state.frames_since_seen + 1,
+            area=area,
+            believed=False,
+            refused=refused,
+        )
         return _Record(self._lost_if_due(state, now), reference)
 
     def _lost_if_due(self, state: ObjectTrackState, now: float) -> ObjectTrackState:
         too_long = state.frames_since_seen > self.lost_after_frames or (
-            self.lost_after_s is not None and state.last_seen_time is not None
-            and now - state.last_seen_time > self.lost_after_s)
+            self.lost_after_s is not None
+            and state.last_seen_time is not None
+            and now - state.last_seen_time > self.lost_after_s
+        )
         return replace(state, state=TrackState.LOST if too_long else TrackState.OCCLUDED)

@@ -10,6 +10,7 @@ after frame t was published still shape its memory (as Meta's predictor does whe
 consolidates prompted frames before propagating), and the caller gets frame t's masks
 before the memory encoder runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -82,8 +83,14 @@ class Sam2Tracker:
         self.corrections_as_cond = corrections_as_cond
         self.fill_hole_area = fill_hole_area
         self.sync_timings = sync_timings
-        self.bank = MemoryBank(max_objects, backend.feat_size, backend.device, num_maskmem=backend.num_maskmem,
-                               max_cond_frames=max_cond_frames, max_obj_ptrs=backend.max_obj_ptrs)
+        self.bank = MemoryBank(
+            max_objects,
+            backend.feat_size,
+            backend.device,
+            num_maskmem=backend.num_maskmem,
+            max_cond_frames=max_cond_frames,
+            max_obj_ptrs=backend.max_obj_ptrs,
+        )
         self._objects: dict[int, _Object] = {}
         self._frame_idx = -1
         self._frame_hw: tuple[int, int] | None = None
@@ -154,14 +161,19 @@ class Sam2Tracker:
             memory = self.bank.gather([o.slot for o in objs], self._frame_idx, self.backend.compact_memory)
             pix = self.backend.attend_memory(feats, memory)
             clock.lap("memory_attention")
-            out = self.backend.decode(pix, feats.high_res, None, None, None,
-                                      self.backend.use_multimask(False, 0))
+            out = self.backend.decode(pix, feats.high_res, None, None, None, self.backend.use_multimask(False, 0))
             clock.lap("mask_decoder")
             low = fill_holes(out.low_res_masks, self.fill_hole_area)
             for i, obj in enumerate(objs):
-                obj.pix_feat = pix[i:i + 1]
-                obj.out = _FrameOutput(low[i:i + 1], out.high_res_masks[i:i + 1], out.obj_ptr[i:i + 1],
-                                       out.object_score_logits[i:i + 1], from_prompt=False, is_cond=False)
+                obj.pix_feat = pix[i : i + 1]
+                obj.out = _FrameOutput(
+                    low[i : i + 1],
+                    out.high_res_masks[i : i + 1],
+                    out.obj_ptr[i : i + 1],
+                    out.object_score_logits[i : i + 1],
+                    from_prompt=False,
+                    is_cond=False,
+                )
         result = self._observed(self._result(clock.ms))  # track states read the masks: after the lazy outputs are made
         clock.lap("postprocess")
         clock.ms["track"] = sum(clock.ms.get(k, 0.0) for k in ("memory_attention", "mask_decoder", "postprocess"))
@@ -224,8 +236,9 @@ class Sam2Tracker:
             prev = obj.out.low_res.clamp(-PREV_LOGIT_CLAMP, PREV_LOGIT_CLAMP)
         feats = self._feats  # one image: batch 1, as a single object needs
         pix = self.backend.no_memory(feats) if is_init else obj.pix_feat
-        out = self.backend.decode(pix, feats.high_res, coords, lbl, prev,
-                                  self.backend.use_multimask(is_init, lbl.shape[1]))
+        out = self.backend.decode(
+            pix, feats.high_res, coords, lbl, prev, self.backend.use_multimask(is_init, lbl.shape[1])
+        )
         self._store_prompt_output(obj, out, coords, lbl)
         return self._observed(self._result({}))
 
@@ -234,8 +247,14 @@ class Sam2Tracker:
         s = self.image_size
         mem_mask = upsample_logits(low, (s, s))
         is_init = obj.created_frame == self._frame_idx
-        obj.out = _FrameOutput(low, mem_mask, out.obj_ptr, out.object_score_logits, from_prompt=True,
-                               is_cond=is_init or self.corrections_as_cond)
+        obj.out = _FrameOutput(
+            low,
+            mem_mask,
+            out.obj_ptr,
+            out.object_score_logits,
+            from_prompt=True,
+            is_cond=is_init or self.corrections_as_cond,
+        )
         obj.points, obj.labels = points, labels
 
     def _object_for_prompt(self, obj_id: int) -> _Object:
@@ -248,8 +267,9 @@ class Sam2Tracker:
         used = {o.slot for o in self._objects.values()}
         free = [s for s in range(self.bank.max_objects) if s not in used]
         if not free:
-            raise CapacityError(f"already tracking {self.bank.max_objects} objects (max_objects); "
-                                f"remove one or raise max_objects")
+            raise CapacityError(
+                f"already tracking {self.bank.max_objects} objects (max_objects); remove one or raise max_objects"
+            )
         obj = _Object(obj_id, free[0], created_frame=self._frame_idx)
         self.bank.clear([obj.slot])
         self._objects[obj_id] = obj
@@ -269,8 +289,13 @@ class Sam2Tracker:
             torch.cat([o.score for o in outs]),
             torch.tensor([o.from_prompt for o in outs], device=self.device),
         )
-        self.bank.write([o.slot for o in objs], self._frame_idx, mem_feats, torch.cat([o.obj_ptr for o in outs]),
-                        [o.is_cond for o in outs])
+        self.bank.write(
+            [o.slot for o in objs],
+            self._frame_idx,
+            mem_feats,
+            torch.cat([o.obj_ptr for o in outs]),
+            [o.is_cond for o in outs],
+        )
         for o in objs:
             o.out = None
 
@@ -288,8 +313,9 @@ class Sam2Tracker:
     def _observed(self, result: TrackResult) -> TrackResult:
         """``result`` with its objects' track states; objects LOST for ``remove_lost_after`` frames are removed."""
         prompted = [o.obj_id for o in self._objects.values() if o.out is not None and o.out.from_prompt]
-        result.states, lost = self.states.observe(result.frame_index, result.object_ids, result.masks,
-                                                  result.visible, prompted)
+        result.states, lost = self.states.observe(
+            result.frame_index, result.object_ids, result.masks, result.visible, prompted
+        )
         for obj_id in lost:
             self.remove_object(obj_id)
         return result
@@ -342,8 +368,9 @@ class Sam2Tracker:
         x1, y1, x2, y2 = b
         h, w = self._frame_hw
         if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
-            raise PromptError(f"box {b} is empty or outside the {w}x{h} frame (need 0 <= x1 < x2 <= W, "
-                              f"0 <= y1 < y2 <= H)")
+            raise PromptError(
+                f"box {b} is empty or outside the {w}x{h} frame (need 0 <= x1 < x2 <= W, 0 <= y1 < y2 <= H)"
+            )
         return torch.tensor([[x1, y1], [x2, y2]], dtype=torch.float32)
 
 

@@ -5,6 +5,7 @@ robot's tracker) and written by downloads and exports that can be interrupted. E
 is therefore written under a temporary name in the same folder and moved into place with
 ``os.replace``: a reader sees the old file or the complete new one, never a partial one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,10 @@ def sha256_file(path: str | os.PathLike, progress: bool = False) -> str:
     """Hex SHA-256 of a file, streamed in 1 MiB chunks (optionally with a progress bar)."""
     digest = hashlib.sha256()
     size = Path(path).stat().st_size
-    with open(path, "rb") as fh, tqdm(total=size, unit="B", unit_scale=True, desc="sha256",
-                                      disable=not progress, leave=False) as bar:
+    with (
+        open(path, "rb") as fh,
+        tqdm(total=size, unit="B", unit_scale=True, desc="sha256", disable=not progress, leave=False) as bar,
+    ):
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             digest.update(chunk)
             bar.update(len(chunk))

@@ -1,4 +1,5 @@
 """A size-1 hand-over between a producer (camera, ROS callback) and the tracker: newest wins."""
+
 from __future__ import annotations
 
 import threading
