@@ -35,7 +35,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sam2_ros.annotate.command import plan  # noqa: E402
+from sam2_ros.cli.annotate import plan  # noqa: E402
 from sam2_ros.annotate.runner import run_local, run_ray  # noqa: E402
 from sam2_ros.cli import build_parser  # noqa: E402
 

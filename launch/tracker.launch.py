@@ -23,7 +23,7 @@ from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
-from sam2_ros.ros.params import NODE_NAME, launch_overrides, parse_flag, spec
+from sam2_ros.ros.node.params import NODE_NAME, launch_overrides, parse_flag, spec
 
 #: Parameters settable from the command line: all of them (params.py checks and types each value).
 PARAMETER_ARGUMENTS = (

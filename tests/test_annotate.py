@@ -33,8 +33,8 @@ from pycocotools.coco import COCO  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 
 from sam2_ros.annotate.inputs import expand_inputs, input_kind, output_name  # noqa: E402
-from sam2_ros.ros import messages as m  # noqa: E402
-from sam2_ros.ros.typesys import typestore  # noqa: E402
+from sam2_ros.ros.interfaces import messages as m  # noqa: E402
+from sam2_ros.ros.interfaces.typesys import typestore  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RANDOM_TINY = ["--random-weights", "--model", "sam2.1_hiera_t", "--image-size", "128"]
@@ -470,7 +470,7 @@ def test_track_and_the_node_core_never_import_ray(data_dir, tmp_path):
     code = f"""
 import sys
 from sam2_ros.cli import main
-import sam2_ros.ros.core, sam2_ros.ros.replay
+import sam2_ros.ros.node.core, sam2_ros.ros.bags.replay
 rc = main(["track", {str(data_dir / "videos" / "bedroom")!r}, "--out", {str(tmp_path)!r}, "--random-weights",
            "--image-size", "64", "--max-frames", "1", "--no-overlay", "--point", "1:10,10"])
 assert rc == 0

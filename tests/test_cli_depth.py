@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from sam2_ros.ros import messages as m
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces import messages as m
+from sam2_ros.ros.interfaces.typesys import typestore
 
 STORE = typestore()
 TYPES = STORE.types

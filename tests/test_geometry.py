@@ -225,7 +225,7 @@ def test_intrinsics_forms():
 
 
 def test_intrinsics_from_camera_info():
-    from sam2_ros.ros.typesys import typestore
+    from sam2_ros.ros.interfaces.typesys import typestore
 
     types = typestore().types
     header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c")

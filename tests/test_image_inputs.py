@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from sam2_ros.ros import log_limits
-from sam2_ros.ros import messages as m
-from sam2_ros.ros.image_codec import ImageDecodeError, image_to_rgb
-from sam2_ros.ros.log_limits import KindRateLimiter, one_line
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces import messages as m
+from sam2_ros.ros.interfaces.image_codec import ImageDecodeError, image_to_rgb
+from sam2_ros.ros.interfaces.typesys import typestore
+from sam2_ros.ros.node import log_limits
+from sam2_ros.ros.node.log_limits import KindRateLimiter, one_line
 from tests.test_ros_core import ListLogger
 
 STORE = typestore()

@@ -17,18 +17,18 @@ import torch
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from sam2_ros.model import build_sam2
-from sam2_ros.ros import messages as m
-from sam2_ros.ros import params as P
-from sam2_ros.ros.core import TrackerCore
-from sam2_ros.ros.object_ids import ObjectRegistry
-from sam2_ros.ros.typesys import (
+from sam2_ros.ros.interfaces import messages as m
+from sam2_ros.ros.interfaces.typesys import (
     ADD_OBJECTS_REQUEST,
     ADD_OBJECTS_RESPONSE,
     REMOVE_OBJECT_REQUEST,
     REMOVE_OBJECT_RESPONSE,
     typestore,
 )
-from sam2_ros.ros.vision_msgs_defs import VISION_MSGS
+from sam2_ros.ros.interfaces.vision_msgs_defs import VISION_MSGS
+from sam2_ros.ros.node import params as P
+from sam2_ros.ros.node.core import TrackerCore
+from sam2_ros.ros.node.object_ids import ObjectRegistry
 from sam2_ros.tracking import Sam2Tracker, TorchBackend
 from tests.test_ros_core import ListLogger
 

@@ -91,8 +91,8 @@ def test_colcon_builds_the_python_package(workspace: Path):
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "sam2_ros").is_file()
     assert (prefix / "share" / "sam2_ros" / "package.xml").is_file()
     site = next(prefix.glob("lib/python3*/site-packages"))
-    assert (site / "sam2_ros" / "ros" / "typesys.py").is_file()
-    assert (site / "sam2_ros" / "ros" / "msg" / "srv" / "AddObjects.srv").is_file()
+    assert (site / "sam2_ros" / "ros" / "interfaces" / "typesys.py").is_file()
+    assert (site / "sam2_ros" / "ros" / "interfaces" / "msg" / "srv" / "AddObjects.srv").is_file()
     for executable in ("tracker", "tracker_lifecycle"):  # where `ros2 run` / launch_ros look for them
         assert (prefix / "lib" / "sam2_ros" / executable).is_file(), executable
 
@@ -127,6 +127,6 @@ def test_interfaces_package_is_a_rosidl_package():
 
 def test_links_reach_the_repository_sources():
     assert (REPO / "ros" / "sam2_ros" / "sam2_ros").resolve() == REPO / "sam2_ros"
-    assert (REPO / "sam2_ros" / "ros" / "msg").resolve() == REPO / "msg"
+    assert (REPO / "sam2_ros" / "ros" / "interfaces" / "msg").resolve() == REPO / "msg"
     assert (REPO / "ros" / "sam2_ros_interfaces" / "msg").resolve() == REPO / "msg"
     assert (REPO / "ros" / "sam2_ros_interfaces" / "srv").resolve() == REPO / "msg" / "srv"

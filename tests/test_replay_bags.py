@@ -28,8 +28,8 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from sam2_ros.cli import main
-from sam2_ros.ros.typesys import interface_definitions, typestore
-from sam2_ros.ros.vision_msgs_defs import VISION_MSGS
+from sam2_ros.ros.interfaces.typesys import interface_definitions, typestore
+from sam2_ros.ros.interfaces.vision_msgs_defs import VISION_MSGS
 
 RANDOM_TINY = ["--random-weights", "--model", "sam2.1_hiera_t", "--image-size", "128"]
 STORE = typestore()

@@ -27,11 +27,11 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from sam2_ros.cli import main
 from sam2_ros.model import build_sam2
-from sam2_ros.ros import messages as m
-from sam2_ros.ros import params as P
-from sam2_ros.ros.core import COMMAND_QUEUE_LIMIT, TrackerCore, label_image
-from sam2_ros.ros.image_codec import image_to_rgb
-from sam2_ros.ros.typesys import ADD_OBJECTS_REQUEST, OBJECT_PROMPT, REMOVE_OBJECT_REQUEST, typestore
+from sam2_ros.ros.interfaces import messages as m
+from sam2_ros.ros.interfaces.image_codec import image_to_rgb
+from sam2_ros.ros.interfaces.typesys import ADD_OBJECTS_REQUEST, OBJECT_PROMPT, REMOVE_OBJECT_REQUEST, typestore
+from sam2_ros.ros.node import params as P
+from sam2_ros.ros.node.core import COMMAND_QUEUE_LIMIT, TrackerCore, label_image
 from sam2_ros.tracking import Sam2Tracker, TorchBackend, TrackResult
 from sam2_ros.utils.latest import LatestFrameSlot
 
@@ -603,14 +603,14 @@ def test_launch_file_offers_the_documented_arguments():
 
 def test_node_is_reached_only_through_its_entry_point():
     """node.py needs rclpy: nothing else may import it, and the ``tracker`` executable must point at it."""
-    compile((REPO / "sam2_ros" / "ros" / "node.py").read_text(), "node.py", "exec")
+    compile((REPO / "sam2_ros" / "ros" / "node" / "node.py").read_text(), "node.py", "exec")
     importers = [
         p
         for p in (REPO / "sam2_ros").rglob("*.py")
-        if "sam2_ros.ros.node" in p.read_text() and p.name not in ("node.py", "lifecycle_node.py")
+        if "sam2_ros.ros.node.node" in p.read_text() and p.name not in ("node.py", "lifecycle_node.py")
     ]
     assert importers == []
-    assert '"tracker = sam2_ros.ros.node:main"' in (REPO / "ros" / "sam2_ros" / "setup.py").read_text()
+    assert '"tracker = sam2_ros.ros.node.node:main"' in (REPO / "ros" / "sam2_ros" / "setup.py").read_text()
 
 
 def test_colcon_installs_the_executable_launch_and_config(tmp_path: Path):
@@ -637,7 +637,7 @@ def test_colcon_installs_the_executable_launch_and_config(tmp_path: Path):
     assert done.returncode == 0, done.stdout + done.stderr
     prefix = tmp_path / "install" / "sam2_ros"
     script = (prefix / "lib" / "sam2_ros" / "tracker").read_text()
-    assert "sam2_ros.ros.node" in script or "console_scripts" in script
+    assert "sam2_ros.ros.node.node" in script or "console_scripts" in script
     assert (prefix / "share" / "sam2_ros" / "launch" / "tracker.launch.py").is_file()
     assert (prefix / "share" / "sam2_ros" / "config" / "tracker.yaml").is_file()
 

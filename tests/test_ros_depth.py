@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from sam2_ros.ros import messages as m
-from sam2_ros.ros.core import TrackerCore
-from sam2_ros.ros.messages3d import DEPTH_OUTPUT_TYPES, DETECTIONS_3D, OBJECT_POINTS, TARGET_POINT
-from sam2_ros.ros.params import TrackerParams
-from sam2_ros.ros.typesys import TRACKED_OBJECT, typestore
+from sam2_ros.ros.interfaces import messages as m
+from sam2_ros.ros.interfaces.messages3d import DEPTH_OUTPUT_TYPES, DETECTIONS_3D, OBJECT_POINTS, TARGET_POINT
+from sam2_ros.ros.interfaces.typesys import TRACKED_OBJECT, typestore
+from sam2_ros.ros.node.core import TrackerCore
+from sam2_ros.ros.node.params import TrackerParams
 from sam2_ros.tracking import TrackResult
 from sam2_ros.tracking.imageops import boxes_from_masks
 from sam2_ros.tracking.track_state import TrackState, TrackStates

@@ -15,9 +15,9 @@ import pytest
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys.base import Nodetype
 
-from sam2_ros.ros import messages as m
-from sam2_ros.ros.image_codec import ImageDecodeError, image_to_rgb, label_image_msg, rgb_to_image_msg
-from sam2_ros.ros.typesys import (
+from sam2_ros.ros.interfaces import messages as m
+from sam2_ros.ros.interfaces.image_codec import ImageDecodeError, image_to_rgb, label_image_msg, rgb_to_image_msg
+from sam2_ros.ros.interfaces.typesys import (
     ADD_OBJECTS_REQUEST,
     ADD_OBJECTS_RESPONSE,
     OBJECT_PROMPT,

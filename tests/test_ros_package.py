@@ -24,13 +24,13 @@ import yaml
 from sam2_ros import download
 from sam2_ros.factory import resolve_checkpoint
 from sam2_ros.model.config import get_config
-from sam2_ros.ros import params as P
-from sam2_ros.ros.core import OUTPUT_TYPES, build_tracker
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces.typesys import typestore
+from sam2_ros.ros.node import params as P
+from sam2_ros.ros.node.core import OUTPUT_TYPES, build_tracker
 
 REPO = Path(__file__).resolve().parents[1]
-NODE = REPO / "sam2_ros" / "ros" / "node.py"
-LIFECYCLE_NODE = REPO / "sam2_ros" / "ros" / "lifecycle_node.py"
+NODE = REPO / "sam2_ros" / "ros" / "node" / "node.py"
+LIFECYCLE_NODE = REPO / "sam2_ros" / "ros" / "node" / "lifecycle_node.py"
 LAUNCH = REPO / "launch" / "tracker.launch.py"
 CONFIG = REPO / "config" / "tracker.yaml"
 MANIFEST = REPO / "ros" / "sam2_ros" / "package.xml"
@@ -219,7 +219,7 @@ def test_lifecycle_node_has_every_transition_and_shares_the_wiring():
     # No wiring of its own: no create_subscription / create_publisher / create_service in this module.
     assert not re.search(r"create_(subscription|publisher|service|timer)", LIFECYCLE_NODE.read_text())
     setup = (REPO / "ros" / "sam2_ros" / "setup.py").read_text()
-    assert '"tracker_lifecycle = sam2_ros.ros.lifecycle_node:main"' in setup
+    assert '"tracker_lifecycle = sam2_ros.ros.node.lifecycle_node:main"' in setup
 
 
 def test_node_deserialization_errors_go_to_the_core():

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces.typesys import typestore
 
 OVERRIDES = {"random_weights": True, "image_size": 64, "device": "cpu", "max_objects": 2, "diagnostics_period": 2}
 
@@ -185,13 +185,13 @@ def ros(monkeypatch):
         module = types.ModuleType(name)
         module.__dict__.update(attributes)
         monkeypatch.setitem(sys.modules, name, module)
-    for name in ("sam2_ros.ros.node", "sam2_ros.ros.lifecycle_node"):
+    for name in ("sam2_ros.ros.node.node", "sam2_ros.ros.node.lifecycle_node"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setattr(Node, "overrides", dict(OVERRIDES))
-    node = importlib.import_module("sam2_ros.ros.node")
-    lifecycle = importlib.import_module("sam2_ros.ros.lifecycle_node")
+    node = importlib.import_module("sam2_ros.ros.node.node")
+    lifecycle = importlib.import_module("sam2_ros.ros.node.lifecycle_node")
     yield types.SimpleNamespace(node=node, lifecycle=lifecycle, logger=logger)
-    for name in ("sam2_ros.ros.node", "sam2_ros.ros.lifecycle_node"):
+    for name in ("sam2_ros.ros.node.node", "sam2_ros.ros.node.lifecycle_node"):
         sys.modules.pop(name, None)
 
 

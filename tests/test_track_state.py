@@ -196,9 +196,9 @@ def test_bedroom_frames_states_follow_visibility(tiny_model, data_dir):
 
 
 def test_overlay_lists_objects_that_are_not_tracking():
-    from sam2_ros.io.writers import draw_overlay
     from sam2_ros.tracking import ObjectResult
     from sam2_ros.tracking.track_state import ObjectTrackState
+    from sam2_ros.utils.draw import draw_overlay
 
     frame = np.zeros((120, 320, 3), np.uint8)
     labels = np.zeros((120, 320), np.uint8)

@@ -24,7 +24,7 @@ setup(
     maintainer=MANIFEST.findtext("maintainer"),
     maintainer_email=MANIFEST.find("maintainer").get("email"),
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={f"{PACKAGE}.ros": ["msg/*.msg", "msg/srv/*.srv"]},
+    package_data={f"{PACKAGE}.ros.interfaces": ["msg/*.msg", "msg/srv/*.srv"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -35,6 +35,9 @@ setup(
     install_requires=["setuptools"],
     zip_safe=True,
     entry_points={
-        "console_scripts": ["tracker = sam2_ros.ros.node:main", "tracker_lifecycle = sam2_ros.ros.lifecycle_node:main"]
+        "console_scripts": [
+            "tracker = sam2_ros.ros.node.node:main",
+            "tracker_lifecycle = sam2_ros.ros.node.lifecycle_node:main",
+        ]
     },
 )

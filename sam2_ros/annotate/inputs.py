@@ -123,7 +123,7 @@ def content_sha256(path: Path, kind: str) -> str:
 class BagSource(FrameSource):
     """The images of one topic of a ROS 2 bag, read and decoded as the replay and the node do.
 
-    The bag is opened, its topic chosen and its messages read by ``sam2_ros.ros.bag_io`` (the
+    The bag is opened, its topic chosen and its messages read by ``sam2_ros.ros.bags.bag_io`` (the
     replay's reader: a damaged bag is a one-line ``BagError``), and each image is decoded by the
     node's codec, so a bag annotated here gives the frames the replay and the node see.
     ``stamp_ns`` holds the header stamp of the frame last yielded (to match detections to it).
@@ -132,8 +132,8 @@ class BagSource(FrameSource):
     kind = "bag"
 
     def __init__(self, path: Path, image_topic: str | None) -> None:
-        from sam2_ros.ros.bag_io import image_connections, open_bag
-        from sam2_ros.ros.core import IMAGE_TYPES
+        from sam2_ros.ros.bags.bag_io import image_connections, open_bag
+        from sam2_ros.ros.node.core import IMAGE_TYPES
 
         self._stack = contextlib.ExitStack()
         self._reader = self._stack.enter_context(open_bag(path))
@@ -146,10 +146,10 @@ class BagSource(FrameSource):
         super().__init__(str(path), None, sum(c.msgcount for c in self.connections) or None)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        from sam2_ros.ros.bag_io import read_messages
-        from sam2_ros.ros.image_codec import image_to_rgb
-        from sam2_ros.ros.messages import stamp_ns
-        from sam2_ros.ros.typesys import typestore
+        from sam2_ros.ros.bags.bag_io import read_messages
+        from sam2_ros.ros.interfaces.image_codec import image_to_rgb
+        from sam2_ros.ros.interfaces.messages import stamp_ns
+        from sam2_ros.ros.interfaces.typesys import typestore
 
         for index, (_, msg) in enumerate(read_messages(self._reader, self.connections, typestore())):
             self.stamp_ns = stamp_ns(msg.header)

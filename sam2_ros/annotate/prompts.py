@@ -340,9 +340,9 @@ class DetectionPlan(PromptPlan):
 
 def read_detections(bag: Path, topic: str) -> DetectionPlan:
     """All detections of ``topic``, by header stamp (a pre-pass: they may be recorded after their image)."""
-    from sam2_ros.ros.bag_io import open_bag, read_messages
-    from sam2_ros.ros.messages import PromptError, prompts_from_detections
-    from sam2_ros.ros.typesys import typestore
+    from sam2_ros.ros.bags.bag_io import open_bag, read_messages
+    from sam2_ros.ros.interfaces.messages import PromptError, prompts_from_detections
+    from sam2_ros.ros.interfaces.typesys import typestore
 
     by_stamp: dict[int, list[Any]] = {}
     problems: list[str] = []

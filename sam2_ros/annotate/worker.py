@@ -169,7 +169,7 @@ class Annotator:
         import torch
 
         from sam2_ros.annotate.coco import CocoWriter
-        from sam2_ros.io.track_command import track_frame
+        from sam2_ros.io.prompts import track_frame
         from sam2_ros.io.writers import MaskWriter, frame_name
 
         spec, settings = job.spec, self.settings

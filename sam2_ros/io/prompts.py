@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from sam2_ros.tracking import Sam2Tracker, TrackResult
 
 POINT_FORMAT = "OBJ:X,Y[:LABEL][@FRAME]"
@@ -170,3 +173,24 @@ def build_schedule(points: list[PointPrompt], boxes: list[BoxPrompt]) -> dict[in
     for frame, obj_id in sorted(grouped):
         schedule.setdefault(frame, []).append(grouped[(frame, obj_id)])
     return schedule
+
+
+def track_frame(
+    tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[FramePrompt], auto_objects: int = 0
+) -> tuple[TrackResult, dict[str, float]]:
+    """One frame as on a robot: ``track(frame)``, then that frame's prompts as taps on it.
+
+    Returns the frame's final result and the tracking step's timing breakdown. ``sam2-ros
+    annotate`` calls this too, so its label images equal ``track``'s by construction.
+    ``auto_objects`` > 0 (``track --auto`` on the first frame): the best automatic masks of the
+    frame become objects before the prompts.
+    """
+    result = tracker.track(frame)
+    tracker_ms = result.timings_ms
+    if auto_objects:
+        from sam2_ros.image import prompt_everything
+
+        result = prompt_everything(tracker, frame, auto_objects) or result
+    for prompt in prompts:
+        result = prompt.apply(tracker)
+    return result, tracker_ms

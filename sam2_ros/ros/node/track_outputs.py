@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from sam2_ros.io.writers import draw_states
-from sam2_ros.ros.messages import stamp_ns
+from sam2_ros.ros.interfaces.messages import stamp_ns
 from sam2_ros.tracking.track_state import ObjectTrackState, TrackState
+from sam2_ros.utils.draw import draw_states
 
 
 class LastSeen:

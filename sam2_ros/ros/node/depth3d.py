@@ -12,10 +12,8 @@ from collections import Counter
 from typing import Any
 
 from sam2_ros.geometry import DepthError, IntrinsicsError, locate_result, masked_points
-from sam2_ros.ros.depth_sync import DEPTH_WAIT_S, DepthDecodeError, DepthSync
-from sam2_ros.ros.log_limits import KindRateLimiter
-from sam2_ros.ros.messages import stamp_ns
-from sam2_ros.ros.messages3d import (
+from sam2_ros.ros.interfaces.messages import stamp_ns
+from sam2_ros.ros.interfaces.messages3d import (
     DEPTH_INPUT_TYPES,
     DETECTIONS_3D,
     OBJECT_POINTS,
@@ -24,8 +22,10 @@ from sam2_ros.ros.messages3d import (
     point_cloud_msg,
     point_stamped_msg,
 )
-from sam2_ros.ros.params import TrackerParams
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces.typesys import typestore
+from sam2_ros.ros.node.depth_sync import DEPTH_WAIT_S, DepthDecodeError, DepthSync
+from sam2_ros.ros.node.log_limits import KindRateLimiter
+from sam2_ros.ros.node.params import TrackerParams
 
 
 class DepthPipeline:

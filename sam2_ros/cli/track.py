@@ -15,20 +15,25 @@ import argparse
 import itertools
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES, TrackerOptions
-from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
+from sam2_ros.io.prompts import (
+    BOX_FORMAT,
+    POINT_FORMAT,
+    ObjectPrompt,
+    build_schedule,
+    parse_box,
+    parse_point,
+    track_frame,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
 
-    from sam2_ros.io.prompts import FramePrompt
     from sam2_ros.io.sources import FrameSource
     from sam2_ros.io.writers import RunSummary
-    from sam2_ros.tracking import Sam2Tracker, TrackResult
+    from sam2_ros.tracking import Sam2Tracker
 
 DEFAULT_OVERLAY_FPS = 30.0
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -120,7 +125,7 @@ def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sam2_ros.ros import replay
+    from sam2_ros.ros.bags import replay
 
     p.add_argument(
         "input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera index (0)"
@@ -235,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             "--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not supported)"
         )
     if args.bag is not None or args.out_bag is not None:
-        from sam2_ros.ros.replay import run_replay
+        from sam2_ros.ros.bags.replay import run_replay
 
         return run_replay(args)
     if args.input is None or args.out is None:
@@ -295,27 +300,6 @@ def _depth_source(args: argparse.Namespace):
     from sam2_ros.io.depth_source import DepthFolder
 
     return DepthFolder(args.depth)
-
-
-def track_frame(
-    tracker: Sam2Tracker, frame: np.ndarray, prompts: Sequence[FramePrompt], auto_objects: int = 0
-) -> tuple[TrackResult, dict[str, float]]:
-    """One frame as on a robot: ``track(frame)``, then that frame's prompts as taps on it.
-
-    Returns the frame's final result and the tracking step's timing breakdown. ``sam2-ros
-    annotate`` calls this too, so its label images equal ``track``'s by construction.
-    ``auto_objects`` > 0 (``track --auto`` on the first frame): the best automatic masks of the
-    frame become objects before the prompts.
-    """
-    result = tracker.track(frame)
-    tracker_ms = result.timings_ms
-    if auto_objects:
-        from sam2_ros.image import prompt_everything
-
-        result = prompt_everything(tracker, frame, auto_objects) or result
-    for prompt in prompts:
-        result = prompt.apply(tracker)
-    return result, tracker_ms
 
 
 def _track(

@@ -16,7 +16,7 @@ from typing import Literal
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from sam2_ros.ros.vision_msgs_defs import VISION_MSGS
+from sam2_ros.ros.interfaces.vision_msgs_defs import VISION_MSGS
 
 PACKAGE = "sam2_ros_interfaces"
 OBJECT_PROMPT = f"{PACKAGE}/msg/ObjectPrompt"

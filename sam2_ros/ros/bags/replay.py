@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sam2_ros.io.prompts import build_schedule
-from sam2_ros.ros.params import NODE_NAME, TrackerParams
+from sam2_ros.ros.node.params import NODE_NAME, TrackerParams
 
 if TYPE_CHECKING:
     from sam2_ros.io.prompts import ObjectPrompt as CliPrompt
@@ -79,10 +79,10 @@ def run_replay(args: argparse.Namespace) -> int:
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
         raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
-    from sam2_ros.ros.bag_io import BagError, bag_writer, image_connections, node_qos, open_bag, read_messages
-    from sam2_ros.ros.core import IMAGE_TYPES, LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
-    from sam2_ros.ros.messages import stamp_ns
-    from sam2_ros.ros.typesys import typestore
+    from sam2_ros.ros.bags.bag_io import BagError, bag_writer, image_connections, node_qos, open_bag, read_messages
+    from sam2_ros.ros.interfaces.messages import stamp_ns
+    from sam2_ros.ros.interfaces.typesys import typestore
+    from sam2_ros.ros.node.core import IMAGE_TYPES, LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
 
     log = _StderrLogger()
     store = typestore()
@@ -177,14 +177,14 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def _depth_feed(reader: Any, args: argparse.Namespace) -> Any:
-    """Depth and camera info for --depth-topic (sam2_ros.ros.depth_replay), or None."""
+    """Depth and camera info for --depth-topic (sam2_ros.ros.bags.depth_replay), or None."""
     if getattr(args, "depth", None) is not None:
         raise ValueError("--depth DIR is for videos and image folders; with --bag use --depth-topic")
     if getattr(args, "depth_topic", None) is None:
         if getattr(args, "camera_info_topic", None) is not None:
             raise ValueError("--camera-info-topic goes with --depth-topic")
         return None
-    from sam2_ros.ros.depth_replay import DepthFeed
+    from sam2_ros.ros.bags.depth_replay import DepthFeed
 
     return DepthFeed(reader, args.depth_topic, args.camera_info_topic, TrackerParams().depth_tolerance)
 
@@ -199,7 +199,7 @@ def _depth_params(args: argparse.Namespace, depth_feed: Any) -> dict[str, Any]:
 
 
 def _depth_output_types() -> dict[str, str]:
-    from sam2_ros.ros.messages3d import DEPTH_OUTPUT_TYPES
+    from sam2_ros.ros.interfaces.messages3d import DEPTH_OUTPUT_TYPES
 
     return DEPTH_OUTPUT_TYPES
 
@@ -221,8 +221,8 @@ def prompt_msg(prompt: CliPrompt, header: Any) -> Any:
     """The sam2_ros_interfaces/ObjectPrompt of one command-line object prompt, stamped with ``header``."""
     import numpy as np
 
-    from sam2_ros.ros.messages import bbox2d
-    from sam2_ros.ros.typesys import OBJECT_PROMPT, typestore
+    from sam2_ros.ros.interfaces.messages import bbox2d
+    from sam2_ros.ros.interfaces.typesys import OBJECT_PROMPT, typestore
 
     types = typestore().types
     return types[OBJECT_PROMPT](

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces.typesys import typestore
 
 
 class ImageDecodeError(ValueError):

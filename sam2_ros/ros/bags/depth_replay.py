@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sam2_ros.ros.messages3d import CAMERA_INFO, DEPTH, DEPTH_INPUT_TYPES
+from sam2_ros.ros.interfaces.messages3d import CAMERA_INFO, DEPTH, DEPTH_INPUT_TYPES
 
 
 def _connection(reader: Any, topic: str, kind: str, flag: str) -> Any:

@@ -21,8 +21,8 @@ import sys
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
-from sam2_ros.ros.node import STARTUP_ERRORS, TrackerWiring, spin
-from sam2_ros.ros.params import NODE_NAME
+from sam2_ros.ros.node.node import STARTUP_ERRORS, TrackerWiring, spin
+from sam2_ros.ros.node.params import NODE_NAME
 
 
 class TrackerLifecycleNode(TrackerWiring, LifecycleNode):

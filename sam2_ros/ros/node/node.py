@@ -37,11 +37,11 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosidl_runtime_py.utilities import get_message, get_service
 
 from sam2_ros.errors import UserError
-from sam2_ros.ros.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
-from sam2_ros.ros.messages import header_msg
-from sam2_ros.ros.messages3d import DEPTH_OUTPUT_TYPES, OBJECT_POINTS
-from sam2_ros.ros.params import NODE_NAME, TrackerParams, parameter_specs, spec
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces.messages import header_msg
+from sam2_ros.ros.interfaces.messages3d import DEPTH_OUTPUT_TYPES, OBJECT_POINTS
+from sam2_ros.ros.interfaces.typesys import typestore
+from sam2_ros.ros.node.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
+from sam2_ros.ros.node.params import NODE_NAME, TrackerParams, parameter_specs, spec
 
 
 @dataclass(frozen=True)

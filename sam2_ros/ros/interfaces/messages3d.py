@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sam2_ros.geometry import Object3D
-from sam2_ros.ros.typesys import typestore
+from sam2_ros.ros.interfaces.typesys import typestore
 
 #: Output topics with depth (``~/detections_3d`` ...) and their message types.
 DETECTIONS_3D, TARGET_POINT, OBJECT_POINTS = "detections_3d", "target_point", "object_points"

@@ -54,7 +54,7 @@ def _auto_arg(text: str) -> tuple[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sam2_ros.io.track_command import _positive_int, add_tracker_arguments
+    from sam2_ros.cli.track import _positive_int, add_tracker_arguments
 
     p.add_argument(
         "inputs",
@@ -151,8 +151,8 @@ def plan(args: argparse.Namespace) -> Plan:
     from sam2_ros.annotate.prompts import load_prompt_file, match_prompt_file
     from sam2_ros.annotate.runner import import_ray
     from sam2_ros.annotate.worker import AnnotateSettings, InputJob, remove_partials
+    from sam2_ros.cli.track import tracker_options
     from sam2_ros.factory import check_options
-    from sam2_ros.io.track_command import tracker_options
 
     import_ray()
     try:

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from sam2_ros.cli.track import add_model_arguments
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import IMAGE_SUFFIXES, natural_key
-from sam2_ros.io.track_command import add_model_arguments
 from sam2_ros.utils.files import atomic_write
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         }
         _write_png(out / "labels" / f"{path.stem}.png", labels)
         if not args.no_overlay:
-            from sam2_ros.io.writers import draw_overlay
+            from sam2_ros.utils.draw import draw_overlay
 
             _write_png(out / "overlays" / f"{path.stem}.png", draw_overlay(rgb, labels, objects))
         images.append(entry)

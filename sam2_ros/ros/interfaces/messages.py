@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2_ros.ros.image_codec import label_image_msg
-from sam2_ros.ros.typesys import TRACKED_OBJECT, TRACKED_OBJECT_ARRAY, typestore
+from sam2_ros.ros.interfaces.image_codec import label_image_msg
+from sam2_ros.ros.interfaces.typesys import TRACKED_OBJECT, TRACKED_OBJECT_ARRAY, typestore
 
 Box = tuple[float, float, float, float]
 

@@ -1,4 +1,7 @@
-"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags, segment images."""
+"""``sam2-ros`` command line: download checkpoints, track objects in videos and bags, segment images, annotate.
+
+One module per subcommand (``track``, ``segment``, ``annotate``); ``main`` and the error mapping live here.
+"""
 
 from __future__ import annotations
 
@@ -55,13 +58,13 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
-    from sam2_ros.io.track_command import run
+    from sam2_ros.cli.track import run
 
     return run(args)
 
 
 def _add_track(sub: argparse._SubParsersAction) -> None:
-    from sam2_ros.io.track_command import add_arguments
+    from sam2_ros.cli.track import add_arguments
 
     p = sub.add_parser(
         "track",
@@ -76,13 +79,13 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from sam2_ros.io.segment_command import run
+    from sam2_ros.cli.segment import run
 
     return run(args)
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    from sam2_ros.io.segment_command import add_arguments
+    from sam2_ros.cli.segment import add_arguments
 
     p = sub.add_parser(
         "segment",
@@ -96,13 +99,13 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
-    from sam2_ros.annotate.command import run
+    from sam2_ros.cli.annotate import run
 
     return run(args)
 
 
 def _add_annotate(sub: argparse._SubParsersAction) -> None:
-    from sam2_ros.annotate.command import add_arguments
+    from sam2_ros.cli.annotate import add_arguments
 
     p = sub.add_parser(
         "annotate",

@@ -34,10 +34,8 @@ import cv2
 import numpy as np
 import torch
 
-from sam2_ros.io.writers import OVERLAY_ALPHA, object_color
-from sam2_ros.ros.image_codec import ImageDecodeError, image_to_rgb, label_image_msg, rgb_to_image_msg
-from sam2_ros.ros.log_limits import KindRateLimiter, one_line
-from sam2_ros.ros.messages import (
+from sam2_ros.ros.interfaces.image_codec import ImageDecodeError, image_to_rgb, label_image_msg, rgb_to_image_msg
+from sam2_ros.ros.interfaces.messages import (
     Box,
     Prompt,
     PromptError,
@@ -53,13 +51,20 @@ from sam2_ros.ros.messages import (
     stamp_ns,
     tracked_object_array_msg,
 )
-from sam2_ros.ros.object_ids import ObjectRegistry
-from sam2_ros.ros.params import MAX_LABELS, TrackerParams, spec
-from sam2_ros.ros.track_outputs import LastSeen, draw_track_states, track_fields
-from sam2_ros.ros.typesys import ADD_OBJECTS_RESPONSE, REMOVE_OBJECT_RESPONSE, TRACKED_OBJECT_ARRAY, typestore
+from sam2_ros.ros.interfaces.typesys import (
+    ADD_OBJECTS_RESPONSE,
+    REMOVE_OBJECT_RESPONSE,
+    TRACKED_OBJECT_ARRAY,
+    typestore,
+)
+from sam2_ros.ros.node.log_limits import KindRateLimiter, one_line
+from sam2_ros.ros.node.object_ids import ObjectRegistry
+from sam2_ros.ros.node.params import MAX_LABELS, TrackerParams, spec
+from sam2_ros.ros.node.track_outputs import LastSeen, draw_track_states, track_fields
 from sam2_ros.tracking.errors import TrackerError
 from sam2_ros.tracking.results import TrackResult
 from sam2_ros.tracking.track_state import TrackStates
+from sam2_ros.utils.draw import OVERLAY_ALPHA, object_color
 from sam2_ros.utils.latest import LatestFrameSlot
 
 if TYPE_CHECKING:
@@ -128,7 +133,7 @@ class Outputs:
     dropped_frames: int = 0
     label_info: Any | None = None
     overlay: Any | None = None
-    #: With ``use_depth`` (sam2_ros.ros.messages3d topics): present when the frame had usable depth.
+    #: With ``use_depth`` (sam2_ros.ros.interfaces.messages3d topics): present when the frame had usable depth.
     depth: dict[str, Any] = field(default_factory=dict)
 
     def messages(self) -> list[tuple[str, Any]]:
@@ -249,7 +254,7 @@ class TrackerCore:
         self._last_seen = LastSeen()  # stamps of each object's last sighting
         self.depth = None
         if params.use_depth:
-            from sam2_ros.ros.depth3d import DepthPipeline
+            from sam2_ros.ros.node.depth3d import DepthPipeline
 
             self.depth = DepthPipeline(params, self.log)
 
@@ -683,7 +688,7 @@ def build_tracker(params: TrackerParams, node: bool = False) -> Sam2Tracker:
     """
     from sam2_ros.factory import CLI_OPTION_NAMES, TrackerOptions
     from sam2_ros.factory import build_tracker as build
-    from sam2_ros.ros.params import NODE_OPTION_NAMES
+    from sam2_ros.ros.node.params import NODE_OPTION_NAMES
 
     return build(
         TrackerOptions(

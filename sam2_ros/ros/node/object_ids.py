@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sam2_ros.ros.messages import CallerId, PromptError
+from sam2_ros.ros.interfaces.messages import CallerId, PromptError
 
 
 class ObjectRegistry:
