@@ -11,3 +11,15 @@ from __future__ import annotations
 
 class UserError(Exception):
     """An expected failure whose message says what went wrong and what to do about it."""
+
+
+class UsageError(UserError, ValueError):
+    """A setting or option the user gave that cannot work (a bound, a type, a combination)."""
+
+
+class InputError(UserError):
+    """An input the user named that cannot be read whole: missing, corrupt, truncated, mis-sized."""
+
+
+class OutputError(UserError):
+    """An output that cannot be written or would overwrite something the user did not ask to replace."""
