@@ -8,9 +8,18 @@ rosbags messages, serialized by rosbags and published as bytes; services convert
 tests/test_ros_core.py and the bag replay run.
 
 The wiring is table-driven (``INPUTS``, ``OUTPUT_QOS``, ``SERVICES``) and names ROS types only as
-strings, resolved by ``rosidl_runtime_py``: a new input or output is one row. ``TrackerWiring``
+strings, resolved by importing the generated module (``ros_type``; no ``rosidl_runtime_py``, which a
+minimal rclpy install lacks): a new input or output is one row. ``TrackerWiring``
 has the steps a managed node takes one transition at a time (load, start, stop, unload); the
 plain ``TrackerNode`` takes them all at once (lifecycle_node.py has the managed one).
+
+Stopping (``spin``): rclpy's own signal handlers are not installed. They shut the context down
+from a signal thread while the inference thread may still publish (an ERROR on a context that is
+no longer valid), and a KeyboardInterrupt could land anywhere, e.g. inside the join of that
+thread (a traceback). SIGINT and SIGTERM only set a flag here; the main thread then stops and
+fully joins the inference thread (at most one inference step), destroys the node and shuts the
+context down last. A second signal (a terminal's Ctrl+C reaches the node and ``ros2 launch``,
+which forwards it again) changes nothing. tests/test_ros_stop.py checks it on a real ROS 2.
 
 Needs rclpy and the built sam2_ros_interfaces; import it only through the ``tracker`` and
 ``tracker_lifecycle`` entry points.
@@ -19,6 +28,8 @@ Needs rclpy and the built sam2_ros_interfaces; import it only through the ``trac
 from __future__ import annotations
 
 import gc
+import importlib
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -34,7 +45,7 @@ from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
-from rosidl_runtime_py.utilities import get_message, get_service
+from rclpy.signals import SignalHandlerOptions
 
 from sam2_ros.errors import UserError
 from sam2_ros.ros.interfaces.messages import header_msg
@@ -134,6 +145,18 @@ QOS = {
 }
 #: How long the inference thread waits for a frame before looking at the stop flag again.
 STEP_TIMEOUT_S = 0.1
+#: How often the main thread looks at the stop flag while spinning.
+SPIN_PERIOD_S = 0.1
+#: The signals that stop the node cleanly (Ctrl+C, and what launch, systemd and docker send).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def ros_type(name: str) -> Any:
+    """The message or service class of ``pkg/msg/Name`` or ``pkg/srv/Name``, from its generated Python module."""
+    package, kind, cls = name.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), cls)
+
+
 #: What a node that cannot start raises: bad parameters, missing weights (CheckpointError is a RuntimeError).
 STARTUP_ERRORS = (UserError, FileNotFoundError, ValueError, KeyError, RuntimeError, ParameterException)
 
@@ -183,11 +206,11 @@ class TrackerWiring:
             self._keep(
                 self.destroy_subscription,
                 self.create_subscription(
-                    get_message(row.type_name), topic, callback, QOS[row.qos], callback_group=self._group, raw=True
+                    ros_type(row.type_name), topic, callback, QOS[row.qos], callback_group=self._group, raw=True
                 ),
             )
         for row in SERVICES:
-            srv_type = get_service(row.type_name)
+            srv_type = ros_type(row.type_name)
             self._keep(
                 self.destroy_service,
                 self.create_service(srv_type, row.name, self._answer(srv_type, row), callback_group=self._group),
@@ -195,10 +218,10 @@ class TrackerWiring:
         for topic, type_name in {**OUTPUT_TYPES, **(DEPTH_OUTPUT_TYPES if params.use_depth else {})}.items():
             self._out_pubs[topic] = self._keep(
                 self.destroy_publisher,
-                self.create_publisher(get_message(type_name), f"~/{topic}", QOS[OUTPUT_QOS.get(topic, "output")]),
+                self.create_publisher(ros_type(type_name), f"~/{topic}", QOS[OUTPUT_QOS.get(topic, "output")]),
             )
         self._diag_pub = self._keep(
-            self.destroy_publisher, self.create_publisher(get_message(DIAGNOSTICS[0]), DIAGNOSTICS[1], QOS["input"])
+            self.destroy_publisher, self.create_publisher(ros_type(DIAGNOSTICS[0]), DIAGNOSTICS[1], QOS["input"])
         )
         self._keep(
             self.destroy_timer,
@@ -214,10 +237,14 @@ class TrackerWiring:
         )
 
     def stop_tracking(self) -> None:
-        """Stop inferring, drop the subscriptions, publishers, services and timer; the tracker stays loaded."""
+        """Stop inferring, drop the subscriptions, publishers, services and timer; the tracker stays loaded.
+
+        The inference thread is joined without a timeout: it looks at the flag between steps, so this
+        takes at most one inference step, and nothing it publishes can outlive the publishers.
+        """
         self._inference_on.clear()
         if self._inference_thread is not None:
-            self._inference_thread.join(timeout=5.0)
+            self._inference_thread.join()
             self._inference_thread = None
         while self._entities:
             destroy, entity = self._entities.pop()
@@ -232,7 +259,7 @@ class TrackerWiring:
         self.core = None
         gc.collect()
         if device.startswith("cuda"):
-            import torch
+            import torch  # noqa: PLC0415 - only to release CUDA memory; torch is loaded by then
 
             torch.cuda.empty_cache()
             self.get_logger().info(
@@ -336,25 +363,34 @@ class TrackerNode(TrackerWiring, Node):
 
 
 def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Run the node ``make_node`` builds until shutdown; exit code 1, with one line, when it cannot start."""
-    rclpy.init(args=args)
+    """Run the node ``make_node`` builds until SIGINT / SIGTERM or shutdown; exit code 1, with one line, when it
+    cannot start. A stop joins the inference thread before the context goes (module docstring)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
     try:
-        node = make_node()
-    except STARTUP_ERRORS as exc:
-        get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            node = make_node()
+        except STARTUP_ERRORS as exc:
+            get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            rclpy.try_shutdown()
+            return 1
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        try:
+            while not stop.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+        except ExternalShutdownException:
+            pass
+        finally:
+            node.stop_tracking()  # joins the inference thread while the context is valid
+            executor.shutdown()  # waits for callbacks in flight
+            node.destroy_node()
+            rclpy.try_shutdown()
+        return 0
     finally:
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(args: list[str] | None = None) -> int:
