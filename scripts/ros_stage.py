@@ -47,6 +47,8 @@ PYTHON = "python3.11"  # the ROS wheels on PyPI are CPython 3.11 wheels
 TORCH = "torch==2.13.0"
 #: The rclpy test files the stage runs; each must run at least one test.
 TEST_FILES = ("tests/test_ros_real.py", "tests/test_ros_stop.py")
+#: Bump when ensure_build / vision_msgs_package change in a way that changes the build (part of its cache key).
+BUILD_RECIPE = "1"
 #: Every definition vision_msgs is built from (upstream 4.1.1's package.xml dependencies).
 VISION_MSGS_DEPENDS = ("std_msgs", "geometry_msgs")
 
@@ -203,10 +205,9 @@ def build_key(requirements: Path) -> str:
         REPO / "ros" / "sam2_ros_interfaces" / "package.xml",
         HOOK,
         requirements,
-        Path(__file__),
     ]
     defs = sorted((REPO / "msg").glob("*.msg")) + sorted((REPO / "msg" / "srv").glob("*.srv"))
-    return file_hash(*(p.read_bytes() for p in [*from_repo, *defs]), PYTHON.encode())
+    return file_hash(*(p.read_bytes() for p in [*from_repo, *defs]), PYTHON.encode(), BUILD_RECIPE.encode())
 
 
 def ensure_build(cache: Path, venv: Path, requirements: Path, jobs: int) -> Path:
