@@ -364,33 +364,38 @@ class TrackerNode(TrackerWiring, Node):
 
 def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Run the node ``make_node`` builds until SIGINT / SIGTERM or shutdown; exit code 1, with one line, when it
-    cannot start. A stop joins the inference thread before the context goes (module docstring)."""
+    cannot start. A stop joins the inference thread before the context goes (module docstring).
+
+    After a stop, SIGINT and SIGTERM are ignored: the process is exiting, and a second Ctrl+C (launch
+    forwards the terminal's) must neither raise KeyboardInterrupt in the interpreter's exit handlers
+    nor, once Python has restored the default handlers while finalizing, kill it (exit code -2).
+    """
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        try:
-            node = make_node()
-        except STARTUP_ERRORS as exc:
-            get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            rclpy.try_shutdown()
-            return 1
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        try:
-            while not stop.is_set() and rclpy.ok():
-                executor.spin_once(timeout_sec=SPIN_PERIOD_S)
-        except ExternalShutdownException:
-            pass
-        finally:
-            node.stop_tracking()  # joins the inference thread while the context is valid
-            executor.shutdown()  # waits for callbacks in flight
-            node.destroy_node()
-            rclpy.try_shutdown()
-        return 0
-    finally:
+        node = make_node()
+    except STARTUP_ERRORS as exc:
+        get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        return 1
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    except ExternalShutdownException:
+        pass
+    finally:
+        node.stop_tracking()  # joins the inference thread while the context is valid
+        executor.shutdown()  # waits for callbacks in flight
+        node.destroy_node()
+        rclpy.try_shutdown()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+    return 0
 
 
 def main(args: list[str] | None = None) -> int:
