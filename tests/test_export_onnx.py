@@ -37,7 +37,12 @@ from sam2_ros.tracking import MemoryBatch, Sam2Tracker, TorchBackend
 from sam2_ros.tracking.imageops import preprocess
 from tests.parity import RECORDED, assert_parity, randomize_
 
-ort = pytest.importorskip("onnxruntime")
+# Not a module-level importorskip (see tests/test_annotate.py): skipped by a mark when it is missing.
+try:
+    import onnxruntime as ort
+except ImportError as exc:
+    ort = None
+    pytestmark = pytest.mark.skip(reason=f"needs onnxruntime (the onnx extra): {exc}")
 
 MODEL = "sam2.1_hiera_t"
 SIZE = 256

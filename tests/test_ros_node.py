@@ -20,26 +20,35 @@ import unittest
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("launch_testing")
+# Not a module-level importorskip: launch_testing's pytest plugin imports every test module while
+# collecting, and a skip raised there would skip the whole tests package (tests/test_collection.py).
+try:
+    import launch_ros.actions
+    import launch_testing
+    import launch_testing.actions
+    import launch_testing.asserts
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import Point, PointStamped
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sam2_ros_interfaces.msg import TrackedObjectArray
+    from sam2_ros_interfaces.srv import AddObjects, RemoveObject
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import SetBool, Trigger
+    from vision_msgs.msg import BoundingBox2D, Detection2DArray, LabelInfo
 
-import launch_ros.actions
-import launch_testing.actions
-import launch_testing.asserts
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point, PointStamped
-from lifecycle_msgs.msg import State, Transition
-from lifecycle_msgs.srv import ChangeState, GetState
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sam2_ros_interfaces.msg import TrackedObjectArray
-from sam2_ros_interfaces.srv import AddObjects, RemoveObject
-from sensor_msgs.msg import Image
-from std_srvs.srv import SetBool, Trigger
-from vision_msgs.msg import BoundingBox2D, Detection2DArray, LabelInfo
+    import launch
+except ImportError as exc:
+    pytestmark = pytest.mark.skip(reason=f"needs a sourced ROS 2 with launch_testing (launch_test runs it): {exc}")
 
-import launch
+    def post_shutdown_test():
+        return lambda cls: cls
+else:
+    post_shutdown_test = launch_testing.post_shutdown_test
 
 HEIGHT, WIDTH = 48, 64
 STARTUP_S = 180.0  # building the model on a slow CPU
@@ -313,7 +322,7 @@ class TestLifecycleNode(unittest.TestCase):
             self.assertEqual(self.state(), State.PRIMARY_STATE_ACTIVE)
             self.assertTrue(self.spin_until(self.serving), "topics and services did not appear on activate")
             count = len(self.label_images)
-            self.assertTrue(self.spin_until(lambda: len(self.label_images) > count, publish=True), "not tracking")
+            self.assertTrue(self.spin_until(lambda n=count: len(self.label_images) > n, publish=True), "not tracking")
             self.transition(Transition.TRANSITION_DEACTIVATE)
             self.assertEqual(self.state(), State.PRIMARY_STATE_INACTIVE)
             self.assertTrue(self.spin_until(self.not_serving), "topics and services did not go on deactivate")
@@ -331,7 +340,7 @@ class TestLifecycleNode(unittest.TestCase):
         self.assertEqual(self.state(), State.PRIMARY_STATE_INACTIVE)
 
 
-@launch_testing.post_shutdown_test()
+@post_shutdown_test()
 class TestShutdown(unittest.TestCase):
     def test_exit_code(self, proc_info) -> None:
         launch_testing.asserts.assertExitCodes(proc_info)
