@@ -284,10 +284,29 @@ def test_manifest_declares_what_the_node_imports_and_starts():
     modules, packages = _node_closure()
     third_party = {m for m in modules if m not in sys.stdlib_module_names and m != "__future__"}
     ros = third_party - set(ROSDEP_KEYS) - NOT_FROM_ROSDEP
-    assert "rclpy" in ros and "rosidl_runtime_py" in ros and "lifecycle_msgs" in ros  # the scan sees the nodes
+    assert "rclpy" in ros and "rcl_interfaces" in ros and "lifecycle_msgs" in ros  # the scan sees the nodes
+    # A minimal rclpy install (the PyPI wheels) has no rosidl_runtime_py: types resolve by import (ros_type).
+    assert "rosidl_runtime_py" not in ros
     assert {"rqt_image_view", "std_srvs", "sam2_ros_interfaces", "sam2_ros"} <= packages  # ... and the strings
     missing = (ros | {ROSDEP_KEYS[m] for m in third_party & set(ROSDEP_KEYS)} | (packages - {"sam2_ros"})) - declared
     assert not missing, f"add <exec_depend> for {sorted(missing)} to ros/sam2_ros/package.xml"
+
+
+#: pip distribution of each Python module the node imports (setup.cfg install_requires names).
+PIP_NAMES = {"numpy": "numpy", "cv2": "opencv-python-headless", "tqdm": "tqdm", "yaml": "pyyaml", "rosbags": "rosbags"}
+
+
+def test_a_plain_pip_install_gives_every_module_the_node_imports():
+    """Issue 17: `pip install -e .` without extras gave a node that died on `import rosbags`."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    required = {
+        re.split(r"[<>=!~ \[]", line.strip())[0].lower() for line in cfg["options"]["install_requires"].split("\n")
+    }
+    modules, _ = _node_closure()
+    needed = {PIP_NAMES[m] for m in modules & set(PIP_NAMES)} | {"torch"}
+    assert "rosbags" in needed  # the scan sees the CDR code
+    assert needed <= required, f"add {sorted(needed - required)} to install_requires in setup.cfg"
 
 
 def test_torch_is_documented_as_a_manual_step():

@@ -69,7 +69,7 @@ class TrackerLifecycleNode(TrackerWiring, LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run sam2_ros tracker_lifecycle``: starts unconfigured, as managed nodes do."""
-    return spin(TrackerLifecycleNode, args)
+    return spin(TrackerLifecycleNode, args, exit_process=True)
 
 
 if __name__ == "__main__":

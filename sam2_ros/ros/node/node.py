@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -362,13 +363,16 @@ class TrackerNode(TrackerWiring, Node):
         super().destroy_node()
 
 
-def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+def spin(make_node: Callable[[], Node], args: list[str] | None = None, *, exit_process: bool = False) -> int:
     """Run the node ``make_node`` builds until SIGINT / SIGTERM or shutdown; exit code 1, with one line, when it
     cannot start. A stop joins the inference thread before the context goes (module docstring).
 
     After a stop, SIGINT and SIGTERM are ignored: the process is exiting, and a second Ctrl+C (launch
     forwards the terminal's) must neither raise KeyboardInterrupt in the interpreter's exit handlers
     nor, once Python has restored the default handlers while finalizing, kill it (exit code -2).
+    ``exit_process`` (the entry points): end the process with code 0 right after a clean stop. By then
+    the context and ROS logging are shut down and nothing is left to flush but stdout/stderr, while the
+    interpreter's finalization of torch takes 1 to 2 s more on a loaded machine.
     """
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
@@ -395,12 +399,16 @@ def spin(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+    if exit_process:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
 def main(args: list[str] | None = None) -> int:
     """``ros2 run sam2_ros tracker``."""
-    return spin(TrackerNode, args)
+    return spin(TrackerNode, args, exit_process=True)
 
 
 if __name__ == "__main__":
