@@ -61,7 +61,7 @@ def trtexec_script(
     folders = [out_dir] + ([timing_cache.parent] if timing_cache is not None else [])
     lines = [
         "#!/usr/bin/env bash",
-        "# TensorRT 10 trtexec equivalent of `python -m export engines` (generated; see README, TensorRT).",
+        "# TensorRT 10 trtexec equivalent of `python -m export engines` (generated; see docs/export.md, trtexec).",
         "# Layers kept in float32 are named by their ONNX nodes, which the ONNX parser uses as layer names.",
         "# Relative paths are relative to the folder this script was generated from: run it from there.",
         "set -euo pipefail",

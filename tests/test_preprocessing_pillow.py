@@ -6,7 +6,7 @@ antialiased filter) then ``/ 255`` and ImageNet normalisation (``sam2.utils.misc
 device with torch's antialiased bicubic and rounds to 8-bit levels. The two agree except at
 high-contrast edges: Pillow rounds and clips to 0..255 between its horizontal and vertical
 passes, torch keeps the intermediate in float, so where bicubic overshoots they differ by
-several levels. These tests hold the README's numbers: on the videos (1280x720), the bedroom
+several levels. These tests hold the numbers of docs/export.md: on the videos (1280x720), the bedroom
 clip (960x540) and the demo images (up to 2250x1500) at 256, 512 and 1024 px, at most 9
 levels and on average at most 0.2 (measured: 9 and 0.18), with under 0.1 % of values more
 than one level apart (measured: 0.05 %).

@@ -127,7 +127,7 @@ def read_engines_manifest(engine_dir: Path | str) -> dict[str, Any]:
     """``engine_dir/engines.json``, parsed and checked for the fields the backend relies on."""
     engine_dir = Path(engine_dir)
     path = engine_dir / ENGINES_FILE
-    hint = "build engines with `python -m export engines --onnx ONNX_DIR --out DIR` (see README, TensorRT)"
+    hint = "build engines with `python -m export engines --onnx ONNX_DIR --out DIR` (see docs/export.md)"
     if not path.is_file():
         raise EngineError(f"{path} not found: {engine_dir} holds no TensorRT engines; {hint}")
     try:

@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--prompts",
         type=Path,
         metavar="FILE",
-        help="YAML/JSON prompt file: input -> frame -> object id -> {points, labels, box} (see the README)",
+        help="YAML/JSON prompt file: input -> frame -> object id -> {points, labels, box} (see docs/annotate.md)",
     )
     prompts.add_argument(
         "--detections-topic",

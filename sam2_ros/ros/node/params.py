@@ -1,8 +1,8 @@
 """The tracker node's parameters as plain data: names, types, defaults, descriptions, allowed values.
 
 Why plain data: the rclpy node declares exactly these (with their descriptions), the offline
-replay builds the same settings from command-line flags, ``config/tracker.yaml`` and the README
-table must list the same names and defaults, and all of that is checked without ROS.
+replay builds the same settings from command-line flags, ``config/tracker.yaml`` and the table in
+``docs/ros.md`` must list the same names and defaults, and all of that is checked without ROS.
 ``TrackerParams`` is the single source: each field's metadata carries its description.
 """
 
@@ -118,7 +118,7 @@ class ParamSpec:
 
     @property
     def constraints(self) -> str:
-        """The allowed values in words (ParameterDescriptor.additional_constraints, the README table)."""
+        """The allowed values in words (ParameterDescriptor.additional_constraints, the docs table)."""
         if self.choices:
             return "one of: " + ", ".join(self.choices)
         words = []
@@ -264,7 +264,7 @@ def launch_overrides(arguments: dict[str, str]) -> dict[str, ParamValue]:
 
 
 def markdown_table() -> str:
-    """The README's parameter table (tests/test_ros_core.py keeps the README in step with it)."""
+    """The parameter table of docs/ros.md (tests/test_ros_core.py keeps docs/ros.md in step with it)."""
     rows = [
         "| parameter | type | default | allowed | changes at runtime | description |",
         "| --- | --- | --- | --- | --- | --- |",
