@@ -139,6 +139,9 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
     """
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl+C is the user's choice, not a failure: no traceback, the shell's 130
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not isinstance(exc, _expected_errors()):
             raise
