@@ -191,7 +191,7 @@ class ImageFolderSource(FrameSource):
         size = None
         for i, path in enumerate(self.paths):
             try:
-                bgr = read_image(path)
+                bgr = read_image(path, i)
                 # A video needs one frame size; masks and overlays of mixed sizes cannot line up.
                 if size is not None and bgr.shape[:2] != size:
                     raise InputError(
