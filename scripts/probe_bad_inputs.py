@@ -165,6 +165,11 @@ class Probe:
             "corrupt image mid-run", "segment", o, o.rc != 0 and bool(files_under(w / "o_sc")), "warning:" in o.stderr
         )
 
+        empty = frames(w / "empty", 3)
+        (empty / "00001.png").write_bytes(b"")
+        o = self.run(["segment", empty, "--out", w / "o_se", "--point", "1:10,10", *TINY])
+        self.record("empty image file mid-run", "segment", o, bool(files_under(w / "o_se")), "warning:" in o.stderr)
+
         many = frames(w / "many", 12)
         out = w / "o_int"
 
