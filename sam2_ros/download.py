@@ -134,10 +134,11 @@ def download(
     try:
         if expected is not None and digest != expected:
             raise ChecksumError(
-                f"{dest.name}: SHA-256 {digest} does not match expected {expected}; "
-                "the download is corrupt or not the official file"
+                f"{dest}: SHA-256 {digest} does not match expected {expected}; "
+                "the download is corrupt or not the official file (nothing was saved)"
             )
-        verify_checkpoint(tmp, name)  # raises CheckpointError naming what does not fit
+        # raises CheckpointError naming what does not fit; it names the download, not the hidden temp file
+        verify_checkpoint(tmp, name, source=f"the download of {dest} from {url or checkpoint_url(name)}")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

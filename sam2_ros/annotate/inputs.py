@@ -162,8 +162,8 @@ class BagSource(FrameSource):
         self._stack.close()
 
 
-def open_input(spec: InputSpec, image_topic: str | None) -> FrameSource:
-    """The frames of an input: the CLI's video/folder sources, or :class:`BagSource`."""
+def open_input(spec: InputSpec, image_topic: str | None, skip_bad: bool = False) -> FrameSource:
+    """The frames of an input: the CLI's video/folder sources (decode-checked), or :class:`BagSource`."""
     if spec.kind == "bag":
         return BagSource(spec.path, image_topic)
-    return open_source(str(spec.path))
+    return open_source(str(spec.path), skip_bad)

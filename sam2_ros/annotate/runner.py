@@ -19,10 +19,12 @@ from collections import deque
 from typing import Any
 
 from sam2_ros.annotate.manifest import DONE, FAILED, DatasetManifest, now
-from sam2_ros.annotate.worker import AnnotateSettings, Annotator, InputJob
+from sam2_ros.annotate.worker import AnnotateSettings, Annotator, InputJob, remove_partials
 
 #: Seconds between progress-bar refreshes (and the driver's longest wait for a finished input).
 POLL_S = 0.25
+#: Tries per input when its worker process dies (killed, out of memory): each on a new worker.
+MAX_ATTEMPTS = 3
 
 
 def import_ray() -> Any:
@@ -107,7 +109,9 @@ def run_ray(
     t0 = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
-        kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.WARNING)
+        # Ray's start-up chatter (the token authentication notice, "Started a local Ray instance")
+        # stays off the console: errors only, and the workers' logs stay in Ray's log folder.
+        kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
         if address:
             ray.init(address=address, **kw)
         else:  # a local cluster with room for every worker (oversubscribing is the user's choice)
@@ -148,6 +152,7 @@ def run_ray(
         run["last_run"]["workers"] = workers
         timings["workers_ready_s"], t2 = _since(t1), time.perf_counter()
         pending, entries = deque(jobs), []
+        deaths: dict[str, list[str]] = {}  # input name -> one line per worker that died on it
         while pending or running:
             while idle and pending:
                 actor, job = idle.pop(), pending.popleft()
@@ -155,12 +160,19 @@ def run_ray(
             ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 actor, job, submitted = running.pop(ref)
+                died = deaths.setdefault(job.spec.name, [])
                 try:
                     entry = ray.get(ref)
                     # Submit to result, seen by the driver: the worker's wall_s plus Ray's cost per input.
                     entry.setdefault("timings", {})["round_trip_s"] = _since(submitted)
                     idle.append(actor)
                 except ray.exceptions.RayError as exc:  # the worker process died (killed, out of memory)
+                    died.append(_first_line(exc))
+                    ray.kill(actor, no_restart=True)
+                    idle.append(new_actor())
+                    if len(died) < MAX_ATTEMPTS:  # again, first in line, on a new worker
+                        pending.appendleft(job)
+                        continue
                     entry = {
                         "input": str(job.spec.path),
                         "kind": job.spec.kind,
@@ -168,16 +180,17 @@ def run_ray(
                         "fingerprint": job.fingerprint,
                         "options_key": job.options_key,
                         "status": FAILED,
-                        "error": f"worker died: {_first_line(exc)}",
+                        "error": f"its worker died {len(died)} times: {died[-1]}",
                         "finished": now(),
                     }
-                    ray.kill(actor, no_restart=True)
-                    idle.append(new_actor())
+                entry["attempts"] = len(died) + (entry.get("status") != FAILED)
+                entry["worker_deaths"] = len(died)
                 _record(manifest, run, job, entry)
                 entries.append(entry)
                 bar.finished(entry)
             bar.update(*ray.get(counter.get.remote()))
         timings["annotate_s"] = _since(t2)
+        remove_partials(settings.out)  # what dead workers left; every live one has finished
         return entries
     except KeyboardInterrupt:
         for actor in actors:  # stop writing before the unfinished folders go
@@ -258,7 +271,9 @@ def _since(t0: float) -> float:
     return round(time.perf_counter() - t0, 3)
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of Ray's (often 700-character) message, or of the exception it wraps, shortened."""
     cause = getattr(exc, "cause", None) or exc
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
+    line = lines[0] if lines else type(cause).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -45,6 +45,7 @@ class AnnotateSettings:
     detections_topic: str | None = None
     auto_args: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None  # torch CPU threads per worker (None: torch's default)
+    skip_bad_frames: bool = False  # skip undecodable images / keep a short video's frames (recorded)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class Annotator:
             entry["timings"]["hash_s"] = round(hash_s, 3)
         except Exception as exc:  # noqa: BLE001 - recorded in the manifest; the run goes on
             shutil.rmtree(partial, ignore_errors=True)
-            entry.update(status=FAILED, error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            entry.update(status=FAILED, error=error_line(exc))
         finally:
             self.progress.flush()
         entry["timings"] = {**entry.get("timings", {}), "wall_s": round(time.perf_counter() - t0, 3)}
@@ -177,7 +178,7 @@ class Annotator:
         self.tracker.reset()
         masks = MaskWriter(out)
         done, annotations, objects, frame_hw, stopped_by = 0, 0, set(), None, "end of input"
-        with open_input(spec, settings.image_topic) as source:
+        with open_input(spec, settings.image_topic, settings.skip_bad_frames) as source:
             total = min(filter(None, (source.frame_count, settings.max_frames)), default=0)
             self.progress.add(total=total)
             paths = getattr(source, "paths", None)
@@ -216,9 +217,15 @@ class Annotator:
         if total and done != total:  # the container's count was off: settle the progress bar
             self.progress.add(total=done - total)
         loop_s = time.perf_counter() - t_loop
+        extra: dict[str, Any] = {}
+        if source.skipped:
+            extra["skipped_frames"] = source.skipped
+        if source.ended_early:
+            extra["ended_early"] = source.ended_early
         return {
             "prompts": plan.record(),
-            "warnings": plan.warnings(done),
+            "warnings": [*plan.warnings(done), *source.problems()],
+            **extra,
             "frames": done,
             "frame_hw": frame_hw,
             "stopped_by": stopped_by,
@@ -228,6 +235,16 @@ class Annotator:
             "coco": f"{spec.name}/annotations.json",
             "timings": {"track_s": round(loop_s, 3), "fps": round(done / loop_s, 3) if loop_s > 0 else None},
         }
+
+
+def error_line(exc: BaseException) -> str:
+    """An input's error for the manifest and console: one short line (user errors without their class name)."""
+    from sam2_ros.errors import UserError  # noqa: PLC0415 - keeps this module's imports to what a worker needs
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
 
 
 def _publish(partial: Path, final: Path) -> None:

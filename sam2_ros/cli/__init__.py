@@ -139,6 +139,9 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
     """
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl+C is the user's choice, not a failure: no traceback, the shell's 130
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not isinstance(exc, _expected_errors()):
             raise
@@ -160,7 +163,33 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(msg).split()) or type(exc).__name__
 
 
+#: Options whose values may start with "-" (a negative number in a prompt).
+_SIGNED_VALUE_OPTIONS = ("--point", "--box")
+
+
+def _join_signed_values(argv: list[str]) -> list[str]:
+    """``--point -3:10,10`` -> ``--point=-3:10,10``.
+
+    argparse takes any word starting with "-" that is not a plain negative number for an
+    option, and would answer "expected one argument"; joined, the value reaches the prompt
+    parser, whose error says what is wrong with it.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if word in _SIGNED_VALUE_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == "."):
+            out.append(f"{word}={nxt}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = _join_signed_values(list(sys.argv[1:] if argv is None else argv))
     return run_command(build_parser().parse_args(argv), "sam2-ros")
 
 

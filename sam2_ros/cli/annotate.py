@@ -164,6 +164,7 @@ def plan(args: argparse.Namespace) -> Plan:
         ) from None
     opts = tracker_options(args)
     check_options(opts)
+    _check_model(opts)  # here, in a second, not in every worker after Ray started
     if args.device and args.device.startswith("cuda") and args.gpus_per_worker == 0:
         raise ValueError(f"--device {args.device} with --gpus-per-worker 0: the workers would see no GPU")
     auto_args = dict(args.auto_arg)
@@ -198,6 +199,7 @@ def plan(args: argparse.Namespace) -> Plan:
         args.detections_topic,
         auto_args,
         threads=max(1, int(args.cpus_per_worker)),
+        skip_bad_frames=args.skip_bad_frames,
     )
     common = {
         "version": ANNOTATION_VERSION,
@@ -321,13 +323,40 @@ def run(args: argparse.Namespace) -> int:
         fps=round(frames / wall_s, 3) if wall_s > 0 else None,
     )
     p.manifest.save(p.run)
+    warned = [e for e in done if e.get("warnings") and not e.get("skipped")]
+    retried = [e for e in entries if e.get("worker_deaths")]
     print(
         f"annotated {len(done)} inputs ({frames} frames, {wall_s:.1f} s), {len(p.skipped)} skipped, "
-        f"{len(failed)} failed: {p.manifest.path}"
+        f"{len(failed)} failed, {len(warned)} with warnings: {p.manifest.path}"
     )
+    for e in warned:
+        for line in e["warnings"]:
+            print(f"warning: {e['input']}: {line}", file=sys.stderr)
+    for e in retried:
+        if e.get("status") == DONE:
+            print(
+                f"retried: {e['input']}: its worker died {e['worker_deaths']} time(s); done on attempt {e['attempts']}",
+                file=sys.stderr,
+            )
     for e in failed:
         print(f"failed: {e['input']}: {e.get('error')}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check_model(opts: Any) -> None:
+    """The model name and --image-size, checked without building anything."""
+    from sam2_ros.errors import UsageError
+    from sam2_ros.factory import EXPORTED_BACKENDS
+    from sam2_ros.model import canonical_name
+    from sam2_ros.model.config import get_config
+
+    if opts.backend in EXPORTED_BACKENDS:
+        return  # the export fixes model and size
+    try:
+        get_config(canonical_name(opts.model), opts.image_size)
+    except (ValueError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise UsageError(str(msg).replace("image_size", "--image-size")) from None
 
 
 def _check_auto(backend: str, auto_args: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +29,10 @@ import cv2
 import numpy as np
 
 from sam2_ros.cli.track import add_model_arguments
+from sam2_ros.errors import InputError
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
-from sam2_ros.io.sources import IMAGE_SUFFIXES, natural_key
-from sam2_ros.utils.files import atomic_write
+from sam2_ros.io.sources import IMAGE_SUFFIXES, natural_key, read_image
+from sam2_ros.utils.files import StagedDir, atomic_write
 
 if TYPE_CHECKING:
     from sam2_ros.image import AutomaticMaskGenerator, SamImagePredictor
@@ -57,7 +59,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="output folder: labels/, overlays/, results.json (created if missing)",
+        help="output folder: labels/, overlays/, results.json; written whole on success, nothing on "
+        "failure; must be new or empty unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out folder (whole, once the run succeeded)"
+    )
+    p.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="skip images that cannot be decoded (truncated/corrupt), recording them in results.json "
+        "(default: stop with an error)",
     )
     p.add_argument(
         "--point",
@@ -85,12 +97,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     auto = p.add_argument_group("automatic masks (--auto; Meta's SAM2AutomaticMaskGenerator defaults)")
     auto.add_argument("--auto", action="store_true", help="segment everything: a grid of clicks, filtered")
-    auto.add_argument("--points-per-side", type=_number(int, 1), default=32, metavar="N")
-    auto.add_argument("--points-per-batch", type=_number(int, 1), default=64, metavar="N")
-    auto.add_argument("--pred-iou-thresh", type=_number(float, 0.0, 1.0), default=0.8, metavar="T")
-    auto.add_argument("--stability-score-thresh", type=_number(float, 0.0, 1.0), default=0.95, metavar="T")
-    auto.add_argument("--box-nms-thresh", type=_number(float, 0.0, 1.0), default=0.7, metavar="T")
-    auto.add_argument("--crop-n-layers", type=_number(int, 0), default=0, metavar="N")
+    auto.add_argument(
+        "--points-per-side",
+        type=_number(int, 1),
+        default=32,
+        metavar="N",
+        help="grid of N x N clicks per image (default %(default)s); fewer is faster, misses small objects",
+    )
+    auto.add_argument(
+        "--points-per-batch",
+        type=_number(int, 1),
+        default=64,
+        metavar="N",
+        help="clicks decoded at once; memory vs speed, same masks (default %(default)s)",
+    )
+    auto.add_argument(
+        "--pred-iou-thresh",
+        type=_number(float, 0.0, 1.0),
+        default=0.8,
+        metavar="T",
+        help="drop masks whose predicted IoU is below T (default %(default)s)",
+    )
+    auto.add_argument(
+        "--stability-score-thresh",
+        type=_number(float, 0.0, 1.0),
+        default=0.95,
+        metavar="T",
+        help="drop masks that change under a small threshold shift: stability below T (default %(default)s)",
+    )
+    auto.add_argument(
+        "--box-nms-thresh",
+        type=_number(float, 0.0, 1.0),
+        default=0.7,
+        metavar="T",
+        help="of masks whose boxes overlap by IoU above T keep the best (default %(default)s)",
+    )
+    auto.add_argument(
+        "--crop-n-layers",
+        type=_number(int, 0),
+        default=0,
+        metavar="N",
+        help="also run on 4^k crops for k = 1..N, for small objects; slower (default %(default)s)",
+    )
     auto.add_argument(
         "--min-mask-region-area",
         type=_number(int, 0),
@@ -115,13 +163,35 @@ def list_images(spec: str) -> list[Path]:
             key=lambda q: natural_key(q.name),
         )
         if not paths:
-            raise ValueError(f"{path} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
+            raise InputError(f"{path} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
         return paths
     if not path.exists():
-        raise FileNotFoundError(f"input {spec!r} does not exist (expected an image or a folder of images)")
+        raise InputError(f"input {spec!r} does not exist (expected an image or a folder of images)")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{path} is not a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} image")
+        raise InputError(f"{path} is not a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} image")
     return [path]
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """One output name per image, all different: ``x.jpg`` and ``x.png`` become ``x_jpg`` and ``x_png``.
+
+    Names are compared case-insensitively (``X.png`` and ``x.png`` collide on macOS/Windows
+    file systems), so no image's labels ever overwrite another's.
+    """
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem.lower()] = counts.get(p.stem.lower(), 0) + 1
+    stems: list[str] = []
+    taken: set[str] = set()
+    for p in paths:
+        stem = p.stem if counts[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix[1:].lower()}"
+        candidate, n = stem, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{stem}_{n}"
+        taken.add(candidate.lower())
+        stems.append(candidate)
+    return stems
 
 
 def prompts_for(index: int, args: argparse.Namespace) -> list[ObjectPrompt]:
@@ -141,8 +211,26 @@ def run(args: argparse.Namespace) -> int:
     late = sorted({p.frame for p in [*args.point, *args.box] if "@" in p.text and p.frame >= folder_size})
     if late:
         raise ValueError(f"prompts for images {late} but {args.input} has {folder_size} image(s) (@N counts from 0)")
-    model, weights, model_name = _build_model(args)
-    out: Path = args.out
+    stems = output_stems(paths)
+    with StagedDir(args.out, args.overwrite) as staged:  # an --out in use is refused before the model loads
+        model, weights, model_name = _build_model(args)
+        try:
+            return _segment(args, paths, stems, staged, model, weights, model_name)
+        except KeyboardInterrupt:
+            print(f"interrupted: nothing written to {args.out}", file=sys.stderr)
+            return 130
+
+
+def _segment(
+    args: argparse.Namespace,
+    paths: list[Path],
+    stems: list[str],
+    staged: StagedDir,
+    model: Any,
+    weights: str,
+    model_name: str,
+) -> int:
+    out = staged.path
     for sub in ("labels", *(() if args.no_overlay else ("overlays",)), *(("candidates",) if args.multimask else ())):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -165,38 +253,69 @@ def run(args: argparse.Namespace) -> int:
     else:
         predictor = SamImagePredictor(model)
     images: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    no_prompts: list[str] = []
+    no_masks: list[str] = []
     t_start = time.perf_counter()
-    for index, path in enumerate(tqdm(paths, unit="image", desc="segment", dynamic_ncols=True)):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"cannot read image {path}")
+    for index, (path, stem) in enumerate(zip(paths, tqdm(stems, unit="image", desc="segment", dynamic_ncols=True))):
+        try:
+            bgr = read_image(path, index if len(paths) > 1 else None)
+        except InputError as exc:
+            if not args.skip_bad_frames:
+                raise InputError(f"{exc}; fix or remove it, or pass --skip-bad-frames to skip it") from None
+            skipped.append({"input_index": index, "file": str(path), "reason": str(exc)})
+            continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         t0 = time.perf_counter()
         if generator is not None:
             labels, objects, entry = _segment_auto(generator, rgb)
+            if not entry["objects"]:
+                no_masks.append(path.name)
         else:
-            labels, objects, entry = _segment_prompted(
-                predictor, rgb, prompts_for(index, args), args.multimask, out, path.stem
-            )
+            prompts = prompts_for(index, args)
+            if not prompts:
+                no_prompts.append(path.name)
+            labels, objects, entry = _segment_prompted(predictor, rgb, prompts, args.multimask, out, stem)
         entry = {
             "image": str(path),
+            "label": f"labels/{stem}.png",
+            **({} if args.no_overlay else {"overlay": f"overlays/{stem}.png"}),
             "height": rgb.shape[0],
             "width": rgb.shape[1],
             "ms": round((time.perf_counter() - t0) * 1e3, 1),
             **entry,
         }
-        _write_png(out / "labels" / f"{path.stem}.png", labels)
+        _write_png(out / "labels" / f"{stem}.png", labels)
         if not args.no_overlay:
             from sam2_ros.utils.draw import draw_overlay
 
-            _write_png(out / "overlays" / f"{path.stem}.png", draw_overlay(rgb, labels, objects))
+            _write_png(out / "overlays" / f"{stem}.png", draw_overlay(rgb, labels, objects))
         images.append(entry)
+    if not images:
+        raise InputError(f"none of the {len(paths)} image(s) of {args.input} could be decoded")
+    renamed = {str(p): f"labels/{st}.png" for p, st in zip(paths, stems) if st != p.stem}
+    warnings = []
+    if renamed:
+        warnings.append(
+            f"{len(renamed)} image(s) share a name with another (e.g. {next(iter(renamed))}): their outputs "
+            f"are named after the file's extension too (see results.json 'renamed')"
+        )
+    if skipped:
+        bad = [Path(s["file"]).name for s in skipped]
+        warnings.append(f"skipped {len(skipped)} image(s) that cannot be decoded: {_names(bad)}")
+    if no_prompts:
+        warnings.append(f"no prompts for {len(no_prompts)} image(s) (their labels are empty): {_names(no_prompts)}")
+    if no_masks:
+        warnings.append(f"--auto found no masks in {len(no_masks)} image(s): {_names(no_masks)}")
     doc = {
         "model": model_name,
         "weights": weights,
         "image_size": model.image_size,
         "device": str(model.device),
         "mode": "auto" if args.auto else "prompted",
+        "warnings": warnings,
+        "skipped": skipped,
+        "renamed": renamed,
         "images": images,
         "wall_s": round(time.perf_counter() - t_start, 3),
     }
@@ -214,8 +333,15 @@ def run(args: argparse.Namespace) -> int:
             )
         }
     atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
-    print(f"segmented {len(paths)} image(s): {out}")
+    staged.publish()
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"segmented {len(images)} image(s): {args.out}")
     return 0
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
 
 def _build_model(args: argparse.Namespace):

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sam2_ros.errors import UsageError
 from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES, TrackerOptions
 from sam2_ros.io.prompts import (
     BOX_FORMAT,
@@ -30,10 +31,10 @@ from sam2_ros.io.prompts import (
 )
 
 if TYPE_CHECKING:
-
     from sam2_ros.io.sources import FrameSource
     from sam2_ros.io.writers import RunSummary
     from sam2_ros.tracking import Sam2Tracker
+    from sam2_ros.utils.files import StagedDir
 
 DEFAULT_OVERLAY_FPS = 30.0
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -109,6 +110,12 @@ def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     p.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="skip images that cannot be decoded (truncated/corrupt, another size) and keep the frames of "
+        "a video that ends early, recording them in the output's JSON (default: stop with an error)",
+    )
+    p.add_argument(
         "--max-objects",
         type=_positive_int,
         default=16,
@@ -134,7 +141,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         metavar="DIR",
-        help="output folder: masks/NNNNN.png, overlay.mp4, summary.json (created if missing)",
+        help="output folder: masks/NNNNN.png, overlay.mp4, summary.json; written whole on success, "
+        "nothing on failure; must be new or empty unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out folder (whole, once the run succeeded)"
     )
     p.add_argument(
         "--point",
@@ -248,15 +259,17 @@ def run(args: argparse.Namespace) -> int:
     from sam2_ros.factory import build_tracker, check_options
     from sam2_ros.io.sources import open_source
     from sam2_ros.io.writers import RunSummary
+    from sam2_ros.utils.files import StagedDir
 
     schedule = build_schedule(args.point, args.box)
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
-        raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
+        raise UsageError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
     depth = _depth_source(args)
     opts = tracker_options(args)
     check_options(opts)
-    with open_source(args.input) as source:  # a bad INPUT fails before the model is built
+    # a bad INPUT or an --out in use fails before the model is built
+    with open_source(args.input, args.skip_bad_frames) as source, StagedDir(args.out, args.overwrite) as staged:
         built = build_tracker(opts)
         tracker, backend = built.tracker, built.tracker.backend
         summary = RunSummary(
@@ -282,7 +295,9 @@ def run(args: argparse.Namespace) -> int:
                 "intrinsics": list(args.intrinsics[:4]),
                 "depth_scale": args.depth_scale,
             }
-        return _track(source, tracker, schedule, summary, args, depth)
+        if not schedule and not args.auto:
+            summary.warn("no --point/--box prompts (and no --auto): nothing to track, every mask is empty")
+        return _track(source, tracker, schedule, summary, args, staged, depth)
 
 
 def _depth_source(args: argparse.Namespace):
@@ -308,9 +323,15 @@ def _track(
     schedule: dict[int, list[ObjectPrompt]],
     summary: RunSummary,
     args: argparse.Namespace,
+    staged: StagedDir,
     depth=None,
 ) -> int:
-    """The frame loop; outputs are finalised even when it stops on an error or Ctrl+C."""
+    """The frame loop, writing into ``staged``: published to --out when it ends well, else discarded.
+
+    Ctrl+C ends a camera run normally (that is how a live stream stops) and discards a file
+    input's unfinished outputs; an error discards them too, so --out never holds a run that
+    looks finished but is not.
+    """
     from tqdm import tqdm
 
     from sam2_ros.geometry import locate_result
@@ -319,8 +340,7 @@ def _track(
 
     tracker.states = TrackStates(lost_after_frames=args.lost_after)
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    out: Path = staged.path
     masks = MaskWriter(out)
     logits = LogitsWriter(out) if args.save_logits else None
     overlay = None if args.no_overlay else OverlayWriter(out / "overlay.mp4", source.fps or DEFAULT_OVERLAY_FPS)
@@ -356,24 +376,33 @@ def _track(
                     located,
                 )
                 done = index + 1
+                if index == 0 and args.auto and not objects:
+                    summary.warn("--auto found no objects on frame 0: nothing to track, every mask is empty")
                 bar.set_postfix(objects=len(objects), ms=f"{latency_ms:.0f}", refresh=False)
         stopped_by = "max frames" if done == args.max_frames else "end of input"
     except KeyboardInterrupt:
         stopped_by = "interrupted"
-    except Exception as exc:
-        stopped_by = f"error: {exc}"
-        raise
     finally:
         if overlay is not None:
             overlay.close()
-        wall_s = time.perf_counter() - t_start
-        summary.write(out / "summary.json", stopped_by, wall_s)
+    wall_s = time.perf_counter() - t_start
+    if stopped_by == "interrupted" and source.kind != "camera":
+        print(f"interrupted after {done} frames: nothing written to {args.out}", file=sys.stderr)
+        return 130
+    yielded = getattr(source, "yielded", None)
+    if source.skipped and yielded is not None:  # masks/NNNNN.png counts frames tracked; name their files
+        for entry, position in zip(summary.frames, yielded):
+            entry["input_index"] = position
+    summary.header["skipped_frames"] = source.skipped
+    summary.header["ended_early"] = source.ended_early
+    for line in source.problems():
+        summary.warn(line)
     late = sorted(f for f in schedule if f >= done)
     if late:
-        print(
-            f"warning: prompts for frames {late} were never applied: tracking stopped after {done} frames",
-            file=sys.stderr,
-        )
+        summary.warn(f"prompts for frames {late} were never applied: tracking stopped after {done} frames")
+    summary.write(out / "summary.json", stopped_by, wall_s)
+    staged.publish()
+    summary.print_warnings()
     totals = summary.totals(wall_s)
-    print(f"tracked {done} frames ({totals['fps']} fps, p50 {totals['latency_ms']['p50']} ms): {out}")
+    print(f"tracked {done} frames ({totals['fps']} fps, p50 {totals['latency_ms']['p50']} ms): {args.out}")
     return 130 if stopped_by == "interrupted" else 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,16 @@ class RunSummary:
         self.header = header
         self.frame_hw: tuple[int, int] | None = None
         self.frames: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        """Record a warning for ``summary.json`` (``print_warnings`` shows each once, after the progress bar)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def print_warnings(self) -> None:
+        for message in self.warnings:
+            print(f"warning: {message}", file=sys.stderr)
 
     def add(
         self,
@@ -149,6 +160,7 @@ class RunSummary:
             **self.header,
             "frame_hw": self.frame_hw,
             "stopped_by": stopped_by,
+            "warnings": self.warnings,
             "totals": self.totals(wall_s),
             "frames": self.frames,
         }

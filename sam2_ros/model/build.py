@@ -135,9 +135,13 @@ def build_sam2(
     return model.to(device)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, without executing pickled code."""
+def read_state_dict(path: str | os.PathLike, source: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, without executing pickled code.
+
+    ``source``: the name errors give the file (a download names the user's file, not its temp file).
+    """
     path = Path(path)
+    shown = source or str(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; download Meta's weights with "
@@ -151,12 +155,17 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated or not a checkpoint at all
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        why = " ".join(str(exc).split())[:120] or "unreadable"
+        raise CheckpointError(
+            f"cannot read checkpoint {shown}: not a PyTorch .pt / .safetensors file, or a truncated one "
+            f"({type(exc).__name__} {why}); get Meta's with `sam2-ros download MODEL` "
+            f"(e.g. sam2.1_hiera_tiny) or pass the right file"
+        ) from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(
-            f"{path} holds no state_dict (expected {{'model': state_dict}} or a flat dict of tensors)"
+            f"{shown} holds no state_dict (expected {{'model': state_dict}} or a flat dict of tensors)"
         )
     return state
 
@@ -208,11 +217,11 @@ def _mismatch_report(
     return "\n".join(lines)
 
 
-def verify_checkpoint(checkpoint: str | os.PathLike, name: str) -> None:
-    """Check that ``checkpoint`` fits model ``name`` without building real weights."""
+def verify_checkpoint(checkpoint: str | os.PathLike, name: str, source: str | None = None) -> None:
+    """Check that ``checkpoint`` fits model ``name`` without building real weights (errors name ``source``)."""
     cfg = get_config(name)
-    state = read_state_dict(checkpoint)
-    report = _mismatch_report(state, _expected_shapes(_shape_only_model(cfg)), cfg.name, str(checkpoint))
+    state = read_state_dict(checkpoint, source)
+    report = _mismatch_report(state, _expected_shapes(_shape_only_model(cfg)), cfg.name, source or str(checkpoint))
     if report:
         raise CheckpointError(report)
 

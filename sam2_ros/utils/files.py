@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
+
+from sam2_ros.errors import OutputError
 
 CHUNK = 1 << 20
 
@@ -67,3 +70,67 @@ def sha256_file(path: str | os.PathLike, progress: bool = False) -> str:
             digest.update(chunk)
             bar.update(len(chunk))
     return digest.hexdigest()
+
+
+STAGING_PREFIX = ".staging-"
+REPLACED_PREFIX = ".replaced-"
+
+
+class StagedDir:
+    """An output folder written whole or not at all: files go to a hidden sibling, published by rename.
+
+    ``path`` is where the command writes while it runs (``.staging-<name>-<token>`` beside ``dest``).
+    ``publish()`` moves it to ``dest`` (with ``overwrite``, an existing ``dest`` is replaced whole:
+    renamed aside, then deleted, so no old file ever mixes with new ones); ``discard()`` deletes it.
+    Used as a context manager, the folder is discarded unless it was published, so an error or
+    Ctrl+C leaves ``dest`` exactly as it was. An existing ``dest`` is refused up front unless
+    ``overwrite`` (``OutputError``), before anything heavy runs.
+    """
+
+    def __init__(self, dest: str | os.PathLike, overwrite: bool = False, flag: str = "--out") -> None:
+
+        self.dest = Path(dest)
+        self.overwrite = overwrite
+        if self.dest.exists() and not self.dest.is_dir():
+            raise OutputError(f"{flag} {self.dest} exists and is not a folder; choose another {flag}")
+        if self.dest.is_dir() and any(self.dest.iterdir()) and not overwrite:
+            raise OutputError(
+                f"{flag} {self.dest} already holds files (an earlier run?); pass --overwrite to replace it "
+                f"whole, or choose another {flag}"
+            )
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.dest.parent.glob(f"{STAGING_PREFIX}{self.dest.name}-*"):  # left by a killed run
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{self.dest.name}-", dir=self.dest.parent))
+        self.published = False
+
+    def publish(self) -> Path:
+        """Move the staged folder to ``dest`` (replacing an existing one when allowed); returns ``dest``."""
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o777 & ~umask)  # mkdtemp makes it 0700
+        publish_dir(self.path, self.dest)
+        self.published = True
+        return self.dest
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> StagedDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.published:
+            self.discard()
+
+
+def publish_dir(src: Path, dest: Path) -> None:
+    """Rename folder ``src`` to ``dest``; an existing ``dest`` is moved aside first and then deleted."""
+    if dest.exists():
+        old = dest.with_name(f"{REPLACED_PREFIX}{dest.name}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.replace(dest, old)
+        os.replace(src, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dest)

@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 from sam2_ros.io.prompts import build_schedule
 from sam2_ros.ros.node.params import NODE_NAME, TrackerParams
 
@@ -125,6 +127,10 @@ def run_replay(args: argparse.Namespace) -> int:
                 )
                 for topic in topics
             }
+            total = sum(getattr(c, "msgcount", 0) for c in connections) or None
+            if total is not None and args.max_frames is not None:
+                total = min(total, args.max_frames)
+            bar = tqdm(total=total, unit="image", desc="replay", dynamic_ncols=True)  # the same bar as `track`
             try:
                 for index, (record_time, image) in enumerate(read_messages(reader, connections, store)):
                     if args.max_frames is not None and index >= args.max_frames:
@@ -145,6 +151,7 @@ def run_replay(args: argparse.Namespace) -> int:
                         depth_feed.feed(core, record_time)
                     outputs = core.step(overlay=OVERLAY in out, cloud="object_points" in out)
                     done = index + 1
+                    bar.update(1)
                     for topic, msg in outputs.messages() if outputs is not None else []:
                         writer.write(out[topic], record_time, bytes(store.serialize_cdr(msg, msg.__msgtype__)))
                         counts[topic] += 1
@@ -152,6 +159,8 @@ def run_replay(args: argparse.Namespace) -> int:
                 stopped_by = "interrupted"
             except BagError as exc:  # keep what was tracked before the damage, then report it
                 stopped_by, damage = "damaged bag", exc
+            finally:
+                bar.close()
     late = sorted(f for f in schedule if f >= done)
     if late:
         print(
