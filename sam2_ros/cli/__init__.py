@@ -130,12 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace, prog: str) -> int:
-    """Run the chosen subcommand; expected errors become one clear line and exit code 2.
+    """Run the chosen subcommand; our own user errors become one clear line and exit code 2.
 
-    Expected: ``UserError`` (messages written for the user), bad input (``ValueError``,
-    ``KeyError``), a missing or unreadable file, the network or a full disk (``OSError``), a
-    graph or checkpoint failing its checks (``RuntimeError``), a bag rosbags cannot read or
-    write. Anything else is a bug and keeps its traceback.
+    One line: ``UserError`` and its subclasses (bad settings, unreadable inputs, outputs that
+    cannot be written, refused prompts, corrupt exports and engines), a file or the network
+    failing (``OSError``), a bag rosbags cannot read or write. Anything else, a ``ValueError``,
+    ``KeyError`` or ``RuntimeError`` of our own code included, is a bug and keeps its traceback.
     """
     try:
         return args.func(args)
@@ -147,7 +147,7 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    kinds: list[type[BaseException]] = [UserError, OSError, ValueError, KeyError, RuntimeError]
+    kinds: list[type[BaseException]] = [UserError, OSError]
     bag_errors = sys.modules.get("rosbags.rosbag2.errors")  # loaded only once a bag was opened
     if bag_errors is not None:  # a bag the user named that rosbags cannot read or write
         kinds += [bag_errors.ReaderError, bag_errors.WriterError]

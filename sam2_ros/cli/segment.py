@@ -28,8 +28,10 @@ import cv2
 import numpy as np
 
 from sam2_ros.cli.track import add_model_arguments
+from sam2_ros.errors import InputError, OutputError, UsageError
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import IMAGE_SUFFIXES, natural_key
+from sam2_ros.settings import add_options
 from sam2_ros.utils.files import atomic_write
 
 if TYPE_CHECKING:
@@ -99,10 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fill holes / drop specks up to AREA low-res pixels (default 0: off)",
     )
     add_model_arguments(p)
-    p.add_argument(
-        "--image-size", type=int, default=1024, metavar="SIZE", help="model input size, multiple of 32 (default 1024)"
-    )
-    p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+    add_options(p, ["image_size", "device"])
     p.add_argument("--no-overlay", action="store_true", help="do not write overlays/")
 
 
@@ -115,12 +114,12 @@ def list_images(spec: str) -> list[Path]:
             key=lambda q: natural_key(q.name),
         )
         if not paths:
-            raise ValueError(f"{path} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
+            raise InputError(f"{path} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
         return paths
     if not path.exists():
         raise FileNotFoundError(f"input {spec!r} does not exist (expected an image or a folder of images)")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{path} is not a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} image")
+        raise InputError(f"{path} is not a {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} image")
     return [path]
 
 
@@ -133,14 +132,14 @@ def prompts_for(index: int, args: argparse.Namespace) -> list[ObjectPrompt]:
 
 def run(args: argparse.Namespace) -> int:
     if not args.auto and not (args.point or args.box):
-        raise ValueError("give prompts (--point/--box) or --auto")
+        raise UsageError("give prompts (--point/--box) or --auto")
     if args.auto and (args.point or args.box or args.multimask):
-        raise ValueError("--auto finds the objects itself; drop --point/--box/--multimask")
+        raise UsageError("--auto finds the objects itself; drop --point/--box/--multimask")
     paths = list_images(args.input)
     folder_size = len(paths)
     late = sorted({p.frame for p in [*args.point, *args.box] if "@" in p.text and p.frame >= folder_size})
     if late:
-        raise ValueError(f"prompts for images {late} but {args.input} has {folder_size} image(s) (@N counts from 0)")
+        raise UsageError(f"prompts for images {late} but {args.input} has {folder_size} image(s) (@N counts from 0)")
     model, weights, model_name = _build_model(args)
     out: Path = args.out
     for sub in ("labels", *(() if args.no_overlay else ("overlays",)), *(("candidates",) if args.multimask else ())):
@@ -169,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     for index, path in enumerate(tqdm(paths, unit="image", desc="segment", dynamic_ncols=True)):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"cannot read image {path}")
+            raise InputError(f"cannot read image {path}")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         t0 = time.perf_counter()
         if generator is not None:
@@ -331,5 +330,5 @@ def _logit(p: float) -> float:
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", image)
     if not ok:
-        raise RuntimeError(f"could not encode {path}")
+        raise OutputError(f"could not encode {path}")
     atomic_write(path, png.tobytes(), fsync=False)

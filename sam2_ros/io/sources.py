@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sam2_ros.errors import InputError
 from sam2_ros.utils.latest import LatestFrameSlot
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -60,7 +61,7 @@ class CaptureSource(FrameSource):
         if not self._cap.isOpened():
             self._cap.release()
             hint = "is it connected and free?" if kind == "camera" else "not a video, or a codec OpenCV lacks"
-            raise ValueError(f"cannot open {name} ({hint})")
+            raise InputError(f"cannot open {name} ({hint})")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
         super().__init__(name, fps if fps > 0 else None, count if count > 0 else None)
@@ -71,7 +72,7 @@ class CaptureSource(FrameSource):
             ok, bgr = self._cap.read()
             if not ok:
                 if first:
-                    raise ValueError(f"{self.name}: no frame could be read")
+                    raise InputError(f"{self.name}: no frame could be read")
                 return
             first = False
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -121,7 +122,7 @@ class CameraSource(CaptureSource):
             bgr = self._slot.take(timeout=self.READ_TIMEOUT_S)
             if bgr is None:
                 if first:
-                    raise ValueError(f"{self.name}: no frame could be read")
+                    raise InputError(f"{self.name}: no frame could be read")
                 if self._ended.is_set() or not self._running.is_set():
                     return
                 continue
@@ -146,7 +147,7 @@ class ImageFolderSource(FrameSource):
             key=lambda p: natural_key(p.name),
         )
         if not self.paths:
-            raise ValueError(f"{folder} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
+            raise InputError(f"{folder} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
         super().__init__(str(folder), None, len(self.paths))
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -154,10 +155,10 @@ class ImageFolderSource(FrameSource):
         for path in self.paths:
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
-                raise ValueError(f"cannot read image {path}")
+                raise InputError(f"cannot read image {path}")
             # A video needs one frame size; masks and overlays of mixed sizes cannot line up.
             if size is not None and bgr.shape[:2] != size:
-                raise ValueError(
+                raise InputError(
                     f"{path} is {bgr.shape[1]}x{bgr.shape[0]} but earlier images are "
                     f"{size[1]}x{size[0]}; all images must share one size"
                 )
