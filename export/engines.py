@@ -43,10 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from export.onnx_checks import OnnxCheckError
 from export.precision import Fp32Node, constrain_fp32, fp32_nodes, network_layer_names, pinned_layer_names
 from export.progress import BuildProgress, progress_monitor
 from export.trtexec import ENGINE_SUFFIX, trtexec_command, trtexec_script  # noqa: F401 (API)
-from sam2_ros.errors import InputError, UsageError, UserError
+from sam2_ros.errors import UsageError, UserError
 from sam2_ros.settings import MAX_OBJECTS
 
 PRECISIONS = ("fp16", "bf16", "fp32")
@@ -80,7 +81,7 @@ def profile_shapes(model, max_objects: int, max_points: int) -> dict[str, dict[s
     for name, dims in graph_dims(model).items():
         unknown = [d for d in dims if isinstance(d, str) and d not in ranges or d == 0]
         if unknown:
-            raise InputError(
+            raise OnnxCheckError(
                 f"input '{name}' has dynamic dimensions {unknown}; the export contract only has "
                 f"{BATCH} (objects) and {POINTS} (points): re-export the ONNX graphs"
             )
@@ -156,7 +157,7 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
     slots, ptrs = slot_counts(settings.max_cond_frames, settings.num_maskmem, settings.max_obj_ptrs)
     dims = plans["memory_attention"].dims
     if dims["mem_feats"][0] != slots or dims["obj_ptrs"][0] != ptrs:
-        raise InputError(
+        raise OnnxCheckError(
             f"memory_attention.onnx takes {dims['mem_feats'][0]} memories and {dims['obj_ptrs'][0]} "
             f"pointers, but the manifest (max_cond_frames={settings.max_cond_frames}, num_maskmem="
             f"{settings.num_maskmem}, max_obj_ptrs={settings.max_obj_ptrs}) implies {slots} and "
@@ -164,7 +165,7 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
         )
     size = plans["image_encoder"].dims["image"][-1]
     if size != settings.image_size:
-        raise InputError(f"image_encoder.onnx takes {size}x{size} images, the manifest says {settings.image_size}")
+        raise OnnxCheckError(f"image_encoder.onnx takes {size}x{size} images, the manifest says {settings.image_size}")
     return settings
 
 
@@ -342,7 +343,7 @@ def prepare(
     manifest = read_manifest(onnx_dir)  # verifies every file's SHA-256
     missing = [g for g in GRAPH_NAMES if g not in manifest.graphs]
     if missing:
-        raise InputError(f"{onnx_dir} has no graphs {missing}; re-export with `python -m export onnx`")
+        raise OnnxCheckError(f"{onnx_dir} has no graphs {missing}; re-export with `python -m export onnx`")
     plans = {
         g: plan_graph(
             g, onnx_dir / manifest.graphs[g].file, precision, max_objects, max_points, manifest.graphs[g].sha256

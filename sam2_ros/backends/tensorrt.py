@@ -65,6 +65,7 @@ from sam2_ros.backends.trt_versions import _cuda_device, import_tensorrt, runtim
 
 __all__ = [  # the engines.json checks, version probing and stream live beside this module; these names stay here
     "ENGINES_FILE",
+    "GRAPHS",
     "EngineError",
     "EngineRunner",
     "TensorRTBackend",

@@ -58,8 +58,9 @@ from sam2_ros.ros.interfaces.typesys import (
 )
 from sam2_ros.ros.node.log_limits import KindRateLimiter, one_line
 from sam2_ros.ros.node.object_ids import ObjectRegistry
-from sam2_ros.ros.node.params import MAX_LABELS, TrackerParams, spec
+from sam2_ros.ros.node.params import TrackerParams, spec
 from sam2_ros.ros.node.track_outputs import LastSeen, draw_track_states, track_fields
+from sam2_ros.settings import MAX_LABELS
 from sam2_ros.tracking.errors import TrackerError
 from sam2_ros.tracking.results import TrackResult
 from sam2_ros.tracking.track_state import TrackStates
