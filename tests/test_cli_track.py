@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from sam2_ros.cli import main
+from sam2_ros.errors import InputError
 from sam2_ros.factory import make_backend, resolve_device
 from sam2_ros.io.prompts import BoxPrompt, PointPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import ImageFolderSource, natural_key, open_source
@@ -302,7 +303,7 @@ def test_image_folder_natural_order(tmp_path: Path) -> None:
 def test_image_folder_rejects_mixed_sizes(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "0.png"), np.zeros((4, 6, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "1.png"), np.zeros((5, 6, 3), np.uint8))
-    with pytest.raises(ValueError, match="all images must share one size"):
+    with pytest.raises(InputError, match="all images must share one size"):
         list(open_source(str(tmp_path)))
 
 

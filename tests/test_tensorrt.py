@@ -893,7 +893,9 @@ def test_tensorrt_backend_tracks_like_the_torch_backend(small_model, tmp_path):
     folder = tmp_path / "onnx"
     export_onnx(small_model, folder, max_cond_frames=2, progress=False)
     out = tmp_path / "engines"
-    engines.build_engines(folder, out, "fp32", max_objects=4, max_points=8, timing_cache=tmp_path / "timing.cache")
+    engines.build_engines(
+        engines.prepare(folder, out, "fp32", max_objects=4, max_points=8, timing_cache=tmp_path / "timing.cache")
+    )
     assert (tmp_path / "timing.cache").stat().st_size > 0
     backend = rt.TensorRTBackend.from_dir(out, "cuda")
     got = track_session(backend)
