@@ -43,12 +43,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from export.onnx_checks import OnnxCheckError
 from export.precision import Fp32Node, constrain_fp32, fp32_nodes, network_layer_names, pinned_layer_names
 from export.progress import BuildProgress, progress_monitor
 from export.trtexec import ENGINE_SUFFIX, trtexec_command, trtexec_script  # noqa: F401 (API)
+from sam2_ros.backends.contract import BATCH, GRAPH_NAMES, POINTS, slot_counts
+from sam2_ros.backends.engines_manifest import ENGINES_FILE, FORMAT_VERSION
+from sam2_ros.backends.manifest import read_manifest
 from sam2_ros.errors import UsageError, UserError
 from sam2_ros.settings import MAX_OBJECTS
+from sam2_ros.utils.files import atomic_write, sha256_file
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 DEFAULT_TIMING_CACHE = Path("engines") / "timing.cache"
@@ -72,8 +78,6 @@ def profile_shapes(model, max_objects: int, max_points: int) -> dict[str, dict[s
     ``B`` (objects per call): 1 / min(4, max) / ``max_objects``; ``N`` (prompt points):
     1 / min(2, max) / ``max_points``. A graph without dynamic axes gets no profile.
     """
-    from sam2_ros.backends.contract import BATCH, POINTS
-
     if max_objects < 1 or max_points < 1:
         raise UsageError(f"--max-objects and --max-points must be >= 1, got {max_objects} and {max_points}")
     ranges = {BATCH: (1, min(4, max_objects), max_objects), POINTS: (1, min(2, max_points), max_points)}
@@ -119,10 +123,6 @@ def plan_graph(
     graph: str, onnx_path: Path, precision: str, max_objects: int, max_points: int, onnx_sha256: str | None = None
 ) -> GraphPlan:
     """Plan one graph; ``onnx_sha256`` when already verified (the ONNX manifest's), else computed."""
-    import onnx
-
-    from sam2_ros.utils.files import sha256_file
-
     model = onnx.load(str(onnx_path), load_external_data=False)  # structure and inline constants suffice
     fp32 = fp32_nodes(model) if precision != "fp32" else []
     return GraphPlan(
@@ -142,8 +142,7 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
     ``manifest`` is :func:`sam2_ros.backends.manifest.read_manifest`'s ``Manifest``. The memory-attention
     graph must take the bank the manifest's settings imply, and the image encoder its image size.
     """
-    from sam2_ros.backends.contract import slot_counts
-    from sam2_ros.backends.graph import ModelSettings
+    from sam2_ros.backends.graph import ModelSettings  # noqa: PLC0415 - torch, only once graphs are planned
 
     settings = ModelSettings(
         name=manifest.model,
@@ -185,7 +184,7 @@ def parser_error_report(graph: str, onnx_path: Path, errors: list[str]) -> str:
 
 def describe_engine(trt, runtime, blob: bytes, plan: GraphPlan) -> dict[str, Any]:
     """An engine's I/O as engines.json records it; deserialising also proves the plan loads here."""
-    from sam2_ros.backends.tensorrt import torch_dtype
+    from sam2_ros.backends.tensorrt import torch_dtype  # noqa: PLC0415 - the runtime module, with torch
 
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
@@ -334,9 +333,6 @@ def prepare(
 ) -> Job:
     """Read (and verify) the ONNX export and plan every graph: the ``Job`` that every entry point
     (:func:`build_engines`, :func:`adopt_engines`, :func:`write_trtexec_script`) takes. No TensorRT needed."""
-    from sam2_ros.backends.contract import GRAPH_NAMES
-    from sam2_ros.backends.manifest import read_manifest
-
     if precision not in PRECISIONS:
         raise UsageError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     onnx_dir = Path(onnx_dir)
@@ -372,9 +368,6 @@ def write_engines_manifest(
     job: Job, env: Mapping[str, Any], described: Mapping[str, dict], pinned: Mapping[str, list[str]], tool: str
 ) -> Path:
     """Copy the constants beside the engines and write ``engines.json`` (atomically, last)."""
-    from sam2_ros.backends.engines_manifest import ENGINES_FILE, FORMAT_VERSION
-    from sam2_ros.utils.files import atomic_write, sha256_file
-
     constants = job.out / job.constants.name
     atomic_write(constants, job.constants.read_bytes())
     engines = {}
@@ -435,8 +428,7 @@ def build_engines(job: Job, verbose: bool = False) -> Path:
     ``job.timing_cache``: loaded when the file exists, saved (atomically) after the builds, shared
     by all five; None builds without one. ``verbose``: TensorRT's log instead of progress bars.
     """
-    from sam2_ros.backends.tensorrt import ENGINES_FILE, import_tensorrt, runtime_environment
-    from sam2_ros.utils.files import atomic_write
+    from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment  # noqa: PLC0415 - TensorRT on use
 
     trt = import_tensorrt()
     env = runtime_environment()
@@ -461,7 +453,7 @@ def build_engines(job: Job, verbose: bool = False) -> Path:
 
 def adopt_engines(job: Job) -> Path:
     """Write engines.json for the engines the generated trtexec script built in ``job.out``."""
-    from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment
+    from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment  # noqa: PLC0415 - TensorRT on use
 
     trt = import_tensorrt()
     env = runtime_environment()
@@ -483,8 +475,6 @@ def adopt_engines(job: Job) -> Path:
 
 def write_trtexec_script(job: Job) -> Path:
     """``job.out/trtexec.sh``: the five trtexec builds, then ``--adopt``. No TensorRT needed."""
-    from sam2_ros.utils.files import atomic_write
-
     job.out.mkdir(parents=True, exist_ok=True)
     path = job.out / "trtexec.sh"
     atomic_write(

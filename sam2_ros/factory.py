@@ -114,7 +114,7 @@ def make_backend(
     no model (pass None). A tracker on an exported backend must use its
     ``max_cond_frames`` (the memory size the graphs were exported for).
     """
-    import torch  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+    import torch  # noqa: PLC0415 - loaded only to build a tracker
 
     if name not in BACKENDS:
         raise UsageError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
@@ -123,7 +123,7 @@ def make_backend(
             raise UsageError(
                 f"{names.engine_dir} is for the exported backends; {names.backend} torch runs the model itself"
             )
-        from sam2_ros.tracking import TorchBackend  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+        from sam2_ros.tracking import TorchBackend  # noqa: PLC0415 - loaded only to build a tracker
 
         return TorchBackend(model, device, dtype, compile=compile)
     if compile:
@@ -139,10 +139,10 @@ def make_backend(
         )
     try:
         if name == "onnxruntime":
-            from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+            from sam2_ros.backends.onnxruntime import OnnxRuntimeBackend  # noqa: PLC0415 - loaded only to build a tracker
 
             return OnnxRuntimeBackend(engine_dir, device)
-        from sam2_ros.backends.tensorrt import TensorRTBackend  # precision is fixed when engines are built  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+        from sam2_ros.backends.tensorrt import TensorRTBackend  # precision is fixed when engines are built  # noqa: PLC0415 - loaded only to build a tracker
 
         return TensorRTBackend.from_dir(engine_dir, device)
     except ImportError as exc:  # a missing or wrongly pinned optional runtime: the message names the install step
@@ -151,7 +151,7 @@ def make_backend(
 
 def resolve_device(name: str | None, names: OptionNames = CLI_OPTION_NAMES) -> str:
     """``name``, or cuda when there is a GPU; refuses cuda without one instead of failing mid-model."""
-    import torch  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+    import torch  # noqa: PLC0415 - loaded only to build a tracker
 
     if not name:
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -167,8 +167,8 @@ def resolve_checkpoint(
     checkpoint: Path | None, model: str, random_weights: bool, names: OptionNames = CLI_OPTION_NAMES
 ) -> Path | None:
     """The weights to load (None = random), with how to get them when they are missing."""
-    from sam2_ros import download  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
-    from sam2_ros.model import checkpoint_filename  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+    from sam2_ros import download  # noqa: PLC0415 - loaded only to build a tracker
+    from sam2_ros.model import checkpoint_filename  # noqa: PLC0415 - loaded only to build a tracker
 
     if random_weights:
         return None
@@ -217,12 +217,13 @@ def check_export(opts: TrackerOptions) -> None:
     float32, their object batch is unbounded). One line names both numbers and the file. The
     default ``image_size`` and ``precision`` float32 mean "the export's"; any other value must match.
     """
-    from sam2_ros.backends.engines_manifest import ENGINE_PRECISIONS, read_engines_manifest, rebuild_command  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
-    from sam2_ros.backends.manifest import MANIFEST_FILE, ManifestError  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+    # Light modules, imported here as the backends are: only a command that builds a tracker reads an export.
+    from sam2_ros.backends import engines_manifest as engines  # noqa: PLC0415 - see above
+    from sam2_ros.backends.manifest import MANIFEST_FILE, ManifestError  # noqa: PLC0415 - see above
 
     folder = Path(opts.engine_dir)
     if opts.backend == "tensorrt":
-        manifest = read_engines_manifest(folder)
+        manifest = engines.read_engines_manifest(folder)
         where = folder / "engines.json"
         limit = manifest["build"].get("max_objects")
         if isinstance(limit, int) and opts.max_objects > limit:
@@ -231,12 +232,12 @@ def check_export(opts: TrackerOptions) -> None:
                 f"rebuild with --max-objects {opts.max_objects} or lower max_objects"
             )
         size = manifest["model"].get("image_size")
-        built = ENGINE_PRECISIONS.get(manifest["build"].get("precision"), manifest["build"].get("precision"))
+        built = engines.ENGINE_PRECISIONS.get(manifest["build"].get("precision"), manifest["build"].get("precision"))
         if opts.precision != S.PRECISION.default and opts.precision != built:
             raise UsageError(
                 f"precision {opts.precision} differs from the engines' precision {built} ({where}); the engines' "
                 f"precision is fixed when they are built: set precision {built} (or float32), or rebuild: "
-                f"{rebuild_command(manifest, folder)}"
+                f"{engines.rebuild_command(manifest, folder)}"
             )
     else:
         where = folder / MANIFEST_FILE
@@ -263,10 +264,10 @@ def check_export(opts: TrackerOptions) -> None:
 
 def build_tracker(opts: TrackerOptions) -> BuiltTracker:
     """The tracker ``opts`` describe (model, backend, memory bank sized for the backend)."""
-    import torch  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+    import torch  # noqa: PLC0415 - loaded only to build a tracker
 
-    from sam2_ros.model import build_sam2, canonical_name  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
-    from sam2_ros.tracking import Sam2Tracker  # noqa: PLC0415 - torch, the model and the backends load only when a tracker is built (the CLI parser stays instant)
+    from sam2_ros.model import build_sam2, canonical_name  # noqa: PLC0415 - loaded only to build a tracker
+    from sam2_ros.tracking import Sam2Tracker  # noqa: PLC0415 - loaded only to build a tracker
 
     check_options(opts)
     device = resolve_device(opts.device, opts.names)

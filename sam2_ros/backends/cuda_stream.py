@@ -15,7 +15,7 @@ from sam2_ros.backends.trt_versions import CUDA_PYTHON_PIN, CudaPythonVersionErr
 def _stream_handle(stream) -> int:
     """A cuda-python ``cudaStream_t`` as an integer (``get_cuda_native_handle`` where it exists, 12.9.1+)."""
     try:
-        from cuda.bindings.utils import get_cuda_native_handle  # noqa: PLC0415 - optional tensorrt extra (cuda-python/pycuda)
+        from cuda.bindings.utils import get_cuda_native_handle  # noqa: PLC0415 - optional tensorrt extra
     except ImportError:
         return int(stream)
     return int(get_cuda_native_handle(stream))
@@ -42,7 +42,7 @@ def create_stream(device: torch.device) -> tuple[int, object]:
                 raise EngineError(f"cudaStreamCreate failed: {err}")
             return _stream_handle(stream), stream
         try:
-            import pycuda.driver as drv  # noqa: PLC0415 - optional tensorrt extra (cuda-python/pycuda)
+            import pycuda.driver as drv  # noqa: PLC0415 - optional tensorrt extra
         except ImportError as exc:
             raise ImportError(
                 f"the TensorRT backend creates its CUDA stream with cuda-python (`pip install "

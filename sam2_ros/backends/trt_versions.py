@@ -37,7 +37,7 @@ def _major(version: str | None) -> int | None:
 def import_tensorrt():
     """``tensorrt``, imported on first use with an install hint; TensorRT 10 only."""
     try:
-        import tensorrt as trt  # noqa: PLC0415 - optional tensorrt extra, imported on first use
+        import tensorrt as trt  # noqa: PLC0415 - optional tensorrt extra
     except ImportError as exc:
         raise ImportError(
             f"the TensorRT backend needs TensorRT's Python package (10.x): `pip install -e .[tensorrt]` "
@@ -79,7 +79,7 @@ def cuda_driver_version() -> int | None:
 def _cuda_python_version() -> str | None:
     """The installed cuda-python (cuda-bindings) version, whichever module layout it has."""
     try:
-        from cuda import bindings  # noqa: PLC0415 - optional tensorrt extra, imported on first use
+        from cuda import bindings  # noqa: PLC0415 - optional tensorrt extra
 
         return str(bindings.__version__)
     except (ImportError, AttributeError):
@@ -115,9 +115,9 @@ def _import_cudart():
     alias through 12.9, removed in 13.0).
     """
     try:
-        from cuda.bindings import runtime as cudart  # noqa: PLC0415 - optional tensorrt extra, imported on first use
+        from cuda.bindings import runtime as cudart  # noqa: PLC0415 - optional tensorrt extra
     except ImportError:
-        from cuda import cudart  # noqa: PLC0415 - optional tensorrt extra, imported on first use
+        from cuda import cudart  # noqa: PLC0415 - optional tensorrt extra
     check_cuda_python(_cuda_python_version(), cuda_driver_version())
     return cudart
 
