@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sam2_ros.errors import UserError
+from sam2_ros.errors import UsageError, UserError
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -25,6 +25,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             force=args.force,
         )
+    except KeyError as exc:  # an unknown model name (model.config names the known ones)
+        raise UsageError(exc.args[0] if exc.args else str(exc)) from None
     except DownloadError as exc:  # say what to do on a machine that cannot reach the server
         raise UserError(
             f"{exc}; pass --url with a mirror or a local copy of {checkpoint_filename(args.model)} "
