@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sam2_ros.settings import IMAGE_SIZE
+
 DEFAULT_MAX_COND_FRAMES = 4
 
 
@@ -66,7 +68,14 @@ def _add_onnx(sub: argparse._SubParsersAction) -> None:
     weights = p.add_mutually_exclusive_group(required=True)
     weights.add_argument("--checkpoint", type=Path, metavar="PATH", help="Meta's .pt or a .safetensors file")
     weights.add_argument("--random-weights", action="store_true", help="untrained weights (tests, smoke runs)")
-    p.add_argument("--image-size", type=int, default=1024, metavar="N", help="model input size (default 1024)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=IMAGE_SIZE.default,
+        metavar="N",
+        help=f"model input size; the tracker's image_size must match it or stay at its default "
+        f"(default {IMAGE_SIZE.default})",
+    )
     p.add_argument(
         "--max-cond-frames",
         type=_positive_int,

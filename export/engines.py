@@ -43,9 +43,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
+
+from export.onnx_checks import OnnxCheckError
 from export.precision import Fp32Node, constrain_fp32, fp32_nodes, network_layer_names, pinned_layer_names
 from export.progress import BuildProgress, progress_monitor
 from export.trtexec import ENGINE_SUFFIX, trtexec_command, trtexec_script  # noqa: F401 (API)
+from sam2_ros.backends.contract import BATCH, GRAPH_NAMES, POINTS, slot_counts
+from sam2_ros.backends.engines_manifest import ENGINES_FILE, FORMAT_VERSION
+from sam2_ros.backends.manifest import read_manifest
+from sam2_ros.errors import UsageError, UserError
+from sam2_ros.settings import MAX_OBJECTS
+from sam2_ros.utils.files import atomic_write, sha256_file
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 DEFAULT_TIMING_CACHE = Path("engines") / "timing.cache"
@@ -69,16 +78,14 @@ def profile_shapes(model, max_objects: int, max_points: int) -> dict[str, dict[s
     ``B`` (objects per call): 1 / min(4, max) / ``max_objects``; ``N`` (prompt points):
     1 / min(2, max) / ``max_points``. A graph without dynamic axes gets no profile.
     """
-    from sam2_ros.backends.contract import BATCH, POINTS
-
     if max_objects < 1 or max_points < 1:
-        raise ValueError(f"--max-objects and --max-points must be >= 1, got {max_objects} and {max_points}")
+        raise UsageError(f"--max-objects and --max-points must be >= 1, got {max_objects} and {max_points}")
     ranges = {BATCH: (1, min(4, max_objects), max_objects), POINTS: (1, min(2, max_points), max_points)}
     profile = {}
     for name, dims in graph_dims(model).items():
         unknown = [d for d in dims if isinstance(d, str) and d not in ranges or d == 0]
         if unknown:
-            raise ValueError(
+            raise OnnxCheckError(
                 f"input '{name}' has dynamic dimensions {unknown}; the export contract only has "
                 f"{BATCH} (objects) and {POINTS} (points): re-export the ONNX graphs"
             )
@@ -116,10 +123,6 @@ def plan_graph(
     graph: str, onnx_path: Path, precision: str, max_objects: int, max_points: int, onnx_sha256: str | None = None
 ) -> GraphPlan:
     """Plan one graph; ``onnx_sha256`` when already verified (the ONNX manifest's), else computed."""
-    import onnx
-
-    from sam2_ros.utils.files import sha256_file
-
     model = onnx.load(str(onnx_path), load_external_data=False)  # structure and inline constants suffice
     fp32 = fp32_nodes(model) if precision != "fp32" else []
     return GraphPlan(
@@ -139,8 +142,7 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
     ``manifest`` is :func:`sam2_ros.backends.manifest.read_manifest`'s ``Manifest``. The memory-attention
     graph must take the bank the manifest's settings imply, and the image encoder its image size.
     """
-    from sam2_ros.backends.contract import slot_counts
-    from sam2_ros.backends.graph import ModelSettings
+    from sam2_ros.backends.graph import ModelSettings  # noqa: PLC0415 - torch, only once graphs are planned
 
     settings = ModelSettings(
         name=manifest.model,
@@ -154,7 +156,7 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
     slots, ptrs = slot_counts(settings.max_cond_frames, settings.num_maskmem, settings.max_obj_ptrs)
     dims = plans["memory_attention"].dims
     if dims["mem_feats"][0] != slots or dims["obj_ptrs"][0] != ptrs:
-        raise ValueError(
+        raise OnnxCheckError(
             f"memory_attention.onnx takes {dims['mem_feats'][0]} memories and {dims['obj_ptrs'][0]} "
             f"pointers, but the manifest (max_cond_frames={settings.max_cond_frames}, num_maskmem="
             f"{settings.num_maskmem}, max_obj_ptrs={settings.max_obj_ptrs}) implies {slots} and "
@@ -162,12 +164,12 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
         )
     size = plans["image_encoder"].dims["image"][-1]
     if size != settings.image_size:
-        raise ValueError(f"image_encoder.onnx takes {size}x{size} images, the manifest says {settings.image_size}")
+        raise OnnxCheckError(f"image_encoder.onnx takes {size}x{size} images, the manifest says {settings.image_size}")
     return settings
 
 
 # ---------------------------------------------------------------------------- build
-class BuildError(RuntimeError):
+class BuildError(UserError, RuntimeError):
     """An ONNX graph TensorRT cannot parse or build."""
 
 
@@ -182,7 +184,7 @@ def parser_error_report(graph: str, onnx_path: Path, errors: list[str]) -> str:
 
 def describe_engine(trt, runtime, blob: bytes, plan: GraphPlan) -> dict[str, Any]:
     """An engine's I/O as engines.json records it; deserialising also proves the plan loads here."""
-    from sam2_ros.backends.tensorrt import torch_dtype
+    from sam2_ros.backends.tensorrt import torch_dtype  # noqa: PLC0415 - the runtime module, with torch
 
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
@@ -324,22 +326,20 @@ def prepare(
     onnx_dir: Path | str,
     out_dir: Path | str | None = None,
     precision: str = "fp16",
-    max_objects: int = 16,
+    max_objects: int = MAX_OBJECTS.default,
     max_points: int = 8,
     workspace_gb: float = 4.0,
     timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
 ) -> Job:
-    """Read (and verify) the ONNX export and plan every graph. No TensorRT needed."""
-    from sam2_ros.backends.contract import GRAPH_NAMES
-    from sam2_ros.backends.manifest import read_manifest
-
+    """Read (and verify) the ONNX export and plan every graph: the ``Job`` that every entry point
+    (:func:`build_engines`, :func:`adopt_engines`, :func:`write_trtexec_script`) takes. No TensorRT needed."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise UsageError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     onnx_dir = Path(onnx_dir)
     manifest = read_manifest(onnx_dir)  # verifies every file's SHA-256
     missing = [g for g in GRAPH_NAMES if g not in manifest.graphs]
     if missing:
-        raise ValueError(f"{onnx_dir} has no graphs {missing}; re-export with `python -m export onnx`")
+        raise OnnxCheckError(f"{onnx_dir} has no graphs {missing}; re-export with `python -m export onnx`")
     plans = {
         g: plan_graph(
             g, onnx_dir / manifest.graphs[g].file, precision, max_objects, max_points, manifest.graphs[g].sha256
@@ -368,9 +368,6 @@ def write_engines_manifest(
     job: Job, env: Mapping[str, Any], described: Mapping[str, dict], pinned: Mapping[str, list[str]], tool: str
 ) -> Path:
     """Copy the constants beside the engines and write ``engines.json`` (atomically, last)."""
-    from sam2_ros.backends.tensorrt import ENGINES_FILE, FORMAT_VERSION
-    from sam2_ros.utils.files import atomic_write, sha256_file
-
     constants = job.out / job.constants.name
     atomic_write(constants, job.constants.read_bytes())
     engines = {}
@@ -425,28 +422,17 @@ def _load_timing_cache(builder, path: Path | None):
     return cache
 
 
-def build_engines(
-    onnx_dir: Path | str,
-    out_dir: Path | str | None = None,
-    precision: str = "fp16",
-    max_objects: int = 16,
-    max_points: int = 8,
-    workspace_gb: float = 4.0,
-    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
-    verbose: bool = False,
-) -> Path:
-    """Build the five engines from ``onnx_dir`` into ``out_dir``; returns the engines.json path.
+def build_engines(job: Job, verbose: bool = False) -> Path:
+    """Build the five engines of ``job`` (:func:`prepare`) into ``job.out``; returns the engines.json path.
 
-    ``timing_cache``: loaded when the file exists, saved (atomically) after the builds, shared
+    ``job.timing_cache``: loaded when the file exists, saved (atomically) after the builds, shared
     by all five; None builds without one. ``verbose``: TensorRT's log instead of progress bars.
     """
-    from sam2_ros.backends.tensorrt import ENGINES_FILE, import_tensorrt, runtime_environment
-    from sam2_ros.utils.files import atomic_write
+    from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment  # noqa: PLC0415 - TensorRT on use
 
-    job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
     trt = import_tensorrt()
     env = runtime_environment()
-    _check_build_env(trt, env, precision)
+    _check_build_env(trt, env, job.precision)
     job.out.mkdir(parents=True, exist_ok=True)
     (job.out / ENGINES_FILE).unlink(missing_ok=True)  # a half-rebuilt folder must not pass for a complete one
     logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
@@ -455,7 +441,7 @@ def build_engines(
     cache = _load_timing_cache(builder, job.timing_cache)
     described, pinned = {}, {}
     for graph, plan in job.plans.items():
-        blob, pinned[graph] = _build_one(trt, builder, logger, plan, precision, workspace_gb, cache, verbose)
+        blob, pinned[graph] = _build_one(trt, builder, logger, plan, job.precision, job.workspace_gb, cache, verbose)
         described[graph] = describe_engine(trt, runtime, blob, plan)
         atomic_write(job.engine_path(graph), blob)
         print(f"{graph}: {len(blob) / 2**20:.1f} MiB, {len(pinned[graph])} layers pinned to fp32", file=sys.stderr)
@@ -465,19 +451,10 @@ def build_engines(
     return write_engines_manifest(job, env, described, pinned, "python -m export engines")
 
 
-def adopt_engines(
-    onnx_dir: Path | str,
-    out_dir: Path | str | None = None,
-    precision: str = "fp16",
-    max_objects: int = 16,
-    max_points: int = 8,
-    workspace_gb: float = 4.0,
-    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
-) -> Path:
-    """Write engines.json for the engines the generated trtexec script built in ``out_dir``."""
-    from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment
+def adopt_engines(job: Job) -> Path:
+    """Write engines.json for the engines the generated trtexec script built in ``job.out``."""
+    from sam2_ros.backends.tensorrt import import_tensorrt, runtime_environment  # noqa: PLC0415 - TensorRT on use
 
-    job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
     trt = import_tensorrt()
     env = runtime_environment()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -496,24 +473,15 @@ def adopt_engines(
     return write_engines_manifest(job, env, described, pinned, "trtexec")
 
 
-def write_trtexec_script(
-    onnx_dir: Path | str,
-    out_dir: Path | str | None = None,
-    precision: str = "fp16",
-    max_objects: int = 16,
-    max_points: int = 8,
-    workspace_gb: float = 4.0,
-    timing_cache: Path | str | None = DEFAULT_TIMING_CACHE,
-) -> Path:
-    """``out_dir/trtexec.sh``: the five trtexec builds, then ``--adopt``. No TensorRT needed."""
-    from sam2_ros.utils.files import atomic_write
-
-    job = prepare(onnx_dir, out_dir, precision, max_objects, max_points, workspace_gb, timing_cache)
+def write_trtexec_script(job: Job) -> Path:
+    """``job.out/trtexec.sh``: the five trtexec builds, then ``--adopt``. No TensorRT needed."""
     job.out.mkdir(parents=True, exist_ok=True)
     path = job.out / "trtexec.sh"
     atomic_write(
         path,
-        trtexec_script(job.plans, job.out, precision, workspace_gb, job.timing_cache, job.command("--adopt")).encode(),
+        trtexec_script(
+            job.plans, job.out, job.precision, job.workspace_gb, job.timing_cache, job.command("--adopt")
+        ).encode(),
     )
     path.chmod(0o755)
     return path
@@ -537,7 +505,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ):
         prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
     p.set_defaults(precision="fp16", func=run)
-    p.add_argument("--max-objects", type=int, default=16, metavar="N", help="largest object batch (default 16)")
+    p.add_argument(
+        "--max-objects",
+        type=int,
+        default=MAX_OBJECTS.default,
+        metavar="N",
+        help=f"largest object batch: the tracker's max_objects may not exceed it (default {MAX_OBJECTS.default})",
+    )
     p.add_argument("--max-points", type=int, default=8, metavar="N", help="most prompt points per object (default 8)")
     p.add_argument("--workspace-gb", type=float, default=4.0, metavar="N", help="builder scratch memory (default 4)")
     cache = p.add_mutually_exclusive_group()
@@ -564,22 +538,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``python -m export engines``: build (default), ``--trtexec`` script, or ``--adopt`` trtexec's engines."""
-    common = dict(
-        onnx_dir=args.onnx,
-        out_dir=args.out,
-        precision=args.precision,
-        max_objects=args.max_objects,
-        max_points=args.max_points,
-        workspace_gb=args.workspace_gb,
-        timing_cache=args.timing_cache,
+    job = prepare(
+        args.onnx, args.out, args.precision, args.max_objects, args.max_points, args.workspace_gb, args.timing_cache
     )
     try:
         if args.trtexec:
-            print(f"wrote {write_trtexec_script(**common)}")
+            print(f"wrote {write_trtexec_script(job)}")
         elif args.adopt:
-            print(f"wrote {adopt_engines(**common)}")
+            print(f"wrote {adopt_engines(job)}")
         else:
-            print(f"wrote {build_engines(**common, verbose=args.verbose)}")
+            print(f"wrote {build_engines(job, verbose=args.verbose)}")
     except ImportError as exc:  # no TensorRT / cuda-python here: the install hint, not a traceback
         print(f"python -m export engines: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import onnx
 from onnx import TensorProto
 
 from sam2_ros.backends.contract import GraphSpec
+from sam2_ros.errors import UserError
 
 MIN_OPSET = 17  # LayerNormalization (one fused op instead of a decomposed mean/var)
 MAX_OPSET = 20  # the newest opset TensorRT 10.0's parser accepts
@@ -86,7 +87,7 @@ DTYPE_NAMES = {
 }
 
 
-class OnnxCheckError(ValueError):
+class OnnxCheckError(UserError, ValueError):
     """An exported graph that TensorRT would reject or that breaks the graph contract."""
 
 

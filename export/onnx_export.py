@@ -13,6 +13,7 @@ from export.graphs import DEFAULT_OPSET, export_graph
 from export.onnx_checks import check_graph
 from sam2_ros.backends import contract
 from sam2_ros.backends.manifest import FileEntry, Manifest, write_manifest
+from sam2_ros.errors import UsageError
 from sam2_ros.model import Sam2Model
 from sam2_ros.utils.files import atomic_write, sha256_file
 
@@ -36,7 +37,7 @@ def export_onnx(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / contract.MANIFEST_FILE).unlink(missing_ok=True)
     if model.no_mem_embed.dtype != torch.float32:
-        raise ValueError(
+        raise UsageError(
             f"export a float32 model (graphs are fp32; TensorRT picks precisions), got {model.no_mem_embed.dtype}"
         )
     cfg = model.config

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sam2_ros.errors import UsageError
+
 if TYPE_CHECKING:
     from export.engines import GraphPlan
 
@@ -36,7 +38,7 @@ def trtexec_command(
     names = list(plan.fp32_layers)  # the same list the Python builder pins
     bad = [n for n in names if "," in n or ":" in n]
     if bad:
-        raise ValueError(
+        raise UsageError(
             f"{plan.graph}: node names {bad[:3]} contain ',' or ':' and cannot be passed to "
             f"--layerPrecisions; use `python -m export engines` instead of trtexec"
         )

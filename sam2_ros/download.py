@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sam2_ros.errors import UserError
+from sam2_ros.errors import InputError, UserError
 from sam2_ros.model.config import canonical_name, checkpoint_filename, get_config
 from sam2_ros.utils.files import CHUNK, atomic_write, sha256_file
 
@@ -44,7 +44,7 @@ DEFAULT_DIR = Path(os.environ.get("SAM2_ROS_CHECKPOINTS", Path.home() / ".cache"
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(InputError, RuntimeError):
     """A downloaded or cached file whose SHA-256 is not the expected one."""
 
 

@@ -268,7 +268,7 @@ def test_prompt_parsing_and_schedule() -> None:
 def test_backend_factory_rejects_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(ValueError, match="unknown backend 'nope'; available: torch, onnxruntime, tensorrt"):
         make_backend("nope", None, "cpu", torch.float32)
-    with pytest.raises(ValueError, match="pass --engines DIR"):
+    with pytest.raises(ValueError, match="pass --engine-dir DIR"):
         make_backend("tensorrt", None, "cpu", torch.float32)
     with pytest.raises(SystemExit):
         main(["track", "0", "--out", str(tmp_path), "--backend", "openvino"])
@@ -366,6 +366,20 @@ def test_missing_tensorrt_is_one_line_exit_2(
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "00000.png"), np.zeros((32, 48, 3), dtype=np.uint8))
+    (tmp_path / "engines.json").write_text(  # what start-up reads before the backend: the build's limits
+        json.dumps(
+            {
+                "format": 1,
+                "tensorrt": "10.3.0",
+                "gpu": {},
+                "model": {"image_size": 1024},
+                "checkpoint_sha256": "random",
+                "build": {"max_objects": 16, "precision": "fp16"},
+                "constants": {},
+                "engines": {g: {} for g in trt_backend.GRAPHS},
+            }
+        )
+    )
     code = main(
         [
             "track",

@@ -594,7 +594,9 @@ def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tm
     from tests.test_tensorrt import ENV, FakeTrt
 
     out = tmp_path / "engines"
-    script = script_layer_names(engines.write_trtexec_script(exported, out, "fp16", timing_cache=None).read_text())
+    script = script_layer_names(
+        engines.write_trtexec_script(engines.prepare(exported, out, "fp16", timing_cache=None)).read_text()
+    )
     assert sorted(script) == sorted(contract.GRAPH_NAMES)
     for graph in contract.GRAPH_NAMES:
         (out / f"{graph}.engine").write_bytes(f"{graph}.onnx".encode())  # what trtexec.sh would build
@@ -602,13 +604,15 @@ def test_trtexec_script_and_engines_json_pin_the_same_parser_layers(exported, tm
 
     def adopt(folded=frozenset()) -> dict[str, list[str]]:
         monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(exported, folded))
-        engines.adopt_engines(exported, out, "fp16", timing_cache=None)
+        engines.adopt_engines(engines.prepare(exported, out, "fp16", timing_cache=None))
         manifest = json.loads((out / "engines.json").read_text())
         return {g: manifest["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES}
 
     recorded = adopt()
     built = json.loads(
-        engines.build_engines(exported, tmp_path / "built", "fp16", timing_cache=None, verbose=True).read_text()
+        engines.build_engines(
+            engines.prepare(exported, tmp_path / "built", "fp16", timing_cache=None), verbose=True
+        ).read_text()
     )
     assert {g: built["engines"][g]["fp32_layers"] for g in contract.GRAPH_NAMES} == recorded
     job = engines.prepare(exported, out, "fp16", timing_cache=None)

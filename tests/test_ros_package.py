@@ -84,7 +84,7 @@ def test_image_size_bounds_match_what_the_model_accepts(size: int):
 def test_image_size_constraint_is_documented_in_descriptor_yaml_and_docs():
     words = P.spec("image_size").constraints
     assert words == ">= 64, multiple of 32"
-    assert f"| `image_size` | int | `1024` | {words} |" in (REPO / "docs" / "ros.md").read_text(encoding="utf-8")
+    assert f"| `image_size` | int | `1024` | {words} |" in (REPO / "docs" / "parameters.md").read_text(encoding="utf-8")
     assert ">= 64, a multiple of 32" in CONFIG.read_text(encoding="utf-8")
 
 

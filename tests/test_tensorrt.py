@@ -44,7 +44,7 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from export import engines
-from sam2_ros.backends import contract
+from sam2_ros.backends import contract, trt_versions
 from sam2_ros.backends import graph as graphs_backend
 from sam2_ros.backends import tensorrt as rt
 from sam2_ros.model import build_sam2
@@ -474,19 +474,19 @@ def test_tensorrt_version_gate(monkeypatch, version, ok):
 )
 def test_cuda_python_version_gate(monkeypatch, version, layout, driver, ok):
     cudart = fake_cuda_python(monkeypatch, version, layout)
-    monkeypatch.setattr(rt, "cuda_driver_version", lambda: driver)
+    monkeypatch.setattr(trt_versions, "cuda_driver_version", lambda: driver)
     if ok:
-        assert rt._import_cudart() is cudart
-        assert rt._cuda_versions() == {"driver": "12.2", "runtime": "12.6"}
+        assert trt_versions._import_cudart() is cudart
+        assert trt_versions._cuda_versions() == {"driver": "12.2", "runtime": "12.6"}
         return
     msg = (
         r"cuda-python 13.0.3 is installed, but this machine's CUDA driver supports CUDA 12.6: cuda-python 13 "
         r"needs a CUDA 13 driver \(JetPack 6 is CUDA 12\). Install `pip install 'cuda-python>=12.0,<13'`"
     )
-    with pytest.raises(rt.CudaPythonVersionError, match=msg):
-        rt._import_cudart()
-    with pytest.raises(rt.CudaPythonVersionError, match=msg):  # what runtime_environment() asks first
-        rt._cuda_versions()
+    with pytest.raises(trt_versions.CudaPythonVersionError, match=msg):
+        trt_versions._import_cudart()
+    with pytest.raises(trt_versions.CudaPythonVersionError, match=msg):  # what runtime_environment() asks first
+        trt_versions._cuda_versions()
 
 
 def test_setup_cfg_pins_what_the_version_gates_name():
@@ -495,7 +495,11 @@ def test_setup_cfg_pins_what_the_version_gates_name():
     cfg = configparser.ConfigParser()
     cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     extra = cfg["options.extras_require"]["tensorrt"].split()
-    assert extra == [rt.TENSORRT_PIN, rt.CUDA_PYTHON_PIN] == ["tensorrt>=10.0,<11", "cuda-python>=12.0,<13"]
+    assert (
+        extra
+        == [trt_versions.TENSORRT_PIN, trt_versions.CUDA_PYTHON_PIN]
+        == ["tensorrt>=10.0,<11", "cuda-python>=12.0,<13"]
+    )
 
 
 def test_profile_limits_name_the_flag_to_rebuild_with():
@@ -889,7 +893,9 @@ def test_tensorrt_backend_tracks_like_the_torch_backend(small_model, tmp_path):
     folder = tmp_path / "onnx"
     export_onnx(small_model, folder, max_cond_frames=2, progress=False)
     out = tmp_path / "engines"
-    engines.build_engines(folder, out, "fp32", max_objects=4, max_points=8, timing_cache=tmp_path / "timing.cache")
+    engines.build_engines(
+        engines.prepare(folder, out, "fp32", max_objects=4, max_points=8, timing_cache=tmp_path / "timing.cache")
+    )
     assert (tmp_path / "timing.cache").stat().st_size > 0
     backend = rt.TensorRTBackend.from_dir(out, "cuda")
     got = track_session(backend)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2_ros.errors import InputError, UsageError
 from sam2_ros.io.sources import IMAGE_SUFFIXES, FrameSource, natural_key, open_source
 from sam2_ros.utils.files import sha256_file
 
@@ -52,7 +53,7 @@ def expand_inputs(specs: list[str]) -> list[InputSpec]:
                         text if path == Path(text) else str(path), resolved, input_kind(resolved), output_name(resolved)
                     )
     if not found:
-        raise ValueError("no inputs given")
+        raise UsageError("no inputs given")
     return list(found.values())
 
 
@@ -156,7 +157,7 @@ class BagSource(FrameSource):
             try:
                 yield image_to_rgb(msg)
             except ValueError as exc:  # an undecodable image would shift every later frame's index
-                raise ValueError(f"image {index} on {self.connections[0].topic}: {exc}") from exc
+                raise InputError(f"image {index} on {self.connections[0].topic}: {exc}") from exc
 
     def close(self) -> None:
         self._stack.close()

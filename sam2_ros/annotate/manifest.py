@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sam2_ros.errors import InputError
 from sam2_ros.utils.files import atomic_write
 
 MANIFEST = "manifest.json"
@@ -33,9 +34,9 @@ class DatasetManifest:
             try:
                 doc = json.loads(self.path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{self.path} cannot be read ({exc}); move it away to start a new dataset") from None
+                raise InputError(f"{self.path} cannot be read ({exc}); move it away to start a new dataset") from None
             if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("inputs"), dict):
-                raise ValueError(
+                raise InputError(
                     f"{self.path} is not a sam2-ros annotate manifest (format {FORMAT}); use another --out folder"
                 )
             self.doc = doc

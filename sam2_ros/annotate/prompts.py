@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sam2_ros.errors import InputError
 from sam2_ros.io.prompts import MAX_OBJECT_ID, ObjectPrompt
 
 if TYPE_CHECKING:
@@ -59,19 +60,19 @@ def load_prompt_file(path: Path) -> dict[str, dict[int, dict[int, dict[str, Any]
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"prompt file {path} is not valid YAML/JSON: {' '.join(str(exc).split())}") from None
+        raise InputError(f"prompt file {path} is not valid YAML/JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, dict) or not doc:
-        raise ValueError(f"prompt file {path}: expected a mapping input -> frame -> object -> prompt")
+        raise InputError(f"prompt file {path}: expected a mapping input -> frame -> object -> prompt")
     out: dict[str, dict[int, dict[int, dict[str, Any]]]] = {}
     for key, frames in doc.items():
         where = f"prompt file {path}: {key}"
         if not isinstance(frames, dict) or not frames:
-            raise ValueError(f"{where}: expected a mapping frame -> object -> prompt")
+            raise InputError(f"{where}: expected a mapping frame -> object -> prompt")
         entry: dict[int, dict[int, dict[str, Any]]] = {}
         for frame, objects in frames.items():
             index = _int(frame, f"{where}: frame", 0)
             if not isinstance(objects, dict) or not objects:
-                raise ValueError(f"{where} frame {frame}: expected a mapping object id -> prompt")
+                raise InputError(f"{where} frame {frame}: expected a mapping object id -> prompt")
             entry[index] = {
                 _int(obj, f"{where} frame {frame}: object id", 1, MAX_OBJECT_ID): _object_prompt(
                     spec, f"{where} frame {frame} object {obj}"
@@ -89,9 +90,9 @@ def _int(value: Any, what: str, low: int, high: int | None = None) -> int:
     except ValueError:
         number = None
     if isinstance(number, bool) or not isinstance(number, int):
-        raise ValueError(f"{what} {value!r} is not an integer")
+        raise InputError(f"{what} {value!r} is not an integer")
     if number < low or (high is not None and number > high):
-        raise ValueError(
+        raise InputError(
             f"{what} {number} is outside {low}..{high}" if high is not None else f"{what} {number} must be >= {low}"
         )
     return number
@@ -104,7 +105,7 @@ def _numbers(value: Any, count: int, what: str) -> list[float]:
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     )
     if not ok:
-        raise ValueError(f"{what}: expected {count} finite numbers, got {value!r}")
+        raise InputError(f"{what}: expected {count} finite numbers, got {value!r}")
     return [float(v) for v in value]
 
 
@@ -114,7 +115,7 @@ def _object_prompt(spec: Any, where: str) -> dict[str, Any]:
         or not spec.keys() <= {"points", "labels", "box"}
         or not ("points" in spec or "box" in spec)
     ):
-        raise ValueError(
+        raise InputError(
             f"{where}: expected {{points: [[x, y], ...], labels: [1, 0, ...], box: [x1, y1, x2, y2]}} "
             f"with points and/or box, got {spec!r}"
         )
@@ -122,11 +123,11 @@ def _object_prompt(spec: Any, where: str) -> dict[str, Any]:
     if "box" in spec:
         x1, y1, x2, y2 = _numbers(spec["box"], 4, f"{where} box")
         if not (x1 < x2 and y1 < y2):
-            raise ValueError(f"{where} box {spec['box']}: need x1 < x2 and y1 < y2 (top-left corner first)")
+            raise InputError(f"{where} box {spec['box']}: need x1 < x2 and y1 < y2 (top-left corner first)")
         prompt["box"] = [x1, y1, x2, y2]
     points = spec.get("points", [])
     if not isinstance(points, list) or ("points" in spec and not points):
-        raise ValueError(f"{where} points: expected a non-empty list of [x, y], got {points!r}")
+        raise InputError(f"{where} points: expected a non-empty list of [x, y], got {points!r}")
     prompt["points"] = [_numbers(p, 2, f"{where} point {i}") for i, p in enumerate(points)]
     labels = spec.get("labels", [1] * len(points))
     if (
@@ -134,7 +135,7 @@ def _object_prompt(spec: Any, where: str) -> dict[str, Any]:
         or len(labels) != len(points)
         or any(v not in (0, 1) or isinstance(v, bool) for v in labels)
     ):
-        raise ValueError(f"{where} labels: expected one 1 (object) or 0 (background) per point, got {labels!r}")
+        raise InputError(f"{where} labels: expected one 1 (object) or 0 (background) per point, got {labels!r}")
     prompt["labels"] = [int(v) for v in labels]
     return prompt
 
@@ -148,15 +149,15 @@ def match_prompt_file(entries: dict[str, Any], inputs: list[InputSpec], prompt_f
         hits = [s for s in inputs if s.spec == key or s.path in candidates]
         hits = hits or [s for s in inputs if s.path.name == key]
         if not hits:
-            raise ValueError(f"prompt file {prompt_file}: {key!r} names none of the inputs")
+            raise InputError(f"prompt file {prompt_file}: {key!r} names none of the inputs")
         if len(hits) > 1:
-            raise ValueError(
+            raise InputError(
                 f"prompt file {prompt_file}: {key!r} names {len(hits)} inputs "
                 f"({', '.join(s.spec for s in hits)}); use their paths"
             )
         name = hits[0].name
         if name in matched:
-            raise ValueError(f"prompt file {prompt_file}: {hits[0].spec} has two entries")
+            raise InputError(f"prompt file {prompt_file}: {hits[0].spec} has two entries")
         matched[name] = entry
     return matched
 
@@ -349,9 +350,9 @@ def read_detections(bag: Path, topic: str) -> DetectionPlan:
     with open_bag(bag) as reader:
         connections = [c for c in reader.connections if c.topic == topic]
         if not connections:
-            raise ValueError(f"{bag}: no topic {topic!r}")
+            raise InputError(f"{bag}: no topic {topic!r}")
         if connections[0].msgtype != "vision_msgs/msg/Detection2DArray":
-            raise ValueError(f"{bag}: {topic} is {connections[0].msgtype}, not vision_msgs/msg/Detection2DArray")
+            raise InputError(f"{bag}: {topic} is {connections[0].msgtype}, not vision_msgs/msg/Detection2DArray")
         for _, msg in read_messages(reader, connections, typestore()):
             try:
                 prompts = prompts_from_detections(msg)

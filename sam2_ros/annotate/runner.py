@@ -20,6 +20,7 @@ from typing import Any
 
 from sam2_ros.annotate.manifest import DONE, FAILED, DatasetManifest, now
 from sam2_ros.annotate.worker import AnnotateSettings, Annotator, InputJob, remove_partials
+from sam2_ros.errors import UsageError, UserError
 
 #: Seconds between progress-bar refreshes (and the driver's longest wait for a finished input).
 POLL_S = 0.25
@@ -32,7 +33,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError(
+        raise UserError(
             f"sam2-ros annotate runs on Ray, which is not installed ({exc}); "
             f"install it with: pip install 'sam2_ros[annotate]'"
         ) from None
@@ -148,7 +149,7 @@ def run_ray(
         try:  # model loading errors (corrupt checkpoint, no GPU) are the run's, not an input's
             workers = ray.get([a.info.remote() for a in idle])
         except ray.exceptions.RayError as exc:
-            raise RuntimeError(f"a worker could not load the model: {_first_line(exc)}") from None
+            raise UserError(f"a worker could not load the model: {_first_line(exc)}") from None
         run["last_run"]["workers"] = workers
         timings["workers_ready_s"], t2 = _since(t1), time.perf_counter()
         pending, entries = deque(jobs), []
@@ -261,7 +262,7 @@ def _check_resources(ray: Any, workers: int, cpus: float, gpus: float) -> None:
     for name, each in (("CPU", cpus), ("GPU", gpus)):
         need = workers * each
         if need > have.get(name, 0) + 1e-9:
-            raise ValueError(
+            raise UsageError(
                 f"{workers} workers x {each:g} {name} need {need:g} {name}s but the Ray cluster has "
                 f"{have.get(name, 0):g}; lower --num-workers or --{name.lower()}s-per-worker"
             )

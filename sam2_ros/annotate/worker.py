@@ -23,6 +23,7 @@ from typing import Any
 from sam2_ros.annotate.inputs import InputSpec, content_sha256, open_input
 from sam2_ros.annotate.manifest import DONE, FAILED, now
 from sam2_ros.annotate.prompts import AUTO, DETECTIONS, FILE, AutoPlan, FilePlan, PromptPlan, read_detections
+from sam2_ros.errors import InputError
 from sam2_ros.factory import TrackerOptions
 
 PARTIAL_PREFIX = ".partial-"
@@ -161,7 +162,7 @@ class Annotator:
 
                 self._generator = AutomaticMaskGenerator(self.tracker.backend.model, **self.settings.auto_args)
             return AutoPlan(self._generator.generate, self.settings.tracker.max_objects)
-        raise ValueError(f"no prompts for {job.spec.spec}")
+        raise InputError(f"no prompts for {job.spec.spec}")
 
     def _run(self, job: InputJob, out: Path) -> dict[str, Any]:
         """Track the input into ``out``: label PNGs and annotations.json; returns counts and timings."""
@@ -211,7 +212,7 @@ class Annotator:
                 raise
             coco.close()
         if done == 0:
-            raise ValueError(f"{spec.path}: no frames")
+            raise InputError(f"{spec.path}: no frames")
         if settings.max_frames is not None and done == settings.max_frames:
             stopped_by = "max frames"
         if total and done != total:  # the container's count was off: settle the progress bar

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sam2_ros.backends.contract import MANIFEST_FILE
+from sam2_ros.errors import InputError
 from sam2_ros.utils.files import atomic_write, sha256_file
 
 FORMAT_VERSION = 1
 CHUNK = 1 << 20
 
 
-class ManifestError(RuntimeError):
+class ManifestError(InputError, RuntimeError):
     """A missing, corrupt or inconsistent export folder (with what to do about it)."""
 
 

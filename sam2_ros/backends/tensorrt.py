@@ -42,28 +42,44 @@ Design:
 from __future__ import annotations
 
 import contextlib
-import json
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from sam2_ros.backends.cuda_stream import create_stream
+from sam2_ros.backends.engines_manifest import (
+    CONSTANTS,
+    ENGINES_FILE,
+    GRAPHS,
+    EngineError,
+    check_manifest,
+    check_profile,
+    read_engines_manifest,
+    verify_engine_files,
+)
 from sam2_ros.backends.graph import GraphBackend, ModelSettings
-from sam2_ros.utils.files import sha256_file
+from sam2_ros.backends.trt_versions import _cuda_device, import_tensorrt, runtime_environment
 
-ENGINES_FILE = "engines.json"
-#: What the ``tensorrt`` extra of setup.cfg installs; the version checks below name these pins.
-TENSORRT_PIN = "tensorrt>=10.0,<11"
-CUDA_PYTHON_PIN = "cuda-python>=12.0,<13"
+__all__ = [  # the engines.json checks, version probing and stream live beside this module; these names stay here
+    "ENGINES_FILE",
+    "GRAPHS",
+    "EngineError",
+    "EngineRunner",
+    "TensorRTBackend",
+    "check_manifest",
+    "check_profile",
+    "create_stream",
+    "import_tensorrt",
+    "read_engines_manifest",
+    "runtime_environment",
+    "verify_engine_files",
+]
+
 #: TensorRT requires every I/O tensor address to be a multiple of this (bytes).
 ADDRESS_ALIGNMENT = 256
-FORMAT_VERSION = 1
-GRAPHS = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder", "mask_downsample")
-CONSTANTS = ("no_obj_ptr", "no_mem_embed")
 
 #: TensorRT ``DataType`` names -> torch dtypes (``BOOL`` is one byte 0/1, like torch.bool).
 TORCH_DTYPES = {
@@ -78,274 +94,12 @@ TORCH_DTYPES = {
 }
 
 
-class EngineError(RuntimeError):
-    """Engines that cannot be used here: missing, corrupt, or built for another GPU/TensorRT."""
-
-
-class CudaPythonVersionError(ImportError):
-    """cuda-python is installed, but in a version this machine's CUDA driver cannot run."""
-
-
-# ------------------------------------------------------------------- engines.json checks
-def rebuild_command(manifest: Mapping[str, Any], engine_dir: Path | str | None = None) -> str:
-    """The exact ``python -m export engines`` call that rebuilds these engines on this machine."""
-    b = manifest.get("build") if isinstance(manifest.get("build"), dict) else {}
-    out = engine_dir if engine_dir is not None else b.get("out", "ENGINE_DIR")
-    return " ".join(
-        shlex.quote(str(a))
-        for a in (
-            "python",
-            "-m",
-            "export",
-            "engines",
-            "--onnx",
-            b.get("onnx_dir", "ONNX_DIR"),
-            "--out",
-            out,
-            f"--{b.get('precision', 'fp16')}",
-            "--max-objects",
-            b.get("max_objects", 16),
-            "--max-points",
-            b.get("max_points", 8),
-        )
-    )
-
-
-_REQUIRED = {
-    "format": int,
-    "tensorrt": str,
-    "gpu": dict,
-    "model": dict,
-    "checkpoint_sha256": str,
-    "build": dict,
-    "constants": dict,
-    "engines": dict,
-}
-
-
-def read_engines_manifest(engine_dir: Path | str) -> dict[str, Any]:
-    """``engine_dir/engines.json``, parsed and checked for the fields the backend relies on."""
-    engine_dir = Path(engine_dir)
-    path = engine_dir / ENGINES_FILE
-    hint = "build engines with `python -m export engines --onnx ONNX_DIR --out DIR` (see docs/export.md)"
-    if not path.is_file():
-        raise EngineError(f"{path} not found: {engine_dir} holds no TensorRT engines; {hint}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EngineError(
-            f"{path} is not valid JSON ({exc}); the file is truncated or damaged. Rebuild the engines: {hint}"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise EngineError(f"{path} must hold a JSON object, got {type(manifest).__name__}; {hint}")
-    bad = [k for k, kind in _REQUIRED.items() if not isinstance(manifest.get(k), kind)]
-    if bad:
-        raise EngineError(
-            f"{path} lacks or has malformed fields {bad}; it was not written by "
-            f"`python -m export engines` or is damaged. Rebuild: {rebuild_command(manifest, engine_dir)}"
-        )
-    if manifest["format"] != FORMAT_VERSION:
-        raise EngineError(
-            f"{path} has format {manifest['format']}, this sam2_ros reads format {FORMAT_VERSION}. "
-            f"Rebuild: {rebuild_command(manifest, engine_dir)}"
-        )
-    missing = [g for g in GRAPHS if g not in manifest["engines"]]
-    if missing:
-        raise EngineError(f"{path} lists no engine for {missing}. Rebuild: {rebuild_command(manifest, engine_dir)}")
-    return manifest
-
-
-def verify_engine_files(manifest: Mapping[str, Any], engine_dir: Path | str) -> None:
-    """Every engine and the constants file exists and has the SHA-256 engines.json records.
-
-    Runs before TensorRT sees a byte: deserialising a damaged plan can crash the process
-    instead of raising.
-    """
-    engine_dir = Path(engine_dir)
-    entries = [(name, manifest["engines"][name]) for name in GRAPHS] + [("constants", manifest["constants"])]
-    for name, entry in entries:
-        path = engine_dir / entry["file"]
-        if not path.is_file():
-            raise EngineError(f"{path} ({name}) is missing. Rebuild: {rebuild_command(manifest, engine_dir)}")
-        digest = sha256_file(path)
-        if digest != entry["sha256"]:
-            raise EngineError(
-                f"{path} ({name}) is corrupt or was modified: its SHA-256 is {digest}, "
-                f"engines.json records {entry['sha256']}. Rebuild: "
-                f"{rebuild_command(manifest, engine_dir)}"
-            )
-
-
-def check_manifest(manifest: Mapping[str, Any], env: Mapping[str, Any], engine_dir: Path | str | None = None) -> None:
-    """Refuse engines built for another GPU or TensorRT version (pure: ``env`` describes this machine).
-
-    ``env`` is :func:`runtime_environment`'s dict. A plan only runs on the GPU model
-    (name and compute capability) and the exact TensorRT version that built it.
-    """
-    problems = []
-    built_gpu, here_gpu = manifest["gpu"], env["gpu"]
-    if built_gpu.get("name") != here_gpu["name"]:
-        problems.append(
-            f"they were built for the GPU '{built_gpu.get('name')}' but this machine has '{here_gpu['name']}'"
-        )
-    if str(built_gpu.get("compute_capability")) != str(here_gpu["compute_capability"]):
-        problems.append(
-            f"they were built for compute capability {built_gpu.get('compute_capability')} but this "
-            f"GPU has compute capability {here_gpu['compute_capability']}"
-        )
-    if manifest["tensorrt"] != env["tensorrt"]:
-        problems.append(
-            f"they were built with TensorRT {manifest['tensorrt']} but TensorRT {env['tensorrt']} is installed here"
-        )
-    if problems:
-        where = f"The engines in {engine_dir}" if engine_dir is not None else "These engines"
-        raise EngineError(
-            f"{where} cannot run here: {'; '.join(problems)}. TensorRT engines only run on the GPU "
-            f"model and TensorRT version that built them. Rebuild them on this machine:\n  "
-            f"{rebuild_command(manifest, engine_dir)}"
-        )
-
-
-def check_profile(
-    graph: str, name: str, shape: tuple[int, ...], dims: list[int | str], profile: Mapping[str, list[int]]
-) -> None:
-    """Raise a clear error when an input shape lies outside the engine's optimisation profile.
-
-    ``dims`` are the input's ONNX dimensions (``"B"``: objects per call, ``"N"``: prompt points).
-    """
-    lo, hi = profile["min"], profile["max"]
-    if len(shape) == len(lo) and all(a <= s <= b for s, a, b in zip(shape, lo, hi)):
-        return
-    hints = {
-        "B": "objects per call; rebuild with a larger --max-objects",
-        "N": "prompt points per object; rebuild with a larger --max-points",
-    }
-    why = [
-        f"axis {i} ({d}: {hints.get(d, 'fixed')}) is {s}, allowed {a}..{b}"
-        for i, (s, d, a, b) in enumerate(zip(shape, dims, lo, hi))
-        if not a <= s <= b
-    ]
-    raise ValueError(
-        f"{graph}: input '{name}' has shape {tuple(shape)}, outside the engine's profile "
-        f"(min {tuple(lo)}, max {tuple(hi)}): {'; '.join(why) or 'wrong rank'}"
-    )
-
-
 def torch_dtype(trt_type_name: str) -> torch.dtype:
     """The torch dtype for a TensorRT ``DataType`` name (``FLOAT``, ``INT64``, ``BOOL``, ...)."""
     try:
         return TORCH_DTYPES[trt_type_name]
     except KeyError:
         raise EngineError(f"engine tensor type {trt_type_name} has no torch equivalent") from None
-
-
-# --------------------------------------------------------------------------- TensorRT
-def _major(version: str | None) -> int | None:
-    try:
-        return int(str(version).split(".")[0])
-    except ValueError:
-        return None
-
-
-def import_tensorrt():
-    """``tensorrt``, imported on first use with an install hint; TensorRT 10 only."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise ImportError(
-            f"the TensorRT backend needs TensorRT's Python package (10.x): `pip install -e .[tensorrt]` "
-            f"(or `pip install '{TENSORRT_PIN}' '{CUDA_PYTHON_PIN}'`); on a Jetson it comes with "
-            f"JetPack (python3-libnvinfer)"
-        ) from exc
-    major = _major(trt.__version__)
-    if major is None or major < 10:
-        raise ImportError(
-            f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10 (named I/O tensors, "
-            f"execute_async_v3, INT64 I/O): `pip install '{TENSORRT_PIN}'`"
-        )
-    if major > 10:
-        raise ImportError(
-            f"TensorRT {trt.__version__} is installed; sam2_ros needs TensorRT 10: TensorRT 11 removed "
-            f"the weakly typed fp16/bf16 path its engines are built with (BuilderFlag.FP16, "
-            f"OBEY_PRECISION_CONSTRAINTS, ILayer.precision). Install `pip install '{TENSORRT_PIN}'` "
-            f"(the `tensorrt` extra's pin; JetPack 6 ships TensorRT 10.3)"
-        )
-    return trt
-
-
-def cuda_driver_version() -> int | None:
-    """The CUDA version the installed driver supports (12020 for 12.2), from libcuda itself; None if unknown.
-
-    Asked of the driver directly rather than through cuda-python, whose version is what is
-    being checked.
-    """
-    import ctypes
-
-    try:
-        libcuda = ctypes.CDLL("libcuda.so.1")
-    except OSError:
-        return None
-    version = ctypes.c_int(0)
-    if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0 or version.value <= 0:
-        return None
-    return version.value
-
-
-def _cuda_python_version() -> str | None:
-    """The installed cuda-python (cuda-bindings) version, whichever module layout it has."""
-    try:
-        from cuda import bindings
-
-        return str(bindings.__version__)
-    except (ImportError, AttributeError):
-        pass
-    from importlib import metadata
-
-    for dist in ("cuda-python", "cuda-bindings"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def check_cuda_python(version: str | None, driver: int | None) -> None:
-    """Refuse a cuda-python newer than the driver's CUDA major version (pure; ``driver`` like 12020).
-
-    cuda-python N.x links the CUDA N runtime, which needs a CUDA N driver: cuda-python 13 on
-    a CUDA 12 driver (JetPack 6) cannot even create a stream.
-    """
-    major, driver_major = _major(version), None if driver is None else driver // 1000
-    if major is None or driver_major is None or major <= driver_major:
-        return
-    raise CudaPythonVersionError(
-        f"cuda-python {version} is installed, but this machine's CUDA driver supports CUDA {driver_major}."
-        f"{driver % 1000 // 10}: cuda-python {major} needs a CUDA {major} driver (JetPack 6 is CUDA 12). "
-        f"Install `pip install '{CUDA_PYTHON_PIN}'` (the `tensorrt` extra's pin)"
-    )
-
-
-def _import_cudart():
-    """cuda-python's runtime module, checked against the driver.
-
-    ``cuda.bindings.runtime`` since cuda-python 12.6.1; ``cuda.cudart`` before (a deprecated
-    alias through 12.9, removed in 13.0).
-    """
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        from cuda import cudart
-    check_cuda_python(_cuda_python_version(), cuda_driver_version())
-    return cudart
-
-
-def _stream_handle(stream) -> int:
-    """A cuda-python ``cudaStream_t`` as an integer (``get_cuda_native_handle`` where it exists, 12.9.1+)."""
-    try:
-        from cuda.bindings.utils import get_cuda_native_handle
-    except ImportError:
-        return int(stream)
-    return int(get_cuda_native_handle(stream))
 
 
 def aligned(t: Tensor, alignment: int = ADDRESS_ALIGNMENT) -> Tensor:
@@ -368,83 +122,6 @@ def aligned_empty(shape, dtype: torch.dtype, device: torch.device, alignment: in
     buf = torch.empty(out.numel() + alignment // item, dtype=dtype, device=device)
     skip = (-buf.data_ptr()) % alignment // item
     return buf[skip : skip + out.numel()].view(shape)
-
-
-def _cuda_device(device: torch.device | str) -> torch.device:
-    dev = torch.device(device)
-    if dev.type != "cuda":
-        raise ValueError(f"TensorRT engines run on CUDA devices, got device {str(device)!r}")
-    if not torch.cuda.is_available():
-        raise EngineError("TensorRT needs a CUDA GPU, and torch sees none (torch.cuda.is_available() is False)")
-    return torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
-
-
-def runtime_environment(device: torch.device | str = "cuda") -> dict[str, Any]:
-    """This machine as engines.json records it: TensorRT version, GPU name and compute capability, CUDA."""
-    trt = import_tensorrt()
-    dev = _cuda_device(device)
-    major, minor = torch.cuda.get_device_capability(dev)
-    return {
-        "tensorrt": trt.__version__,
-        "gpu": {"name": torch.cuda.get_device_name(dev), "compute_capability": f"{major}.{minor}"},
-        "cuda": _cuda_versions(),
-    }
-
-
-def _cuda_versions() -> dict[str, str | None]:
-    """CUDA driver and runtime versions ("12.4"); the driver's only through cuda-python."""
-
-    def fmt(v: int) -> str:
-        return f"{v // 1000}.{v % 1000 // 10}"
-
-    try:
-        cudart = _import_cudart()
-    except CudaPythonVersionError:
-        raise
-    except ImportError:
-        return {"driver": None, "runtime": torch.version.cuda}
-    err_d, driver = cudart.cudaDriverGetVersion()
-    err_r, runtime = cudart.cudaRuntimeGetVersion()
-    ok = cudart.cudaError_t.cudaSuccess
-    return {"driver": fmt(driver) if err_d == ok else None, "runtime": fmt(runtime) if err_r == ok else None}
-
-
-def create_stream(device: torch.device) -> tuple[int, object]:
-    """A new CUDA stream on ``device``: (handle, owner keeping it alive).
-
-    cuda-python's ``cudaStreamCreate`` makes a blocking stream (ordered with the legacy
-    default stream that other threads' torch work uses); pycuda serves where it is the one
-    installed, on the primary context torch also uses.
-    """
-    with torch.cuda.device(device):
-        torch.cuda.current_stream(device)  # the primary context exists before either library looks for it
-        try:
-            cudart = _import_cudart()
-        except CudaPythonVersionError:
-            raise
-        except ImportError:
-            cudart = None
-        if cudart is not None:
-            err, stream = cudart.cudaStreamCreate()
-            if err != cudart.cudaError_t.cudaSuccess:
-                raise EngineError(f"cudaStreamCreate failed: {err}")
-            return _stream_handle(stream), stream
-        try:
-            import pycuda.driver as drv
-        except ImportError as exc:
-            raise ImportError(
-                f"the TensorRT backend creates its CUDA stream with cuda-python (`pip install "
-                f"'{CUDA_PYTHON_PIN}'`, part of `pip install -e .[tensorrt]`) or pycuda; neither is "
-                f"installed"
-            ) from exc
-        drv.init()
-        ctx = drv.Device(device.index).retain_primary_context()
-        ctx.push()
-        try:
-            stream = drv.Stream()
-        finally:
-            drv.Context.pop()
-        return int(stream.handle), (ctx, stream)
 
 
 class EngineRunner:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sam2_ros.errors import UserError
+from sam2_ros.errors import UsageError, UserError
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -25,6 +25,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             force=args.force,
         )
+    except KeyError as exc:  # an unknown model name (model.config names the known ones)
+        raise UsageError(exc.args[0] if exc.args else str(exc)) from None
     except DownloadError as exc:  # say what to do on a machine that cannot reach the server
         raise UserError(
             f"{exc}; pass --url with a mirror or a local copy of {checkpoint_filename(args.model)} "
@@ -130,12 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace, prog: str) -> int:
-    """Run the chosen subcommand; expected errors become one clear line and exit code 2.
+    """Run the chosen subcommand; our own user errors become one clear line and exit code 2.
 
-    Expected: ``UserError`` (messages written for the user), bad input (``ValueError``,
-    ``KeyError``), a missing or unreadable file, the network or a full disk (``OSError``), a
-    graph or checkpoint failing its checks (``RuntimeError``), a bag rosbags cannot read or
-    write. Anything else is a bug and keeps its traceback.
+    One line: ``UserError`` and its subclasses (bad settings, unreadable inputs, outputs that
+    cannot be written, refused prompts, corrupt exports and engines), a file or the network
+    failing (``OSError``), a bag rosbags cannot read or write. Anything else, a ``ValueError``,
+    ``KeyError`` or ``RuntimeError`` of our own code included, is a bug and keeps its traceback.
     """
     try:
         return args.func(args)
@@ -150,7 +152,7 @@ def run_command(args: argparse.Namespace, prog: str) -> int:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    kinds: list[type[BaseException]] = [UserError, OSError, ValueError, KeyError, RuntimeError]
+    kinds: list[type[BaseException]] = [UserError, OSError]
     bag_errors = sys.modules.get("rosbags.rosbag2.errors")  # loaded only once a bag was opened
     if bag_errors is not None:  # a bag the user named that rosbags cannot read or write
         kinds += [bag_errors.ReaderError, bag_errors.WriterError]

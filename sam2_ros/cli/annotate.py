@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sam2_ros.annotate.prompts import AUTO, DETECTIONS, FILE
+from sam2_ros.errors import UsageError, UserError
 
 if TYPE_CHECKING:
     from sam2_ros.annotate.inputs import InputSpec
@@ -151,25 +152,25 @@ def plan(args: argparse.Namespace) -> Plan:
     from sam2_ros.annotate.prompts import load_prompt_file, match_prompt_file
     from sam2_ros.annotate.runner import import_ray
     from sam2_ros.annotate.worker import AnnotateSettings, InputJob, remove_partials
-    from sam2_ros.cli.track import tracker_options
-    from sam2_ros.factory import check_options
+    from sam2_ros.factory import TrackerOptions, check_options
+    from sam2_ros.settings import from_args
 
     import_ray()
     try:
         import pycocotools  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError(
+        raise UserError(
             f"sam2-ros annotate writes COCO RLE with pycocotools, which is not installed ({exc}); "
             f"install it with: pip install 'sam2_ros[annotate]'"
         ) from None
-    opts = tracker_options(args)
+    opts = TrackerOptions.from_settings(from_args(args))
     check_options(opts)
     _check_model(opts)  # here, in a second, not in every worker after Ray started
     if args.device and args.device.startswith("cuda") and args.gpus_per_worker == 0:
-        raise ValueError(f"--device {args.device} with --gpus-per-worker 0: the workers would see no GPU")
+        raise UsageError(f"--device {args.device} with --gpus-per-worker 0: the workers would see no GPU")
     auto_args = dict(args.auto_arg)
     if auto_args and not args.auto:
-        raise ValueError("--auto-arg configures --auto; add --auto")
+        raise UsageError("--auto-arg configures --auto; add --auto")
     if args.auto:
         _check_auto(args.backend, auto_args)
     inputs = expand_inputs(args.inputs)
@@ -185,7 +186,7 @@ def plan(args: argparse.Namespace) -> Plan:
             sources[spec.name] = AUTO
     missing = [s.spec for s in inputs if s.name not in sources]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"no prompts for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}: give them in "
             f"--prompts, or use --detections-topic (bags) or --auto"
         )
@@ -206,7 +207,7 @@ def plan(args: argparse.Namespace) -> Plan:
         "model": opts.model if opts.engine_dir is None else None,
         "weights_sha256": weights["sha256"],
         "backend": opts.backend,
-        "dtype": opts.dtype,
+        "dtype": opts.precision,
         "image_size": opts.image_size if opts.engine_dir is None else None,
         "max_objects": opts.max_objects,
         "fill_hole_area": opts.fill_hole_area,
@@ -254,7 +255,7 @@ def plan(args: argparse.Namespace) -> Plan:
         "model": {
             "name": opts.model,
             "backend": opts.backend,
-            "dtype": opts.dtype,
+            "dtype": opts.precision,
             "image_size": opts.image_size,
             "engines": str(opts.engine_dir) if opts.engine_dir else None,
             **weights,
@@ -363,15 +364,15 @@ def _check_auto(backend: str, auto_args: dict[str, Any]) -> None:
     import inspect
 
     if backend != "torch":
-        raise ValueError("--auto runs the automatic mask generator on the PyTorch model; use --backend torch")
+        raise UsageError("--auto runs the automatic mask generator on the PyTorch model; use --backend torch")
     try:
         from sam2_ros.image import AutomaticMaskGenerator
     except ImportError as exc:
-        raise RuntimeError(f"--auto needs sam2_ros.image (the automatic mask generator): {exc}") from None
+        raise UserError(f"--auto needs sam2_ros.image (the automatic mask generator): {exc}") from None
     known = set(inspect.signature(AutomaticMaskGenerator).parameters) - {"model", "self"}
     unknown = sorted(set(auto_args) - known)
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"--auto-arg {', '.join(unknown)}: not a keyword of the automatic mask generator "
             f"(known: {', '.join(sorted(known))})"
         )
@@ -385,7 +386,7 @@ def _weights_identity(opts: Any) -> dict[str, Any]:
 
     if opts.backend in EXPORTED_BACKENDS:
         if opts.engine_dir is None or not Path(opts.engine_dir).is_dir():
-            raise FileNotFoundError(f"--engines {opts.engine_dir}: not a folder")
+            raise FileNotFoundError(f"--engine-dir {opts.engine_dir}: not a folder")
         digest = hashlib.sha256()
         for path in sorted(Path(opts.engine_dir).glob("*.json")):  # the manifests hash every graph/engine file
             digest.update(f"{path.name}\0{sha256_file(path)}\n".encode())

@@ -29,9 +29,10 @@ import cv2
 import numpy as np
 
 from sam2_ros.cli.track import add_model_arguments
-from sam2_ros.errors import InputError
+from sam2_ros.errors import InputError, OutputError, UsageError
 from sam2_ros.io.prompts import BOX_FORMAT, POINT_FORMAT, ObjectPrompt, build_schedule, parse_box, parse_point
 from sam2_ros.io.sources import IMAGE_SUFFIXES, natural_key, read_image
+from sam2_ros.settings import add_options
 from sam2_ros.utils.files import StagedDir, atomic_write
 
 if TYPE_CHECKING:
@@ -147,10 +148,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fill holes / drop specks up to AREA low-res pixels (default 0: off)",
     )
     add_model_arguments(p)
-    p.add_argument(
-        "--image-size", type=int, default=1024, metavar="SIZE", help="model input size, multiple of 32 (default 1024)"
-    )
-    p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+    add_options(p, ["image_size", "device"])
     p.add_argument("--no-overlay", action="store_true", help="do not write overlays/")
 
 
@@ -203,14 +201,14 @@ def prompts_for(index: int, args: argparse.Namespace) -> list[ObjectPrompt]:
 
 def run(args: argparse.Namespace) -> int:
     if not args.auto and not (args.point or args.box):
-        raise ValueError("give prompts (--point/--box) or --auto")
+        raise UsageError("give prompts (--point/--box) or --auto")
     if args.auto and (args.point or args.box or args.multimask):
-        raise ValueError("--auto finds the objects itself; drop --point/--box/--multimask")
+        raise UsageError("--auto finds the objects itself; drop --point/--box/--multimask")
     paths = list_images(args.input)
     folder_size = len(paths)
     late = sorted({p.frame for p in [*args.point, *args.box] if "@" in p.text and p.frame >= folder_size})
     if late:
-        raise ValueError(f"prompts for images {late} but {args.input} has {folder_size} image(s) (@N counts from 0)")
+        raise UsageError(f"prompts for images {late} but {args.input} has {folder_size} image(s) (@N counts from 0)")
     stems = output_stems(paths)
     with StagedDir(args.out, args.overwrite) as staged:  # an --out in use is refused before the model loads
         model, weights, model_name = _build_model(args)
@@ -457,5 +455,5 @@ def _logit(p: float) -> float:
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", image)
     if not ok:
-        raise RuntimeError(f"could not encode {path}")
+        raise OutputError(f"could not encode {path}")
     atomic_write(path, png.tobytes(), fsync=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sam2_ros.errors import UsageError
-from sam2_ros.factory import BACKENDS, DEFAULT_MODEL, DTYPES, TrackerOptions
+from sam2_ros.factory import TrackerOptions
 from sam2_ros.io.prompts import (
     BOX_FORMAT,
     POINT_FORMAT,
@@ -29,6 +29,7 @@ from sam2_ros.io.prompts import (
     parse_point,
     track_frame,
 )
+from sam2_ros.settings import add_options, from_args
 
 if TYPE_CHECKING:
     from sam2_ros.io.sources import FrameSource
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from sam2_ros.utils.files import StagedDir
 
 DEFAULT_OVERLAY_FPS = 30.0
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -60,54 +60,17 @@ def _non_negative_int(text: str) -> int:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """--model and its weights (--checkpoint or --random-weights): every command that builds a model."""
-    weights = p.add_mutually_exclusive_group()
-    weights.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="PATH",
-        help="Meta's .pt or a .safetensors file (default: the downloaded one for --model)",
-    )
-    weights.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="run with random weights: meaningless masks, for smoke tests and CI only",
-    )
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+    add_options(p.add_mutually_exclusive_group(), ["checkpoint", "random_weights"])
+    add_options(p, ["model"])
 
 
 def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
-    """Model, backend and tracking options (shared with ``sam2-ros annotate``, which runs the same tracker)."""
+    """Model, backend and tracking options (shared with ``sam2-ros annotate``, which runs the same tracker).
+
+    Made from the settings table (``sam2_ros.settings``): names, defaults, bounds and help are its.
+    """
     add_model_arguments(p)
-    p.add_argument(
-        "--backend",
-        default="torch",
-        choices=BACKENDS,
-        help="inference backend (default torch); onnxruntime and tensorrt run the export in --engines DIR",
-    )
-    p.add_argument(
-        "--engines",
-        type=Path,
-        metavar="DIR",
-        help="export folder for --backend onnxruntime (`python -m export onnx`) or tensorrt (`python -m export engines`); model, "
-        "weights, image size and memory size are the export's, so --model/--image-size are ignored",
-    )
-    p.add_argument(
-        "--image-size", type=int, default=1024, metavar="SIZE", help="model input size, multiple of 32 (default 1024)"
-    )
-    p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
-    p.add_argument(
-        "--dtype",
-        default="float32",
-        choices=DTYPES,
-        help="float32 (exact) or bfloat16/float16 autocast (default float32)",
-    )
-    p.add_argument(
-        "--compile",
-        choices=COMPILE_MODES,
-        metavar="MODE",
-        help="torch backend: torch.compile the image encoder (default, reduce-overhead = CUDA graphs, "
-        "max-autotune); the first frames are slow while it compiles",
-    )
+    add_options(p, ["backend", "engine_dir", "image_size", "device", "precision", "compile"])
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     p.add_argument(
         "--skip-bad-frames",
@@ -115,20 +78,7 @@ def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
         help="skip images that cannot be decoded (truncated/corrupt, another size) and keep the frames of "
         "a video that ends early, recording them in the output's JSON (default: stop with an error)",
     )
-    p.add_argument(
-        "--max-objects",
-        type=_positive_int,
-        default=16,
-        metavar="N",
-        help="objects tracked at once; sizes the preallocated memory (default 16)",
-    )
-    p.add_argument(
-        "--fill-hole-area",
-        type=_non_negative_int,
-        default=8,
-        metavar="AREA",
-        help="fill mask holes up to this many low-res pixels, 0 disables (default 8)",
-    )
+    add_options(p, ["max_objects", "fill_hole_area"])
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -227,27 +177,10 @@ def add_depth_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def tracker_options(args: argparse.Namespace) -> TrackerOptions:
-    """The tracker settings among the command's arguments (shared with the bag replay)."""
-    return TrackerOptions(
-        backend=args.backend,
-        model=args.model,
-        checkpoint=args.checkpoint,
-        random_weights=args.random_weights,
-        engine_dir=args.engines,
-        device=args.device,
-        dtype=args.dtype,
-        image_size=args.image_size,
-        max_objects=args.max_objects,
-        fill_hole_area=args.fill_hole_area,
-        compile=args.compile,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Track INPUT and write DIR; returns the exit code (130 when stopped with Ctrl+C)."""
     if args.auto and (args.point or args.box or args.bag is not None):
-        raise ValueError(
+        raise UsageError(
             "--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not supported)"
         )
     if args.bag is not None or args.out_bag is not None:
@@ -255,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_replay(args)
     if args.input is None or args.out is None:
-        raise ValueError("give INPUT and --out DIR (or --bag IN and --out-bag OUT to replay a ROS 2 bag)")
+        raise UsageError("give INPUT and --out DIR (or --bag IN and --out-bag OUT to replay a ROS 2 bag)")
     from sam2_ros.factory import build_tracker, check_options
     from sam2_ros.io.sources import open_source
     from sam2_ros.io.writers import RunSummary
@@ -266,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if len(obj_ids) > args.max_objects:
         raise UsageError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
     depth = _depth_source(args)
-    opts = tracker_options(args)
+    opts = TrackerOptions.from_settings(from_args(args))
     check_options(opts)
     # a bad INPUT or an --out in use fails before the model is built
     with open_source(args.input, args.skip_bad_frames) as source, StagedDir(args.out, args.overwrite) as staged:
@@ -278,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
                 "weights": built.weights,
                 "backend": backend.name,
                 "device": str(backend.device),
-                "dtype": args.dtype,
+                "dtype": args.precision,
                 "image_size": backend.image_size,
                 "input": {
                     "source": args.input,
@@ -303,15 +236,15 @@ def run(args: argparse.Namespace) -> int:
 def _depth_source(args: argparse.Namespace):
     """The --depth folder (checked with its flags before the model is built), or None."""
     if args.depth_topic is not None or args.camera_info_topic is not None:
-        raise ValueError("--depth-topic and --camera-info-topic are for --bag; use --depth DIR with files")
+        raise UsageError("--depth-topic and --camera-info-topic are for --bag; use --depth DIR with files")
     if args.depth is None:
         if args.intrinsics is not None or args.depth_scale is not None:
-            raise ValueError("--intrinsics and --depth-scale go with --depth DIR")
+            raise UsageError("--intrinsics and --depth-scale go with --depth DIR")
         return None
     if args.intrinsics is None:
-        raise ValueError("--depth needs --intrinsics FX,FY,CX,CY (the colour camera's, in pixels)")
+        raise UsageError("--depth needs --intrinsics FX,FY,CX,CY (the colour camera's, in pixels)")
     if args.depth_scale is not None and not args.depth_scale > 0:
-        raise ValueError(f"--depth-scale must be > 0, got {args.depth_scale}")
+        raise UsageError(f"--depth-scale must be > 0, got {args.depth_scale}")
     from sam2_ros.io.depth_source import DepthFolder
 
     return DepthFolder(args.depth)

@@ -16,8 +16,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from sam2_ros.errors import UsageError
 
-class IntrinsicsError(ValueError):
+
+class IntrinsicsError(UsageError):
     """Intrinsics that cannot be used, or a depth grid they cannot be mapped to."""
 
 

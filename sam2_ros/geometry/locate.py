@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sam2_ros.errors import InputError
 from sam2_ros.geometry.intrinsics import Intrinsics, IntrinsicsError, as_intrinsics
 
 #: Millimetre depth (``16UC1`` of RealSense, ZED, OAK and Kinect drivers) in metres per unit.
@@ -74,7 +75,7 @@ class ObjectLocations(NamedTuple):
         return ObjectLocations(*(t.cpu() for t in self))
 
 
-class DepthError(ValueError):
+class DepthError(InputError, ValueError):
     """A depth image that cannot be used (type, shape); the text says what is wrong."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sam2_ros.errors import InputError
 from sam2_ros.io.sources import natural_key
 
 DEPTH_SUFFIXES = (".png", ".tif", ".tiff")
@@ -27,13 +28,13 @@ class DepthFolder:
                 if not folder.exists()
                 else "is not a folder (depth videos are not supported: 8-bit lossy codecs cannot carry depth)"
             )
-            raise ValueError(f"--depth {folder} {what}; give a folder of 16-bit PNGs (mm) or float32 TIFFs (m)")
+            raise InputError(f"--depth {folder} {what}; give a folder of 16-bit PNGs (mm) or float32 TIFFs (m)")
         self.paths = sorted(
             (p for p in folder.iterdir() if p.suffix.lower() in DEPTH_SUFFIXES and p.is_file()),
             key=lambda p: natural_key(p.name),
         )
         if not self.paths:
-            raise ValueError(f"--depth {folder} holds no png/tif depth images")
+            raise InputError(f"--depth {folder} holds no png/tif depth images")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -41,13 +42,13 @@ class DepthFolder:
     def read(self, index: int) -> np.ndarray:
         """Depth image ``index`` as stored: uint16 (units of --depth-scale) or float32 (metres)."""
         if index >= len(self.paths):
-            raise ValueError(f"--depth has {len(self.paths)} images but the input has more frames")
+            raise InputError(f"--depth has {len(self.paths)} images but the input has more frames")
         path = self.paths[index]
         depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if depth is None:
-            raise ValueError(f"cannot read depth image {path}")
+            raise InputError(f"cannot read depth image {path}")
         if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32):
-            raise ValueError(
+            raise InputError(
                 f"{path}: depth images must be single-channel 16-bit (mm) or float32 (m), got "
                 f"{depth.dtype} with shape {depth.shape} (an 8-bit or colour image is not depth)"
             )

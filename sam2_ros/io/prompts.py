@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from sam2_ros.errors import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -159,7 +161,7 @@ def build_schedule(points: list[PointPrompt], boxes: list[BoxPrompt]) -> dict[in
     for b in boxes:
         prompt = grouped.setdefault((b.frame, b.obj_id), ObjectPrompt(b.obj_id))
         if prompt.box is not None:
-            raise ValueError(
+            raise UsageError(
                 f"two boxes for object {b.obj_id} on frame {b.frame}: {prompt.texts[0]} and --box {b.text}"
             )
         prompt.box = b.box

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from sam2_ros.errors import OutputError
 from sam2_ros.utils.draw import draw_overlay
 from sam2_ros.utils.files import atomic_write
 
@@ -42,7 +43,7 @@ class MaskWriter:
     def write(self, index: int, labels: np.ndarray) -> None:
         ok, png = cv2.imencode(".png", labels)
         if not ok:
-            raise RuntimeError(f"could not encode the label image of frame {index}")
+            raise OutputError(f"could not encode the label image of frame {index}")
         atomic_write(self.dir / frame_name(index, ".png"), png.tobytes(), fsync=False)
 
 
@@ -73,7 +74,7 @@ class OverlayWriter:
             h, w = frame_rgb.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
-                raise RuntimeError(f"cannot open {self.path} for writing an mp4v video")
+                raise OutputError(f"cannot open {self.path} for writing an mp4v video")
         self._writer.write(draw_overlay(frame_rgb, labels, objects))
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sam2_ros.errors import InputError
 from sam2_ros.model.config import CONFIGS, Sam2Config, get_config
 from sam2_ros.model.hiera import Hiera
 from sam2_ros.model.image_encoder import FpnNeck, ImageEncoder
@@ -24,7 +25,7 @@ D_MODEL = 256  # neck / decoder / memory-attention width in every released model
 MEM_DIM = 64  # memory-encoder output width in every released model
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint that cannot be loaded into the requested model (with what to do)."""
 
 

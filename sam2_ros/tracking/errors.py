@@ -1,24 +1,8 @@
-"""Specific errors for bad input. Each leaves the tracker exactly as it was."""
+"""Specific errors for bad input. Each leaves the tracker exactly as it was.
 
+Defined in ``sam2_ros.errors`` (user errors, shared with the torch-free ROS message parsing).
+"""
 
-class TrackerError(Exception):
-    """Base class: a request the tracker refused without changing its state."""
+from sam2_ros.errors import CapacityError, FrameError, PromptError, TrackerError, UnknownObjectError
 
-
-class FrameError(TrackerError, ValueError):
-    """A frame that is empty, of the wrong shape or dtype."""
-
-
-class PromptError(TrackerError, ValueError):
-    """A point, box or mask prompt that cannot apply to the current frame."""
-
-
-class UnknownObjectError(TrackerError, KeyError):
-    """An object id the tracker does not track."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
-
-
-class CapacityError(TrackerError, RuntimeError):
-    """More objects than the preallocated memory bank holds."""
+__all__ = ["CapacityError", "FrameError", "PromptError", "TrackerError", "UnknownObjectError"]

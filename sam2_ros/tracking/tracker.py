@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sam2_ros.model import ImageFeatures, SamOutput
+from sam2_ros.settings import FILL_HOLE_AREA, MAX_OBJECTS
 from sam2_ros.tracking.backend import Backend
 from sam2_ros.tracking.bank import MemoryBank
 from sam2_ros.tracking.errors import CapacityError, PromptError, TrackerError, UnknownObjectError
@@ -71,10 +72,10 @@ class Sam2Tracker:
     def __init__(
         self,
         backend: Backend,
-        max_objects: int = 16,
+        max_objects: int = MAX_OBJECTS.default,
         max_cond_frames: int = 4,
         corrections_as_cond: bool = True,
-        fill_hole_area: int = 8,
+        fill_hole_area: int = FILL_HOLE_AREA.default,
         sync_timings: bool = False,
     ) -> None:
         self.backend = backend

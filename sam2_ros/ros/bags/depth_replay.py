@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sam2_ros.errors import InputError, UsageError
 from sam2_ros.ros.interfaces.messages3d import CAMERA_INFO, DEPTH, DEPTH_INPUT_TYPES
 
 
@@ -18,10 +19,10 @@ def _connection(reader: Any, topic: str, kind: str, flag: str) -> Any:
     for connection in reader.connections:
         if connection.topic == topic:
             if connection.msgtype != msgtype:
-                raise ValueError(f"{reader.path}: {flag} {topic} holds {connection.msgtype}, not {msgtype}")
+                raise InputError(f"{reader.path}: {flag} {topic} holds {connection.msgtype}, not {msgtype}")
             return connection
     names = ", ".join(sorted({c.topic for c in reader.connections if c.msgtype == msgtype})) or "none"
-    raise ValueError(f"{reader.path}: no {msgtype} topic {topic!r} for {flag} ({msgtype} topics: {names})")
+    raise InputError(f"{reader.path}: no {msgtype} topic {topic!r} for {flag} ({msgtype} topics: {names})")
 
 
 class DepthFeed:
@@ -29,7 +30,7 @@ class DepthFeed:
 
     def __init__(self, reader: Any, depth_topic: str, camera_info_topic: str | None, tolerance_s: float) -> None:
         if camera_info_topic is None:
-            raise ValueError("--depth-topic needs --camera-info-topic (the intrinsics of the depth image)")
+            raise UsageError("--depth-topic needs --camera-info-topic (the intrinsics of the depth image)")
         self._depth = _connection(reader, depth_topic, DEPTH, "--depth-topic")
         self._info = _connection(reader, camera_info_topic, CAMERA_INFO, "--camera-info-topic")
         self._messages = reader.messages(connections=[self._depth, self._info])

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from sam2_ros.errors import InputError, UsageError
 from sam2_ros.io.prompts import build_schedule
 from sam2_ros.ros.node.params import NODE_NAME, TrackerParams
+from sam2_ros.settings import from_args
 
 if TYPE_CHECKING:
     from sam2_ros.io.prompts import ObjectPrompt as CliPrompt
@@ -70,17 +72,17 @@ def run_replay(args: argparse.Namespace) -> int:
     raises it after the images before the damage were written.
     """
     if args.input is not None or args.out is not None:
-        raise ValueError("--bag writes --out-bag; INPUT and --out are for videos, image folders and cameras")
+        raise UsageError("--bag writes --out-bag; INPUT and --out are for videos, image folders and cameras")
     if args.bag is None or args.out_bag is None:
-        raise ValueError("--bag and --out-bag go together")
+        raise UsageError("--bag and --out-bag go together")
     if args.save_logits:
-        raise ValueError("--save-logits is not available with --bag")
+        raise UsageError("--save-logits is not available with --bag")
     if args.out_bag.exists():
-        raise ValueError(f"{args.out_bag} exists; choose a new --out-bag")
+        raise UsageError(f"{args.out_bag} exists; choose a new --out-bag")
     schedule = build_schedule(args.point, args.box)
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
-        raise ValueError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
+        raise UsageError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
     from sam2_ros.ros.bags.bag_io import BagError, bag_writer, image_connections, node_qos, open_bag, read_messages
     from sam2_ros.ros.interfaces.messages import stamp_ns
     from sam2_ros.ros.interfaces.typesys import typestore
@@ -94,17 +96,8 @@ def run_replay(args: argparse.Namespace) -> int:
         image_topic, image_type = connections[0].topic, connections[0].msgtype
         depth_feed = _depth_feed(reader, args)
         params = TrackerParams.from_dict(
-            {  # the node's settings, from the command line
-                "model": args.model,
-                "checkpoint": str(args.checkpoint or ""),
-                "random_weights": args.random_weights,
-                "backend": args.backend,
-                "engine_dir": str(args.engines or ""),
-                "precision": args.dtype,
-                "device": args.device or "",
-                "image_size": args.image_size,
-                "max_objects": args.max_objects,
-                "fill_hole_area": args.fill_hole_area,
+            {  # the node's settings: the tracker settings from the command line, then the replay's own
+                **from_args(args, node=True),
                 "publish_masks": args.object_masks,
                 "image_transport": next(k for k, v in IMAGE_TYPES.items() if v == image_type),
                 **_depth_params(args, depth_feed),
@@ -139,7 +132,7 @@ def run_replay(args: argparse.Namespace) -> int:
                     stamp = stamp_ns(image.header)
                     unordered = stamp is None or (previous_stamp is not None and stamp <= previous_stamp)
                     if index in schedule and unordered:
-                        raise ValueError(
+                        raise InputError(
                             f"image {index} on {image_topic} has stamp {stamp or 0}, not after the "
                             f"previous image's: prompts @{index} name their image by its stamp"
                         )
@@ -188,10 +181,10 @@ def run_replay(args: argparse.Namespace) -> int:
 def _depth_feed(reader: Any, args: argparse.Namespace) -> Any:
     """Depth and camera info for --depth-topic (sam2_ros.ros.bags.depth_replay), or None."""
     if getattr(args, "depth", None) is not None:
-        raise ValueError("--depth DIR is for videos and image folders; with --bag use --depth-topic")
+        raise UsageError("--depth DIR is for videos and image folders; with --bag use --depth-topic")
     if getattr(args, "depth_topic", None) is None:
         if getattr(args, "camera_info_topic", None) is not None:
-            raise ValueError("--camera-info-topic goes with --depth-topic")
+            raise UsageError("--camera-info-topic goes with --depth-topic")
         return None
     from sam2_ros.ros.bags.depth_replay import DepthFeed
 

@@ -19,10 +19,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sam2_ros.errors import InputError
 from sam2_ros.ros.interfaces.typesys import typestore
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InputError, ValueError):
     """An image message that cannot be turned into RGB; the text names the encoding or size problem.
 
     ``kind`` names the sort of problem (``unsupported``, ``depth``, ``size``, ``empty``,

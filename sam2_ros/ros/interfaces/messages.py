@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2_ros.errors import PromptError
 from sam2_ros.ros.interfaces.image_codec import label_image_msg
 from sam2_ros.ros.interfaces.typesys import TRACKED_OBJECT, TRACKED_OBJECT_ARRAY, typestore
 
@@ -32,10 +33,6 @@ _DECIMAL = re.compile(r"[0-9]+")
 MAX_NAME_LENGTH = 128
 
 CallerId = int | str  # what a caller's string id means: a tracker id (decimal) or a name
-
-
-class PromptError(ValueError):
-    """An incoming prompt that cannot be used; the text says what is wrong with it."""
 
 
 @dataclass

@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
@@ -59,8 +58,9 @@ from sam2_ros.ros.interfaces.typesys import (
 )
 from sam2_ros.ros.node.log_limits import KindRateLimiter, one_line
 from sam2_ros.ros.node.object_ids import ObjectRegistry
-from sam2_ros.ros.node.params import MAX_LABELS, TrackerParams, spec
+from sam2_ros.ros.node.params import TrackerParams, spec
 from sam2_ros.ros.node.track_outputs import LastSeen, draw_track_states, track_fields
+from sam2_ros.settings import MAX_LABELS
 from sam2_ros.tracking.errors import TrackerError
 from sam2_ros.tracking.results import TrackResult
 from sam2_ros.tracking.track_state import TrackStates
@@ -686,25 +686,12 @@ def build_tracker(params: TrackerParams, node: bool = False) -> Sam2Tracker:
 
     ``node``: errors name the node's parameters (``checkpoint``) instead of the CLI's flags.
     """
-    from sam2_ros.factory import CLI_OPTION_NAMES, TrackerOptions
-    from sam2_ros.factory import build_tracker as build
-    from sam2_ros.ros.node.params import NODE_OPTION_NAMES
+    from sam2_ros.factory import CLI_OPTION_NAMES, TrackerOptions  # noqa: PLC0415 - as before: loaded on build
+    from sam2_ros.factory import build_tracker as build  # noqa: PLC0415 - as before: loaded on build
+    from sam2_ros.ros.node.params import NODE_OPTION_NAMES  # noqa: PLC0415 - as before: loaded on build
 
-    return build(
-        TrackerOptions(
-            backend=params.backend,
-            model=params.model,
-            checkpoint=Path(params.checkpoint) if params.checkpoint else None,
-            random_weights=params.random_weights,
-            engine_dir=Path(params.engine_dir) if params.engine_dir else None,
-            device=params.device or None,
-            dtype=params.precision,
-            image_size=params.image_size,
-            max_objects=params.max_objects,
-            fill_hole_area=params.fill_hole_area,
-            names=NODE_OPTION_NAMES if node else CLI_OPTION_NAMES,
-        )
-    ).tracker
+    names = NODE_OPTION_NAMES if node else CLI_OPTION_NAMES
+    return build(TrackerOptions.from_settings(params.tracker_settings(), names)).tracker
 
 
 def label_image(result: TrackResult, labels: dict[int, int]) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2_ros.errors import InputError
 from sam2_ros.geometry import DEFAULT_DEPTH_SCALE, Intrinsics, intrinsics_from_camera_info
 
 #: Depth encodings (sensor_msgs/image_encodings) -> numpy dtype and metres per unit (None: the
@@ -32,7 +33,7 @@ DEPTH_BUFFER = 8
 DEPTH_WAIT_S = 0.05
 
 
-class DepthDecodeError(ValueError):
+class DepthDecodeError(InputError, ValueError):
     """A depth image that cannot be used; the text names the encoding or size problem."""
 
 
