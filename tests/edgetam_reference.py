@@ -16,7 +16,7 @@ Usage from tests::
 Batches of calls share one subprocess (:func:`run_reference_batch`), and
 :func:`reference_state_dict` is cached for the test session. Reference functions live in the
 worker (``state_dict``, ``image_encoder``, ``perceiver``, ``memory_attention``,
-``memory_encoder``); another test file can add its own by passing ``extra=[path]``: that file is
+``encode_memory``); another test file can add its own by passing ``extra=[path]``: that file is
 executed inside the reference process and registers functions with
 ``tests.edgetam_reference_worker.reference_function`` (and may use ``build_reference_model``).
 """
@@ -96,5 +96,6 @@ if __name__ == "__main__":  # regenerate the stored layout: python -m tests.edge
 
     out = ROOT / "tests" / "layouts" / "edgetam.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(reference_layout(), indent=0) + "\n")
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in reference_layout().items()]
+    out.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     print(f"wrote {out}")

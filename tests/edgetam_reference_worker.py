@@ -188,13 +188,23 @@ def memory_attention(
 
 
 @reference_function
-def memory_encoder(seed: int, image_size: int, pix_feat, masks) -> dict:
-    """``memory_encoder`` then ``spatial_perceiver``, as ``SAM2Base._encode_new_memory`` ends."""
+def encode_memory(seed: int, image_size: int, pix_feat, masks, object_score_logits, is_mask_from_pts: bool) -> dict:
+    """``SAM2Base._encode_new_memory`` (memory encoder + perceiver), one object at a time."""
     model = build_reference_model(seed, image_size)
+    feats, pos = [], []
     with torch.no_grad():
-        out = model.memory_encoder(pix_feat, masks, skip_mask_sigmoid=True)
-        feats, pos = out["vision_features"], out["vision_pos_enc"][0]
-    return {"features": feats.clone(), "pos": pos.clone()}
+        for b in range(pix_feat.shape[0]):
+            seq = pix_feat[b : b + 1].flatten(2).permute(2, 0, 1)  # (HW) x 1 x C, as SAM2Base holds it
+            f, p = model._encode_new_memory(
+                current_vision_feats=[seq],
+                feat_sizes=[tuple(pix_feat.shape[-2:])],
+                pred_masks_high_res=masks[b : b + 1],
+                object_score_logits=object_score_logits[b : b + 1],
+                is_mask_from_pts=is_mask_from_pts,
+            )
+            feats.append(f)
+            pos.append(p[0])
+    return {"features": torch.cat(feats), "pos": torch.cat(pos)}
 
 
 def _load_extra(path: str) -> None:
