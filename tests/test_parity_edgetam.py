@@ -61,6 +61,7 @@ def assert_close(name: str, ours: Tensor, theirs: Tensor) -> float:
 def assert_wrong(name: str, ours: Tensor, theirs: Tensor) -> float:
     rel = rel_l2(ours, theirs)
     assert rel > 10 * REL_TOL, f"{name}: a deliberately wrong variant is within tolerance (rel L2 {rel:.3e})"
+    print(f"wrong variant: {name}: rel L2 {rel:.3e}")  # shown with -s; quoted in the docs
     return rel
 
 
@@ -105,7 +106,8 @@ def ref256():
     x = _inputs(size)
     model = build_sam2("edgetam", image_size=size)
     mem_pos = model.memory_encoder.position_encoding(x["mem_feats"])
-    state, enc, perc, encmem, attn = run_reference_batch(
+    x512 = _inputs(512, seed=2)
+    state, enc, perc, encmem, attn, attn512 = run_reference_batch(
         [
             ("state_dict", dict(seed=SEED, image_size=size)),
             ("image_encoder", dict(seed=SEED, image_size=size, images=x["images"])),
@@ -122,10 +124,13 @@ def ref256():
                 ),
             ),
             _memory_attention_call(size, x),
+            _memory_attention_call(512, x512),  # a second reference build (same seed) in the same process
         ]
     )
     model.load_state_dict(state["state_dict"], strict=True)
-    return {"model": model, "x": x, "mem_pos": mem_pos, "state": state, "enc": enc, "perc": perc}, encmem, attn
+    r = {"model": model, "x": x, "mem_pos": mem_pos, "state": state, "enc": enc, "perc": perc}
+    r["x512"], r["attn512"] = x512, attn512
+    return r, encmem, attn
 
 
 def test_reference_layout_is_the_stored_layout(ref256):
@@ -223,10 +228,8 @@ def test_memory_attention_256(ref256, monkeypatch):
 def test_memory_attention_512_query_and_key_grids(ref256, monkeypatch):
     """At 512 px the query grid (32 x 32) differs from the key grid (16 x 16)."""
     r = ref256[0]
-    size = 512
-    x = _inputs(size, seed=2)
-    (ref,) = run_reference_batch([_memory_attention_call(size, x)])
-    model = build_sam2("edgetam", image_size=size)
+    x, ref = r["x512"], r["attn512"]
+    model = build_sam2("edgetam", image_size=512)
     model.load_state_dict(r["state"]["state_dict"], strict=True)  # weights do not depend on the size
     assert_close("memory attention (512 px: 32x32 queries, 16x16 keys)", _run_memory_attention(model, x), ref["out"])
 
