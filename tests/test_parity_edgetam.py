@@ -32,7 +32,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from sam2_ros.model import build_sam2
+from sam2_ros.model import build_sam2, get_config
 from sam2_ros.model import perceiver as perceiver_module
 from sam2_ros.model.repvit import RepVggDw
 from sam2_ros.model.rope import RoPEAttentionV2, axial_rope_angles
@@ -98,16 +98,34 @@ def _memory_attention_call(size: int, x: dict[str, Tensor]) -> tuple[str, dict]:
     )
 
 
+#: A reference function added from outside the worker (the ``extra`` hook other test files use).
+EXTRA = """
+import torch
+from tests.edgetam_reference_worker import build_reference_model, reference_function
+
+
+@reference_function
+def video_predictor_facts(seed, image_size):
+    video = build_reference_model(seed, image_size, video=True)
+    image = build_reference_model(seed, image_size)
+    sv, si = video.state_dict(), image.state_dict()
+    same = sv.keys() == si.keys() and all(torch.equal(sv[k], si[k]) for k in si)
+    return {"class": type(video).__name__, "same_weights": same, "fill_hole_area": int(video.fill_hole_area)}
+"""
+
+
 @pytest.fixture(scope="module")
-def ref256():
+def ref256(tmp_path_factory):
     """Our model with the reference's weights, the inputs and all reference outputs (one subprocess)."""
     require_reference()
+    extra = tmp_path_factory.mktemp("edgetam_extra") / "video_facts.py"
+    extra.write_text(EXTRA)
     size = 256
     x = _inputs(size)
     model = build_sam2("edgetam", image_size=size)
     mem_pos = model.memory_encoder.position_encoding(x["mem_feats"])
     x512 = _inputs(512, seed=2)
-    state, enc, perc, encmem, attn, attn512 = run_reference_batch(
+    state, enc, perc, encmem, attn, attn512, video = run_reference_batch(
         [
             ("state_dict", dict(seed=SEED, image_size=size)),
             ("image_encoder", dict(seed=SEED, image_size=size, images=x["images"])),
@@ -125,11 +143,13 @@ def ref256():
             ),
             _memory_attention_call(size, x),
             _memory_attention_call(512, x512),  # a second reference build (same seed) in the same process
-        ]
+            ("video_predictor_facts", dict(seed=SEED, image_size=size)),
+        ],
+        extra=[extra],
     )
     model.load_state_dict(state["state_dict"], strict=True)
     r = {"model": model, "x": x, "mem_pos": mem_pos, "state": state, "enc": enc, "perc": perc}
-    r["x512"], r["attn512"] = x512, attn512
+    r["x512"], r["attn512"], r["video"] = x512, attn512, video
     return r, encmem, attn
 
 
@@ -138,6 +158,13 @@ def test_reference_layout_is_the_stored_layout(ref256):
     state = ref256[0]["state"]
     assert {k: list(v.shape) for k, v in state["state_dict"].items()} == stored
     assert state["channel_list"] == [384, 192, 96, 48]
+
+
+def test_extra_hook_and_video_predictor_weights(ref256):
+    """Functions from other files run in the reference process; the video predictor shares the weights."""
+    video = ref256[0]["video"]
+    assert video["class"] == "SAM2VideoPredictor" and video["same_weights"]
+    assert video["fill_hole_area"] == get_config("edgetam").fill_hole_area == 8
 
 
 @torch.no_grad()
