@@ -1,4 +1,4 @@
-"""Fetch Meta's official SAM 2 / 2.1 checkpoints, with a progress bar and SHA-256 checks.
+"""Fetch Meta's official SAM 2 / 2.1 and EdgeTAM checkpoints, with a progress bar and SHA-256 checks.
 
 Integrity is checked in two ways:
 
@@ -6,10 +6,13 @@ Integrity is checked in two ways:
 * structurally: the file must load with ``weights_only=True`` and fit the named model
   key for key and shape for shape.
 
-``KNOWN_SHA256`` is empty on purpose: these machines cannot reach Meta's servers, so no
-digest could be measured here, and we do not copy digests we cannot verify. After a
-download the digest is written beside the checkpoint (``NAME.pt.sha256``) so that later
-loads (``verify_sidecar``) detect corruption or tampering.
+``KNOWN_SHA256`` holds no SAM 2 / 2.1 digest: these machines cannot reach Meta's servers, so
+none could be measured here, and Meta publishes none. For ``edgetam.pt`` Meta publishes no
+digest either, but several independent public projects pin the same one for Meta's file
+(SHA-256 ``ed2d4850…80df``, 56,116,523 bytes, EdgeTAM commit 7711e012); it is pinned below
+**without having been verified here** (no network). If Meta replaces the file, pass the new
+digest with ``--sha256``. After a download the digest is written beside the checkpoint
+(``NAME.pt.sha256``) so that later loads (``verify_sidecar``) detect corruption or tampering.
 """
 
 from __future__ import annotations
@@ -34,8 +37,13 @@ BASE_URLS = {
     "2": "https://dl.fbaipublicfiles.com/segment_anything_2/072824/",
     "2.1": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/",
 }
-#: filename -> SHA-256 hex digest, filled only with digests measured on real downloads.
-KNOWN_SHA256: dict[str, str] = {}
+#: EdgeTAM (Meta Reality Labs): the checkpoint lives in the code repository, as its README links it.
+EDGETAM_URL = "https://github.com/facebookresearch/EdgeTAM/raw/main/checkpoints/edgetam.pt"
+#: filename -> SHA-256 hex digest of the official file, measured on real downloads (see the module
+#: docstring: the EdgeTAM digest is the one public projects measured; not verified on this machine).
+KNOWN_SHA256: dict[str, str] = {
+    "edgetam.pt": "ed2d4850b8792c239689b043c47046ec239b6e808a3d9b6ae676c803fd8780df",
+}
 
 DEFAULT_DIR = Path(os.environ.get("SAM2_ROS_CHECKPOINTS", Path.home() / ".cache" / "sam2_ros" / "checkpoints"))
 
@@ -61,6 +69,8 @@ class DownloadError(UserError):
 
 def checkpoint_url(name: str) -> str:
     cfg = get_config(name)
+    if cfg.is_edgetam:
+        return EDGETAM_URL
     return BASE_URLS[cfg.version] + checkpoint_filename(name)
 
 
@@ -120,7 +130,7 @@ def download(
     its final name only after the checksum (when known) and the structural check pass; a failed
     download leaves nothing behind. Raises ``DownloadError`` when ``url`` cannot be fetched.
     """
-    from sam2_ros.model.build import verify_checkpoint  # torch import deferred
+    from sam2_ros.model.build import verify_checkpoint  # noqa: PLC0415 - torch import deferred
 
     name = canonical_name(name)
     out_dir = Path(out_dir)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sam2_ros.cli import main
-from sam2_ros.download import ChecksumError, checkpoint_url, download, verify_sidecar
+from sam2_ros.download import KNOWN_SHA256, ChecksumError, checkpoint_url, download, verify_sidecar
 from sam2_ros.model import CheckpointError, build_sam2
 
 
@@ -97,3 +97,38 @@ def test_url_may_be_a_local_path(served, tmp_path):
     src, digest = served
     path = download("sam2.1_hiera_t", tmp_path, sha256=digest, url=str(src), progress=False)
     assert path.read_bytes() == src.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def served_edgetam(tmp_path_factory):
+    """An EdgeTAM checkpoint in Meta's format with random weights (not Meta's file) and its SHA-256."""
+    src = tmp_path_factory.mktemp("server") / "edgetam.pt"
+    torch.save({"model": build_sam2("edgetam", image_size=256).state_dict()}, src)
+    return src, hashlib.sha256(src.read_bytes()).hexdigest()
+
+
+def test_edgetam_url_and_pinned_digest():
+    assert checkpoint_url("edgetam") == "https://github.com/facebookresearch/EdgeTAM/raw/main/checkpoints/edgetam.pt"
+    assert checkpoint_url("EdgeTAM.pt") == checkpoint_url("edgetam")
+    assert len(KNOWN_SHA256["edgetam.pt"]) == 64
+
+
+def test_edgetam_offline_path(served_edgetam, tmp_path, capsys):
+    """``--url`` with a local copy; a file that is not Meta's fails the pinned digest unless --sha256 says otherwise."""
+    src, digest = served_edgetam
+    with pytest.raises(ChecksumError, match="not the official file"):
+        download("edgetam", tmp_path, url=src.as_uri(), progress=False)
+    assert list(tmp_path.iterdir()) == []
+    argv = ["download", "edgetam", "--out", str(tmp_path), "--url", str(src), "--sha256", digest, "--quiet"]
+    assert main(argv) == 0
+    path = tmp_path / "edgetam.pt"
+    assert capsys.readouterr().out.strip() == str(path)
+    assert verify_sidecar(path) == digest
+    build_sam2("edgetam", checkpoint=path, image_size=256)  # loads strictly
+
+
+def test_a_sam2_checkpoint_is_not_taken_for_edgetam(served, tmp_path):
+    src, digest = served
+    with pytest.raises(CheckpointError, match="fits model 'sam2.1_hiera_t'"):
+        download("edgetam", tmp_path, sha256=digest, url=src.as_uri(), progress=False)
+    assert list(tmp_path.iterdir()) == []

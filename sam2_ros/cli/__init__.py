@@ -13,8 +13,8 @@ from sam2_ros.errors import UsageError, UserError
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from sam2_ros.download import DEFAULT_DIR, DownloadError, download
-    from sam2_ros.model.config import checkpoint_filename
+    from sam2_ros.download import DEFAULT_DIR, DownloadError, download  # noqa: PLC0415 - keeps `--help` fast
+    from sam2_ros.model.config import checkpoint_filename  # noqa: PLC0415 - keeps `--help` fast
 
     try:
         out = download(
@@ -41,10 +41,10 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "download",
         help="fetch one of Meta's official checkpoints and verify it",
-        description="Download MODEL (e.g. sam2.1_hiera_tiny, sam2.1_hiera_b+) from Meta's servers, "
+        description="Download MODEL (e.g. sam2.1_hiera_tiny, sam2.1_hiera_b+, edgetam) from Meta's servers, "
         "check its SHA-256 and that it fits the model, and print its path.",
     )
-    p.add_argument("model", help="model name, e.g. sam2.1_hiera_tiny / sam2.1_hiera_t / sam2_hiera_large")
+    p.add_argument("model", help="model name, e.g. sam2.1_hiera_tiny / sam2.1_hiera_t / sam2_hiera_large / edgetam")
     p.add_argument(
         "--out",
         type=Path,
@@ -60,13 +60,13 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
-    from sam2_ros.cli.track import run
+    from sam2_ros.cli.track import run  # noqa: PLC0415 - subcommand loaded on use
 
     return run(args)
 
 
 def _add_track(sub: argparse._SubParsersAction) -> None:
-    from sam2_ros.cli.track import add_arguments
+    from sam2_ros.cli.track import add_arguments  # noqa: PLC0415 - subcommand loaded on use
 
     p = sub.add_parser(
         "track",
@@ -81,13 +81,13 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from sam2_ros.cli.segment import run
+    from sam2_ros.cli.segment import run  # noqa: PLC0415 - subcommand loaded on use
 
     return run(args)
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    from sam2_ros.cli.segment import add_arguments
+    from sam2_ros.cli.segment import add_arguments  # noqa: PLC0415 - subcommand loaded on use
 
     p = sub.add_parser(
         "segment",
@@ -101,13 +101,13 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
-    from sam2_ros.cli.annotate import run
+    from sam2_ros.cli.annotate import run  # noqa: PLC0415 - subcommand loaded on use
 
     return run(args)
 
 
 def _add_annotate(sub: argparse._SubParsersAction) -> None:
-    from sam2_ros.cli.annotate import add_arguments
+    from sam2_ros.cli.annotate import add_arguments  # noqa: PLC0415 - subcommand loaded on use
 
     p = sub.add_parser(
         "annotate",

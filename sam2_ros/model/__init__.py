@@ -1,7 +1,8 @@
-"""SAM 2 / SAM 2.1 in PyTorch with Meta's parameter names (official checkpoints load unchanged).
+"""SAM 2 / SAM 2.1 and EdgeTAM in PyTorch with Meta's parameter names (official checkpoints load unchanged).
 
 >>> from sam2_ros.model import build_sam2
 >>> model = build_sam2("sam2.1_hiera_t", checkpoint="sam2.1_hiera_tiny.pt")
+>>> edge = build_sam2("edgetam", checkpoint="edgetam.pt")
 """
 
 from sam2_ros.model.build import (

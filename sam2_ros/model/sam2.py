@@ -93,12 +93,15 @@ class Sam2Model(nn.Module):
         memory_encoder: nn.Module,
         sam_prompt_encoder: nn.Module,
         sam_mask_decoder: nn.Module,
+        spatial_perceiver: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
         self.memory_attention = memory_attention
         self.memory_encoder = memory_encoder
+        # EdgeTAM: compresses each memory frame to latent tokens (None for SAM 2 / 2.1).
+        self.spatial_perceiver = spatial_perceiver
         self.sam_prompt_encoder = sam_prompt_encoder
         self.sam_mask_decoder = sam_mask_decoder
         self.hidden_dim = hidden = image_encoder.neck.d_model
@@ -226,10 +229,17 @@ class Sam2Model(nn.Module):
         return vision_feats + self.no_mem_embed.view(1, -1, 1, 1)
 
     def memory_pos_enc(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        """The memory encoder's position encoding (1 x 64 x H x W); identical for every frame."""
+        """A memory frame's position encoding, identical for every frame and object.
+
+        SAM 2 / 2.1: the memory encoder's, 1 x 64 x H x W. EdgeTAM: the perceiver latents',
+        1 x N x 64 (zeros for the global latents, the 16 x 16 grid's sine encoding after them).
+        """
         h = self.feat_size
         probe = torch.empty(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
-        return self.memory_encoder.position_encoding(probe)
+        pos = self.memory_encoder.position_encoding(probe)
+        if self.spatial_perceiver is not None:
+            _, pos = self.spatial_perceiver(probe.zero_(), pos)
+        return pos
 
     def memory_tokens(
         self, maskmem_features: Tensor, maskmem_pos: Tensor, t_pos: int | Tensor
@@ -347,7 +357,8 @@ class Sam2Model(nn.Module):
         ``is_mask_from_pts`` (bool, or B bools for a mixed batch): masks that answer a
         prompt are binarised, tracked ones go through a sigmoid, as in Meta's predictor.
         Returns B x 64 x H x W memory features and their position encoding. Absent objects
-        (score <= 0) get ``no_obj_embed_spatial`` added (SAM 2.1).
+        (score <= 0) get ``no_obj_embed_spatial`` added (SAM 2.1). EdgeTAM's spatial perceiver
+        then compresses the frame: B x N x 64 latent tokens (N = 512) and their encoding.
         """
         cfg = self.config
         if cfg.non_overlap_masks_for_mem_enc:
@@ -369,6 +380,8 @@ class Sam2Model(nn.Module):
         if self.no_obj_embed_spatial is not None:
             absent = (object_score_logits <= 0).to(features.dtype)
             features = features + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]
+        if self.spatial_perceiver is not None:
+            features, pos = self.spatial_perceiver(features, pos)
         return features, pos
 
 
