@@ -47,7 +47,9 @@ def _play(predictor, video: str, num_frames: int, events: list[dict], last_frame
                     predictor.add_new_points_or_box(state, f, obj_id, points=ev["points"], labels=ev["labels"])
             # Track up to (and including) the next prompt's frame: that prompt refines its output.
             end = frames[k + 1] if k + 1 < len(frames) else last
-            for fi, ids, masks in predictor.propagate_in_video(state, start_frame_idx=f, max_frame_num_to_track=end - f):
+            for fi, ids, masks in predictor.propagate_in_video(
+                state, start_frame_idx=f, max_frame_num_to_track=end - f
+            ):
                 out.setdefault(int(fi), {})[obj_id] = masks[ids.index(obj_id), 0].clone()
     return out, images
 

@@ -132,6 +132,21 @@ class Sam2Model(nn.Module):
     def feat_size(self) -> int:
         return self.config.feat_size
 
+    @property
+    def mem_tokens(self) -> int | None:
+        """Memory tokens per frame when a spatial perceiver compresses each frame's memory
+        (EdgeTAM: 256 1-D + 256 2-D latents); None when a frame's memory is the H x W map."""
+        perceiver = getattr(self, "spatial_perceiver", None)
+        if perceiver is None:
+            return None
+        return sum(int(getattr(perceiver, n).shape[0]) for n in ("latents", "latents_2d") if hasattr(perceiver, n))
+
+    @property
+    def memory_shape(self) -> tuple[int, ...]:
+        """One frame's memory for one object as the tracker stores it: 64 x H x W, or T x 64 tokens."""
+        t = self.mem_tokens
+        return (self.mem_dim, self.feat_size, self.feat_size) if t is None else (t, self.mem_dim)
+
     # ------------------------------------------------------------------ image
     def encode_image(self, image: Tensor) -> ImageFeatures:
         """Normalised B x 3 x S x S image -> features for the prompt heads and memory."""
@@ -226,10 +241,15 @@ class Sam2Model(nn.Module):
         return vision_feats + self.no_mem_embed.view(1, -1, 1, 1)
 
     def memory_pos_enc(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        """The memory encoder's position encoding (1 x 64 x H x W); identical for every frame."""
+        """A memory frame's position encoding, identical for every frame and object: the memory
+        encoder's (1 x 64 x H x W), or with a spatial perceiver its latents' (1 x T x 64: zero for
+        the 1-D latents, a sine grid for the 2-D ones)."""
         h = self.feat_size
-        probe = torch.empty(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
-        return self.memory_encoder.position_encoding(probe)
+        probe = torch.zeros(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
+        pos = self.memory_encoder.position_encoding(probe)
+        if self.mem_tokens is not None:
+            pos = self.spatial_perceiver(probe, pos)[1]
+        return pos
 
     def memory_tokens(
         self, maskmem_features: Tensor, maskmem_pos: Tensor, t_pos: int | Tensor
@@ -242,14 +262,22 @@ class Sam2Model(nn.Module):
         conditioning frames, 1..num_maskmem-1 for the frame ``num_maskmem - t_pos`` back.
         Returns (S*HW) x B x 64 tokens and their encodings, frames in order.
         """
-        if maskmem_features.ndim == 4:
-            maskmem_features = maskmem_features.unsqueeze(0)
-        s, b, c, h, w = maskmem_features.shape
-        tokens = maskmem_features.permute(0, 3, 4, 1, 2).reshape(s * h * w, b, c)
-        pos = maskmem_pos.expand(b, c, h, w).permute(2, 3, 0, 1).reshape(1, h * w, b, c)
+        if self.mem_tokens is not None:  # frames of T tokens (spatial perceiver): S x B x T x 64
+            if maskmem_features.ndim == 3:
+                maskmem_features = maskmem_features.unsqueeze(0)
+            s, b, n, c = maskmem_features.shape
+            tokens = maskmem_features.permute(0, 2, 1, 3).reshape(s * n, b, c)
+            pos = maskmem_pos.reshape(-1, n, c).expand(b, n, c).permute(1, 0, 2).reshape(1, n, b, c)
+        else:  # frames of H x W maps: S x B x 64 x H x W
+            if maskmem_features.ndim == 4:
+                maskmem_features = maskmem_features.unsqueeze(0)
+            s, b, c, h, w = maskmem_features.shape
+            n = h * w
+            tokens = maskmem_features.permute(0, 3, 4, 1, 2).reshape(s * n, b, c)
+            pos = maskmem_pos.expand(b, c, h, w).permute(2, 3, 0, 1).reshape(1, n, b, c)
         tpos_index = self.num_maskmem - 1 - torch.as_tensor(t_pos, device=pos.device)
         tpos = self.maskmem_tpos_enc.view(self.num_maskmem, c)[tpos_index.expand(s, b)]
-        pos = (pos + tpos.to(pos.dtype).unsqueeze(1)).reshape(s * h * w, b, c)
+        pos = (pos + tpos.to(pos.dtype).unsqueeze(1)).reshape(s * n, b, c)
         return tokens, pos
 
     def obj_ptr_tokens(self, obj_ptrs: Tensor, t_diffs: Tensor, max_obj_ptrs: int) -> tuple[Tensor, Tensor]:
@@ -281,11 +309,17 @@ class Sam2Model(nn.Module):
         memory_pos: Tensor,
         num_obj_ptr_tokens: int,
         memory_mask: Tensor | None = None,
+        num_spatial_mem: int | None = None,
     ) -> Tensor:
-        """Memory attention: B x C x H x W features attend to memory tokens (M x B x 64)."""
+        """Memory attention: B x C x H x W features attend to memory tokens (M x B x 64).
+
+        ``num_spatial_mem``: memory frames among the tokens; needed (and only passed on) when
+        frames are perceiver latents, whose rotary key grid repeats once per frame (EdgeTAM).
+        """
         b, c, h, w = vision_feats.shape
         curr = vision_feats.flatten(2).permute(2, 0, 1)
         curr_pos = vision_pos.flatten(2).permute(2, 0, 1)
+        extra = {} if num_spatial_mem is None else {"num_spatial_mem": num_spatial_mem}
         out = self.memory_attention(
             curr=curr,
             curr_pos=curr_pos,
@@ -293,6 +327,7 @@ class Sam2Model(nn.Module):
             memory_pos=memory_pos,
             num_obj_ptr_tokens=num_obj_ptr_tokens,
             memory_mask=memory_mask,
+            **extra,
         )
         return out.permute(1, 2, 0).reshape(b, c, h, w)
 
@@ -323,7 +358,8 @@ class Sam2Model(nn.Module):
         # Token masks in token order: frame s covers tokens s*HW .. s*HW + HW - 1, pointer p
         # covers p*split .. p*split + split - 1. expand+reshape (not repeat_interleave) keeps
         # exported graphs free of data-dependent repeats.
-        frame_mask = mem_valid[:, None, :].expand(slots, h * w, b).reshape(slots * h * w, b)
+        n = h * w if self.mem_tokens is None else self.mem_tokens  # tokens per memory frame
+        frame_mask = mem_valid[:, None, :].expand(slots, n, b).reshape(slots * n, b)
         ptr_mask = ptr_valid[:, None, :].expand(num_ptrs, split, b).reshape(num_ptrs * split, b)
         mask = torch.cat([frame_mask, ptr_mask]).transpose(0, 1)  # B x M, True = attend
         return self.condition_on_memory(
@@ -333,6 +369,7 @@ class Sam2Model(nn.Module):
             torch.cat([pos, ptr_pos]),
             num_obj_ptr_tokens=ptr_tokens.shape[0],
             memory_mask=mask,
+            num_spatial_mem=None if self.mem_tokens is None else slots,
         )
 
     def encode_memory(
@@ -346,7 +383,7 @@ class Sam2Model(nn.Module):
 
         ``is_mask_from_pts`` (bool, or B bools for a mixed batch): masks that answer a
         prompt are binarised, tracked ones go through a sigmoid, as in Meta's predictor.
-        Returns B x 64 x H x W memory features and their position encoding. Absent objects
+        Returns B x 64 x H x W (perceiver: B x T x 64) memory features and their position encoding. Absent objects
         (score <= 0) get ``no_obj_embed_spatial`` added (SAM 2.1).
         """
         cfg = self.config
@@ -369,6 +406,8 @@ class Sam2Model(nn.Module):
         if self.no_obj_embed_spatial is not None:
             absent = (object_score_logits <= 0).to(features.dtype)
             features = features + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]
+        if self.mem_tokens is not None:  # EdgeTAM: compress to B x T x 64 latents (and their encoding)
+            features, pos = self.spatial_perceiver(features, pos)
         return features, pos
 
 
