@@ -30,6 +30,7 @@ from sam2_ros.io.prompts import (
 )
 
 if TYPE_CHECKING:
+
     from sam2_ros.io.sources import FrameSource
     from sam2_ros.io.writers import RunSummary
     from sam2_ros.tracking import Sam2Tracker
