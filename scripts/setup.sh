@@ -19,6 +19,12 @@ pip_install -e ".[onnx,test]"
 # Reference implementation for the parity tests (test-only; the runtime never imports it).
 pip_install hydra-core iopath tqdm pillow
 SAM2_BUILD_CUDA=0 pip_install --no-deps --no-build-isolation sam2==1.1.0
+# EdgeTAM reference (Meta's code as edgetam-dimos; test-only). Its module is also named `sam2`,
+# so it goes into its own folder, never on the main sys.path: tests/edgetam_reference.py runs it
+# in a subprocess with that folder first and a torchvision stand-in. timm provides its RepViT
+# backbone; --no-deps keeps timm from pulling torchvision. Both are pure Python; hydra-core,
+# iopath, pyyaml and safetensors (timm) are installed above.
+pip_install --no-deps --upgrade --target .cache/edgetam_ref edgetam-dimos==1.0.1 "timm==1.0.31"
 "$PY" - <<'PY'
 import importlib.util, torch
 assert importlib.util.find_spec("torchvision") is None, "torchvision must not be installed (breaks CPU torch)"

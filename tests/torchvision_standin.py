@@ -11,11 +11,22 @@ They follow torchvision's tensor code paths: ``ToTensor`` is HWC uint8 -> CHW fl
 antialias=True)`` (torchvision >= 0.17 default); ``Normalize`` is ``(x - mean) / std``;
 ``batched_nms`` is a plain O(n^2) greedy NMS per category (descending score, drop IoU >
 threshold), written independently of ``sam2_ros.image.amg.batched_nms``.
+
+:func:`install_reference_torchvision` serves the EdgeTAM reference subprocess
+(``tests/edgetam_reference_worker.py``): ``timm`` imports much of torchvision at import time
+(``torchvision.ops.misc.FrozenBatchNorm2d``, ``torchvision.transforms.InterpolationMode``,
+transform classes to subclass, dataset classes) but RepViT runs none of it. There every
+``torchvision.*`` module is a stand-in: the names above and ``FrozenBatchNorm2d`` /
+``InterpolationMode`` are real, any other name is a placeholder class that raises when used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
 import types
 from collections.abc import Iterator
@@ -112,3 +123,88 @@ def fake_torchvision() -> Iterator[None]:
 def official_feat_sizes(image_size: int) -> list[tuple[int, int]]:
     """Meta's predictor hard-codes the 1024-px feature sizes; the reduced-size tests set these."""
     return [(image_size // 4,) * 2, (image_size // 8,) * 2, (image_size // 16,) * 2]
+
+
+# ----------------------------------------------------------- EdgeTAM reference subprocess
+class InterpolationMode(enum.Enum):
+    """torchvision.transforms.InterpolationMode (names and values)."""
+
+    NEAREST = "nearest"
+    NEAREST_EXACT = "nearest-exact"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+    BOX = "box"
+    HAMMING = "hamming"
+    LANCZOS = "lanczos"
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """torchvision.ops.misc.FrozenBatchNorm2d: BatchNorm2d with fixed statistics and affine."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        bias = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + bias.reshape(1, -1, 1, 1)
+
+
+class _Placeholder:
+    """Stands for a torchvision name the reference imports but never uses."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError(f"torchvision stand-in: {type(self).__qualname__} is not available in tests")
+
+
+class _StandinModule(types.ModuleType):
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        placeholder = type(name, (_Placeholder,), {"__qualname__": f"{self.__name__}.{name}"})
+        setattr(self, name, placeholder)
+        return placeholder
+
+
+class _StandinFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports any ``torchvision.*`` module as a :class:`_StandinModule`."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "torchvision" or fullname.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        module = _StandinModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module) -> None:
+        parent, _, child = module.__name__.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
+
+
+def install_reference_torchvision() -> None:
+    """Make ``torchvision`` importable in this (reference-only) process; see the module docstring."""
+    if importlib.util.find_spec("torchvision") is not None and not isinstance(
+        sys.modules.get("torchvision"), _StandinModule
+    ):
+        raise RuntimeError("a real torchvision is installed; the stand-in would shadow it")
+    sys.meta_path.insert(0, _StandinFinder())
+    import torchvision.ops.boxes as boxes_mod
+    import torchvision.ops.misc as misc
+    import torchvision.transforms as transforms_mod
+    import torchvision.transforms.functional as functional
+
+    torchvision = sys.modules["torchvision"]
+    torchvision.__version__ = "0.0.0+standin"
+    misc.FrozenBatchNorm2d = FrozenBatchNorm2d
+    transforms_mod.InterpolationMode = functional.InterpolationMode = InterpolationMode
+    transforms_mod.ToTensor, transforms_mod.Resize, transforms_mod.Normalize = ToTensor, Resize, Normalize
+    boxes_mod.batched_nms, boxes_mod.box_area = batched_nms, box_area

@@ -1,4 +1,4 @@
-"""Build a SAM 2 model by name and load Meta's checkpoints unchanged."""
+"""Build a SAM 2 / SAM 2.1 / EdgeTAM model by name and load Meta's checkpoints unchanged."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from sam2_ros.model.image_encoder import FpnNeck, ImageEncoder
 from sam2_ros.model.mask_decoder import MaskDecoder
 from sam2_ros.model.memory_attention import MemoryAttention, MemoryAttentionLayer
 from sam2_ros.model.memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
+from sam2_ros.model.perceiver import PerceiverResampler
 from sam2_ros.model.position_encoding import PositionEmbeddingSine
 from sam2_ros.model.prompt_encoder import PromptEncoder
-from sam2_ros.model.rope import RoPEAttention
+from sam2_ros.model.repvit import RepViT
+from sam2_ros.model.rope import RoPEAttention, RoPEAttentionV2
 from sam2_ros.model.sam2 import Sam2Model
 from sam2_ros.model.transformer import TwoWayTransformer
 
@@ -29,7 +31,7 @@ class CheckpointError(RuntimeError):
 
 
 def _image_encoder(cfg: Sam2Config) -> ImageEncoder:
-    trunk = Hiera(**cfg.trunk)
+    trunk = RepViT(**cfg.trunk) if cfg.trunk_type == "repvit" else Hiera(**cfg.trunk)
     neck = FpnNeck(
         position_encoding=PositionEmbeddingSine(num_pos_feats=D_MODEL, normalize=True, temperature=10000),
         d_model=D_MODEL,
@@ -42,6 +44,31 @@ def _image_encoder(cfg: Sam2Config) -> ImageEncoder:
 
 def _memory_attention(cfg: Sam2Config) -> MemoryAttention:
     feat = (cfg.feat_size, cfg.feat_size)
+    if cfg.is_edgetam:
+        # Memory frames are perceiver latents: global ones unrotated, then a 16 x 16 grid.
+        grid = (cfg.perceiver_grid, cfg.perceiver_grid)
+        cross_attention = RoPEAttentionV2(
+            embedding_dim=D_MODEL,
+            num_heads=1,
+            downsample_rate=1,
+            dropout=0.1,
+            kv_in_dim=MEM_DIM,
+            rope_theta=10000.0,
+            q_sizes=feat,
+            k_sizes=grid,
+            k_prefix_tokens=cfg.perceiver_latents,
+        )
+    else:
+        cross_attention = RoPEAttention(
+            rope_theta=10000.0,
+            feat_sizes=feat,
+            rope_k_repeat=True,
+            embedding_dim=D_MODEL,
+            num_heads=1,
+            downsample_rate=1,
+            dropout=0.1,
+            kv_in_dim=MEM_DIM,
+        )
     layer = MemoryAttentionLayer(
         activation="relu",
         dim_feedforward=2048,
@@ -53,18 +80,25 @@ def _memory_attention(cfg: Sam2Config) -> MemoryAttention:
         d_model=D_MODEL,
         pos_enc_at_cross_attn_keys=True,
         pos_enc_at_cross_attn_queries=False,
-        cross_attention=RoPEAttention(
-            rope_theta=10000.0,
-            feat_sizes=feat,
-            rope_k_repeat=True,
-            embedding_dim=D_MODEL,
-            num_heads=1,
-            downsample_rate=1,
-            dropout=0.1,
-            kv_in_dim=MEM_DIM,
-        ),
+        cross_attention=cross_attention,
     )
-    return MemoryAttention(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=4)
+    return MemoryAttention(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=cfg.memory_attention_layers)
+
+
+def _spatial_perceiver(cfg: Sam2Config) -> PerceiverResampler | None:
+    if not cfg.is_edgetam:
+        return None
+    return PerceiverResampler(
+        dim=MEM_DIM,
+        depth=2,
+        position_encoding=PositionEmbeddingSine(num_pos_feats=MEM_DIM, normalize=True, temperature=10000),
+        dim_head=64,
+        heads=1,
+        num_latents=cfg.perceiver_latents,
+        num_latents_2d=cfg.perceiver_latents_2d,
+        ff_mult=4,
+        use_self_attn=True,
+    )
 
 
 def _memory_encoder() -> MemoryEncoder:
@@ -108,7 +142,15 @@ def _sam_heads(cfg: Sam2Config) -> tuple[PromptEncoder, MaskDecoder]:
 def build_from_config(cfg: Sam2Config) -> Sam2Model:
     """A randomly initialised model for ``cfg`` (eval mode)."""
     prompt_encoder, mask_decoder = _sam_heads(cfg)
-    model = Sam2Model(cfg, _image_encoder(cfg), _memory_attention(cfg), _memory_encoder(), prompt_encoder, mask_decoder)
+    model = Sam2Model(
+        cfg,
+        _image_encoder(cfg),
+        _memory_attention(cfg),
+        _memory_encoder(),
+        prompt_encoder,
+        mask_decoder,
+        spatial_perceiver=_spatial_perceiver(cfg),
+    )
     return model.eval()
 
 
@@ -119,9 +161,9 @@ def build_sam2(
     device: str | torch.device = "cpu",
     **overrides,
 ) -> Sam2Model:
-    """Build SAM 2 / 2.1 model ``name`` (e.g. ``"sam2.1_hiera_t"``), optionally loading weights.
+    """Build SAM 2 / 2.1 model ``name`` (e.g. ``"sam2.1_hiera_t"``) or ``"edgetam"``, optionally loading weights.
 
-    ``checkpoint``: Meta's ``.pt`` (``{"model": state_dict}``) or a ``.safetensors`` file.
+    ``checkpoint``: Meta's ``.pt`` (``{"model": state_dict}``, e.g. ``edgetam.pt``) or a ``.safetensors`` file.
     Loading is strict; a mismatch raises :class:`CheckpointError` naming the missing,
     unexpected and mis-shaped keys and the model name that fits the file.
     ``overrides``: :class:`Sam2Config` fields (e.g. ``fill_hole_area=0``).
@@ -145,7 +187,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         )
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # noqa: PLC0415 - optional dependency, only for .safetensors
 
             state = load_file(str(path), device="cpu")
         else:

@@ -154,3 +154,64 @@ class RoPEAttention(Attention):
         q, k, v = self.project(q, k, v)
         q, k = self.apply_rope(q, k, num_k_exclude_rope)
         return self.attend(q, k, v, attn_mask)
+
+
+class RoPEAttentionV2(RoPEAttention):
+    """EdgeTAM's cross-attention RoPE (``RoPEAttentionv2``): distinct query and key grids.
+
+    Queries (the current frame's stride-16 map) rotate on the ``q_sizes`` grid (image_size / 16
+    square; a different square token count gets fresh tables, as :class:`RoPEAttention`). Each
+    memory frame is ``k_prefix_tokens`` unrotated tokens (the perceiver's global latents) followed
+    by a ``k_sizes`` grid of rotated tokens (its 2-D latents); the spatial keys are whole such
+    frames, then ``num_k_exclude_rope`` unrotated object-pointer tokens. The official code is told
+    the frame count (``rope_k_repeat``); here it follows from the fixed frame length, so a padded
+    bank (whole frames) rotates every valid token exactly as the unpadded one.
+
+    Unrotated tokens rotate by angle 0 (cos 1, sin 0): an exact identity, so one table covers all
+    keys in one pass, eagerly and in exported graphs alike.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        downsample_rate: int = 1,
+        dropout: float = 0.0,
+        kv_in_dim: int | None = None,
+        rope_theta: float = 10000.0,
+        q_sizes: tuple[int, int] = (64, 64),
+        k_sizes: tuple[int, int] = (16, 16),
+        k_prefix_tokens: int = 256,
+    ) -> None:
+        super().__init__(
+            embedding_dim,
+            num_heads,
+            downsample_rate,
+            dropout,
+            kv_in_dim,
+            rope_theta,
+            rope_k_repeat=True,
+            feat_sizes=q_sizes,
+        )
+        angles = axial_rope_angles(self.head_dim, k_sizes[0], k_sizes[1], rope_theta)
+        self.k_prefix_tokens = k_prefix_tokens
+        self.k_frame_tokens = k_prefix_tokens + angles.shape[0]
+        ones = torch.ones(k_prefix_tokens, angles.shape[1])
+        self.register_buffer("rope_k_cos", torch.cat((ones, angles.cos())), persistent=False)
+        self.register_buffer("rope_k_sin", torch.cat((ones * 0, angles.sin())), persistent=False)
+
+    def apply_rope(self, q: Tensor, k: Tensor, num_k_exclude_rope: int = 0) -> tuple[Tensor, Tensor]:
+        cos, sin = self.rope_tables(q.shape[-2], q.device)
+        q = rotate_pairs(q, cos, sin)
+        num_k_rope = k.shape[-2] - num_k_exclude_rope
+        if num_k_rope <= 0:
+            return q, k
+        if num_k_rope % self.k_frame_tokens:
+            raise ValueError(
+                f"{num_k_rope} memory tokens is not a whole number of {self.k_frame_tokens}-token memory frames"
+            )
+        frames = num_k_rope // self.k_frame_tokens
+        cos_k, sin_k = self.rope_k_cos, self.rope_k_sin
+        cos_k = torch.cat((cos_k.repeat(frames, 1), cos_k.new_ones(num_k_exclude_rope, cos_k.shape[1])))
+        sin_k = torch.cat((sin_k.repeat(frames, 1), sin_k.new_zeros(num_k_exclude_rope, sin_k.shape[1])))
+        return q, rotate_pairs(k, cos_k, sin_k)

@@ -93,12 +93,15 @@ class Sam2Model(nn.Module):
         memory_encoder: nn.Module,
         sam_prompt_encoder: nn.Module,
         sam_mask_decoder: nn.Module,
+        spatial_perceiver: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.image_encoder = image_encoder
         self.memory_attention = memory_attention
         self.memory_encoder = memory_encoder
+        # EdgeTAM: compresses each memory frame to latent tokens (None for SAM 2 / 2.1).
+        self.spatial_perceiver = spatial_perceiver
         self.sam_prompt_encoder = sam_prompt_encoder
         self.sam_mask_decoder = sam_mask_decoder
         self.hidden_dim = hidden = image_encoder.neck.d_model
@@ -241,14 +244,16 @@ class Sam2Model(nn.Module):
         return vision_feats + self.no_mem_embed.view(1, -1, 1, 1)
 
     def memory_pos_enc(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        """A memory frame's position encoding, identical for every frame and object: the memory
-        encoder's (1 x 64 x H x W), or with a spatial perceiver its latents' (1 x T x 64: zero for
-        the 1-D latents, a sine grid for the 2-D ones)."""
+        """A memory frame's position encoding, identical for every frame and object.
+
+        SAM 2 / 2.1: the memory encoder's, 1 x 64 x H x W. EdgeTAM: the perceiver latents',
+        1 x N x 64 (zeros for the global latents, the 16 x 16 grid's sine encoding after them).
+        """
         h = self.feat_size
-        probe = torch.zeros(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
+        probe = torch.empty(1, self.mem_dim, h, h, device=self.device, dtype=dtype)
         pos = self.memory_encoder.position_encoding(probe)
-        if self.mem_tokens is not None:
-            pos = self.spatial_perceiver(probe, pos)[1]
+        if self.spatial_perceiver is not None:
+            _, pos = self.spatial_perceiver(probe.zero_(), pos)
         return pos
 
     def memory_tokens(
@@ -309,17 +314,11 @@ class Sam2Model(nn.Module):
         memory_pos: Tensor,
         num_obj_ptr_tokens: int,
         memory_mask: Tensor | None = None,
-        num_spatial_mem: int | None = None,
     ) -> Tensor:
-        """Memory attention: B x C x H x W features attend to memory tokens (M x B x 64).
-
-        ``num_spatial_mem``: memory frames among the tokens; needed (and only passed on) when
-        frames are perceiver latents, whose rotary key grid repeats once per frame (EdgeTAM).
-        """
+        """Memory attention: B x C x H x W features attend to memory tokens (M x B x 64)."""
         b, c, h, w = vision_feats.shape
         curr = vision_feats.flatten(2).permute(2, 0, 1)
         curr_pos = vision_pos.flatten(2).permute(2, 0, 1)
-        extra = {} if num_spatial_mem is None else {"num_spatial_mem": num_spatial_mem}
         out = self.memory_attention(
             curr=curr,
             curr_pos=curr_pos,
@@ -327,7 +326,6 @@ class Sam2Model(nn.Module):
             memory_pos=memory_pos,
             num_obj_ptr_tokens=num_obj_ptr_tokens,
             memory_mask=memory_mask,
-            **extra,
         )
         return out.permute(1, 2, 0).reshape(b, c, h, w)
 
@@ -369,7 +367,6 @@ class Sam2Model(nn.Module):
             torch.cat([pos, ptr_pos]),
             num_obj_ptr_tokens=ptr_tokens.shape[0],
             memory_mask=mask,
-            num_spatial_mem=None if self.mem_tokens is None else slots,
         )
 
     def encode_memory(
@@ -383,8 +380,9 @@ class Sam2Model(nn.Module):
 
         ``is_mask_from_pts`` (bool, or B bools for a mixed batch): masks that answer a
         prompt are binarised, tracked ones go through a sigmoid, as in Meta's predictor.
-        Returns B x 64 x H x W (perceiver: B x T x 64) memory features and their position encoding. Absent objects
-        (score <= 0) get ``no_obj_embed_spatial`` added (SAM 2.1).
+        Returns B x 64 x H x W memory features and their position encoding. Absent objects
+        (score <= 0) get ``no_obj_embed_spatial`` added (SAM 2.1). EdgeTAM's spatial perceiver
+        then compresses the frame: B x N x 64 latent tokens (N = 512) and their encoding.
         """
         cfg = self.config
         if cfg.non_overlap_masks_for_mem_enc:
@@ -406,7 +404,7 @@ class Sam2Model(nn.Module):
         if self.no_obj_embed_spatial is not None:
             absent = (object_score_logits <= 0).to(features.dtype)
             features = features + absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]
-        if self.mem_tokens is not None:  # EdgeTAM: compress to B x T x 64 latents (and their encoding)
+        if self.spatial_perceiver is not None:
             features, pos = self.spatial_perceiver(features, pos)
         return features, pos
 
