@@ -17,8 +17,15 @@ The two trackers run in lockstep (frame f of one, then of the other, alternating
 first), so a shared machine's load hits both alike; ``--repeats`` reruns each count and the
 median over all measured frames is reported. Writes ``bench_objects.json`` and ``bench_objects.png``.
 
+EdgeTAM (``--edgetam``, on by default): our tracker with EdgeTAM (random weights) runs in the same
+lockstep on the same frames, reported as ``edgetam_ms``, ``edgetam_stages_ms``, its ratios to ours
+(SAM 2.1) and to Meta's, and its cost per added object by stage. Meta's EdgeTAM cannot batch
+objects, so there is no Meta EdgeTAM column. ``--no-official`` skips Meta's predictor (ours only,
+for sizes where it would take too long on a CPU).
+
     python benchmarks/bench_objects.py --counts 1,4,16,32 --frames 16 --image-size 256 --device cpu
     python benchmarks/bench_objects.py --device cuda --dtype bfloat16 --image-size 1024 --frames 40
+    python benchmarks/bench_objects.py --counts 1,2 --frames 9 --warmup 7 --image-size 1024 --no-official
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, autocast, grid_points, load_frames, make_models, pyplot, sync, video_folder
+from common import ROOT, autocast, grid_points, load_frames, make_edgetam, make_models, pyplot, sync, video_folder
 
 from sam2_ros.tracking import Sam2Tracker, TorchBackend
 
@@ -51,7 +58,7 @@ def is_oom(exc: BaseException) -> bool:
 
 def run_pair(
     theirs,
-    state: dict,
+    state: dict | None,
     backend,
     frames: list[np.ndarray],
     points: list[list[float]],
@@ -59,28 +66,40 @@ def run_pair(
     dtype: torch.dtype,
     warmup: int,
     stage_sync: bool,
+    extra: dict | None = None,
 ):
-    """Both trackers in lockstep, one object per click on frame 0: frame f of Meta's, then of ours
-    (the order alternating per frame), so both see the same machine load. Returns ms per frame
-    (frames ``warmup``..) for each, and ours per stage.
+    """All trackers in lockstep, one object per click on frame 0: frame f of Meta's, then of ours, then
+    of each ``extra`` backend (e.g. ours with EdgeTAM; the order rotating per frame), so all see the
+    same machine load. Returns ms per frame (frames ``warmup``..) for Meta's (empty when ``theirs``
+    is None), ours, and ours per stage; with ``extra``, also ``{name: (ms, stages)}``.
 
     ``stage_sync``: wait for the device between our stages so the stage times are the device's
     (on a GPU this costs the CPU/GPU overlap, so there ``measure`` takes stages from a second pass).
     """
-    theirs.reset_state(state)
-    with torch.inference_mode(), autocast(device, dtype):
+    trackers = {"ours": backend} | dict(extra or {})
+    official = None
+    if theirs is not None:
+        theirs.reset_state(state)
+        with torch.inference_mode(), autocast(device, dtype):
+            for i, point in enumerate(points):
+                theirs.add_new_points_or_box(state, 0, i + 1, points=[point], labels=[1])
+    for name, b in trackers.items():
+        tracker = Sam2Tracker(b, max_objects=len(points), fill_hole_area=0, sync_timings=stage_sync)
+        tracker.track(frames[0])
         for i, point in enumerate(points):
-            theirs.add_new_points_or_box(state, 0, i + 1, points=[point], labels=[1])
-    tracker = Sam2Tracker(backend, max_objects=len(points), fill_hole_area=0, sync_timings=stage_sync)
-    tracker.track(frames[0])
-    for i, point in enumerate(points):
-        tracker.add_points(i + 1, [point], [1])
-    official = theirs.propagate_in_video(state)
-    with autocast(device, dtype):
-        next(official)  # frame 0: the prompted frame, consolidated, nothing tracked
-    theirs_ms, ours_ms, stages = [], [], {s: [] for s in STAGES}
+            tracker.add_points(i + 1, [point], [1])
+        trackers[name] = tracker
+    if theirs is not None:
+        official = theirs.propagate_in_video(state)
+        with autocast(device, dtype):
+            next(official)  # frame 0: the prompted frame, consolidated, nothing tracked
+    sides = (["official"] if official is not None else []) + list(trackers)
+    theirs_ms = []
+    ms = {name: [] for name in trackers}
+    stages = {name: {s: [] for s in STAGES} for name in trackers}
     for f, frame in enumerate(frames[1:], start=1):
-        for side in ("official", "ours") if f % 2 else ("ours", "official"):
+        k = f % len(sides)
+        for side in sides[k:] + sides[:k]:
             sync(device)
             t = time.perf_counter()
             if side == "official":
@@ -90,7 +109,7 @@ def run_pair(
                 if f >= warmup:
                     theirs_ms.append((time.perf_counter() - t) * 1e3)
                 continue
-            result = tracker.track(frame)
+            result = trackers[side].track(frame)
             if stage_sync:
                 sync(device)
             t_full = time.perf_counter()
@@ -98,12 +117,15 @@ def run_pair(
             sync(device)
             now = time.perf_counter()
             if f >= warmup:
-                ours_ms.append((now - t) * 1e3)
+                ms[side].append((now - t) * 1e3)
                 for s in STAGES[:-1]:
-                    stages[s].append(result.timings_ms.get(s, 0.0))
-                stages["full_res_outputs"].append((now - t_full) * 1e3)
-    official.close()
-    return theirs_ms, ours_ms, stages
+                    stages[side][s].append(result.timings_ms.get(s, 0.0))
+                stages[side]["full_res_outputs"].append((now - t_full) * 1e3)
+    if official is not None:
+        official.close()
+    if extra is None:
+        return theirs_ms, ms["ours"], stages["ours"]
+    return theirs_ms, ms["ours"], stages["ours"], {n: (ms[n], stages[n]) for n in extra}
 
 
 def measure(
@@ -118,28 +140,47 @@ def measure(
     repeats: int,
     log=print,
     on_row=None,
+    extra: dict | None = None,
 ) -> dict:
-    """Both trackers at every object count; see the module docstring. ``on_row(rows)`` after each count."""
+    """All trackers at every object count; see the module docstring. ``on_row(rows)`` after each count.
+
+    ``extra``: more of our backends timed in the same lockstep (name -> backend; e.g. ``{"edgetam": ...}``),
+    reported as ``<name>_ms``, ``<name>_stages_ms`` and ratios to Meta's and to ours. ``theirs`` None
+    skips Meta's predictor (ours only, e.g. where it would take too long).
+    """
+    extra = dict(extra or {})
     h, w = frames[0].shape[:2]
-    with autocast(device, dtype):
-        state = theirs.init_state(str(video))
+    state = None
+    if theirs is not None:
+        with autocast(device, dtype):
+            state = theirs.init_state(str(video))
     rows = []
     for n in counts:
         points = grid_points(n, h, w)
         official, ours, stages = [], [], {s: [] for s in STAGES}
+        more = {name: ([], {s: [] for s in STAGES}) for name in extra}
         row: dict = {"objects": n}
         try:
             for _ in range(repeats):
                 # On a CPU, syncing is free: one pass gives both. On a GPU, stages come from a
                 # second, synchronised pass.
                 cpu = device.type == "cpu"
-                a, b, st = run_pair(theirs, state, backend, frames, points, device, dtype, warmup, stage_sync=cpu)
+                a, b, st, ex = run_pair(
+                    theirs, state, backend, frames, points, device, dtype, warmup, stage_sync=cpu, extra=extra
+                )
                 if not cpu:
-                    _, _, st = run_pair(theirs, state, backend, frames, points, device, dtype, warmup, True)
+                    _, _, st, ex_sync = run_pair(
+                        theirs, state, backend, frames, points, device, dtype, warmup, True, extra=extra
+                    )
+                    ex = {name: (ex[name][0], ex_sync[name][1]) for name in ex}
                 official += a
                 ours += b
                 for s in STAGES:
                     stages[s] += st[s]
+                for name, (m, mst) in ex.items():
+                    more[name][0].extend(m)
+                    for s in STAGES:
+                        more[name][1][s] += mst[s]
         except (RuntimeError, MemoryError) as exc:
             if not is_oom(exc):
                 raise
@@ -152,29 +193,48 @@ def measure(
                 on_row(rows)
             continue
         row |= {
-            "official_ms": float(np.median(official)),
             "ours_ms": float(np.median(ours)),
-            "ratio_ours_over_official": float(np.median(ours) / np.median(official)),
-            # Meta's predictor decodes, resizes and normalises every frame in init_state (untimed): like for like,
-            # ours without its per-frame preprocessing.
-            "ratio_without_preprocess": float(np.median(np.subtract(ours, stages["preprocess"])) / np.median(official)),
             "ours_stages_ms": {s: float(np.median(v)) for s, v in stages.items()},
-            "official_frames_ms": official,
             "ours_frames_ms": ours,
         }
+        if official:
+            row |= {
+                "official_ms": float(np.median(official)),
+                "ratio_ours_over_official": float(np.median(ours) / np.median(official)),
+                # Meta's predictor decodes, resizes and normalises every frame in init_state (untimed): like
+                # for like, ours without its per-frame preprocessing.
+                "ratio_without_preprocess": float(
+                    np.median(np.subtract(ours, stages["preprocess"])) / np.median(official)
+                ),
+                "official_frames_ms": official,
+            }
+        for name, (m, mst) in more.items():
+            row[f"{name}_ms"] = float(np.median(m))
+            row[f"{name}_stages_ms"] = {s: float(np.median(v)) for s, v in mst.items()}
+            row[f"{name}_frames_ms"] = m
+            row[f"ratio_{name}_over_ours"] = row[f"{name}_ms"] / row["ours_ms"]
+            if official:
+                row[f"ratio_{name}_over_official"] = row[f"{name}_ms"] / row["official_ms"]
         rows.append(row)
-        add_per_object_costs(rows)
+        add_per_object_costs(rows, list(extra))
         if on_row:
             on_row(rows)
-        log(
-            f"{n:>4} objects: official {row['official_ms']:8.1f} ms   ours {row['ours_ms']:8.1f} ms   "
-            f"ratio {row['ratio_ours_over_official']:.3f} ({row['ratio_without_preprocess']:.3f} without preprocessing)"
-        )
-    theirs.reset_state(state)
+        line = f"{n:>4} objects: ours {row['ours_ms']:8.1f} ms"
+        if official:
+            line = (
+                f"{n:>4} objects: official {row['official_ms']:8.1f} ms   ours {row['ours_ms']:8.1f} ms   "
+                f"ratio {row['ratio_ours_over_official']:.3f} ({row['ratio_without_preprocess']:.3f} without "
+                f"preprocessing)"
+            )
+        for name in extra:
+            line += f"   {name} {row[f'{name}_ms']:8.1f} ms"
+        log(line)
+    if theirs is not None:
+        theirs.reset_state(state)
     return {"rows": rows}
 
 
-def add_per_object_costs(rows: list[dict]) -> None:
+def add_per_object_costs(rows: list[dict], extra: list[str] = ()) -> None:
     """Cost of each object beyond the first: (ms(N) - ms(1)) / (N - 1), per tracker and per stage."""
     base = next((r for r in rows if r["objects"] == 1 and "ours_ms" in r), None)
     if base is None:
@@ -183,41 +243,59 @@ def add_per_object_costs(rows: list[dict]) -> None:
         if r["objects"] == 1 or "ours_ms" not in r:
             continue
         k = r["objects"] - 1
-        r["added_object_ms"] = {
-            "official": (r["official_ms"] - base["official_ms"]) / k,
-            "ours": (r["ours_ms"] - base["ours_ms"]) / k,
-        }
+        r["added_object_ms"] = {"ours": (r["ours_ms"] - base["ours_ms"]) / k}
+        if "official_ms" in r and "official_ms" in base:
+            r["added_object_ms"]["official"] = (r["official_ms"] - base["official_ms"]) / k
         r["ours_added_object_stage_ms"] = {s: (r["ours_stages_ms"][s] - base["ours_stages_ms"][s]) / k for s in STAGES}
+        for name in extra:
+            r["added_object_ms"][name] = (r[f"{name}_ms"] - base[f"{name}_ms"]) / k
+            r[f"{name}_added_object_stage_ms"] = {
+                s: (r[f"{name}_stages_ms"][s] - base[f"{name}_stages_ms"][s]) / k for s in STAGES
+            }
+            r[f"ratio_{name}_added_object_over_ours"] = r["added_object_ms"][name] / r["added_object_ms"]["ours"]
 
 
-def print_table(rows: list[dict]) -> None:
-    print(
-        f"\n{'objects':>7}{'official ms':>13}{'ours ms':>10}{'ratio':>8}{'ratio w/o pre':>15}{'+1 obj official':>17}"
-        f"{'+1 obj ours':>13}"
-    )
+def print_table(rows: list[dict], extra: list[str] = ()) -> None:
+    def cell(r: dict, key: str, fmt: str = ".1f", width: int = 10) -> str:
+        v = r.get(key)
+        return f"{v:>{width}{fmt}}" if v is not None else f"{'-':>{width}}"
+
+    head = f"\n{'objects':>7}{'official ms':>13}{'ours ms':>10}{'ratio':>8}{'ratio w/o pre':>15}"
+    head += "".join(f"{n + ' ms':>14}{n + '/ours':>14}{n + '/official':>18}" for n in extra)
+    print(head)
     for r in rows:
         if "ours_ms" not in r:
             print(f"{r['objects']:>7}  {r.get('skipped', 'skipped')}")
             continue
-        add = r.get("added_object_ms")
-        tail = f"{add['official']:>17.1f}{add['ours']:>13.1f}" if add else f"{'':>17}{'':>13}"
-        print(
-            f"{r['objects']:>7}{r['official_ms']:>13.1f}{r['ours_ms']:>10.1f}{r['ratio_ours_over_official']:>8.3f}"
-            f"{r['ratio_without_preprocess']:>15.3f}" + tail
-        )
-    print("\nours by stage (median ms per frame; +1 obj = cost of each added object)")
-    print(f"{'objects':>7}" + "".join(f"{s:>18}" for s in STAGES))
+        line = f"{r['objects']:>7}" + cell(r, "official_ms", width=13) + cell(r, "ours_ms")
+        line += cell(r, "ratio_ours_over_official", ".3f", 8) + cell(r, "ratio_without_preprocess", ".3f", 15)
+        for n in extra:
+            line += cell(r, f"{n}_ms", width=14) + cell(r, f"ratio_{n}_over_ours", ".3f", 14)
+            line += cell(r, f"ratio_{n}_over_official", ".3f", 18)
+        print(line)
+    names = ["official", "ours", *extra]
+    print("\ncost of each added object, ms: (ms(N) - ms(1)) / (N - 1)")
+    print(f"{'objects':>7}" + "".join(f"{n:>14}" for n in names))
     for r in rows:
-        if "ours_ms" not in r:
-            continue
-        print(f"{r['objects']:>7}" + "".join(f"{r['ours_stages_ms'][s]:>18.1f}" for s in STAGES))
-        if "ours_added_object_stage_ms" in r:
-            print(f"{'+1 obj':>7}" + "".join(f"{r['ours_added_object_stage_ms'][s]:>18.1f}" for s in STAGES))
+        add = r.get("added_object_ms")
+        if add:
+            print(f"{r['objects']:>7}" + "".join(f"{add[n]:>14.1f}" if n in add else f"{'-':>14}" for n in names))
+    for n in ["ours", *extra]:
+        key = "ours_stages_ms" if n == "ours" else f"{n}_stages_ms"
+        add_key = "ours_added_object_stage_ms" if n == "ours" else f"{n}_added_object_stage_ms"
+        print(f"\n{n} by stage (median ms per frame; +1 obj = cost of each added object)")
+        print(f"{'objects':>7}" + "".join(f"{s:>18}" for s in STAGES))
+        for r in rows:
+            if key not in r:
+                continue
+            print(f"{r['objects']:>7}" + "".join(f"{r[key][s]:>18.1f}" for s in STAGES))
+            if add_key in r:
+                print(f"{'+1 obj':>7}" + "".join(f"{r[add_key][s]:>18.1f}" for s in STAGES))
 
 
 def plot(rows: list[dict], out: Path, title: str) -> None:
     """Latency vs objects (both trackers) and ours by stage; matplotlib if installed, else OpenCV."""
-    done = [r for r in rows if "ours_ms" in r]
+    done = [r for r in rows if "ours_ms" in r and "official_ms" in r]
     if not done:
         return
     try:
@@ -229,6 +307,8 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(n, [r["official_ms"] for r in done], "o-", label="official SAM2VideoPredictor")
     a.plot(n, [r["ours_ms"] for r in done], "s-", label="sam2_ros")
+    if all("edgetam_ms" in r for r in done):
+        a.plot(n, [r["edgetam_ms"] for r in done], "^-", label="sam2_ros EdgeTAM")
     a.set_xscale("log", base=2), a.set_xticks(n, [str(v) for v in n])
     a.set_xlabel("objects"), a.set_ylabel("ms per frame (median)"), a.set_title("latency vs objects"), a.legend()
     x = np.arange(len(done))
@@ -324,6 +404,13 @@ def main() -> None:
         help="folder of .jpg frames (default: the bedroom clip, else synthetic shapes)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--edgetam",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time our tracker with EdgeTAM in the same lockstep (default on)",
+    )
+    p.add_argument("--no-official", action="store_true", help="skip Meta's predictor (ours only)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
     if args.threads:
@@ -333,11 +420,14 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     counts = [int(c) for c in args.counts.split(",")]
     theirs, ours = make_models(args.model, args.image_size)
-    theirs.to(device)
+    theirs = None if args.no_official else theirs.to(device)
     video = video_folder(args.frames, args.frames_dir)
     frames = load_frames(video, args.frames)
     backend = TorchBackend(ours, device=device, dtype=dtype, compile=args.compile)
-    report = measure(theirs, backend, video, frames, counts, device, dtype, args.warmup, args.repeats)
+    extra = {}
+    if args.edgetam:
+        extra["edgetam"] = TorchBackend(make_edgetam(args.image_size), device=device, dtype=dtype)
+    report = measure(theirs, backend, video, frames, counts, device, dtype, args.warmup, args.repeats, extra=extra)
     report["config"] = vars(args) | {
         "out": str(args.out),
         "frames_dir": str(args.frames_dir) if args.frames_dir else None,
@@ -348,7 +438,8 @@ def main() -> None:
     }
     report["timing_note"] = (
         "ms per frame after warm-up, median; ours includes frame resize/normalise and every "
-        "object's full-resolution logits + boxes; official includes its per-object upsampling "
+        "object's full-resolution logits + boxes (edgetam: ours with EdgeTAM, same frames and lockstep); "
+        "official includes its per-object upsampling "
         "to video resolution, its frames preloaded by init_state (not timed)"
     )
     args.out.mkdir(parents=True, exist_ok=True)
@@ -359,7 +450,7 @@ def main() -> None:
         args.out / "bench_objects.png",
         f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, {w}x{h} frames",
     )
-    print_table(report["rows"])
+    print_table(report["rows"], list(extra))
     print(report["timing_note"])
     print(f"wrote {args.out / 'bench_objects.json'} and {args.out / 'bench_objects.png'}")
 

@@ -51,6 +51,26 @@ def make_models(model: str, image_size: int, seed: int = 2):
     return make_pair(model, image_size, seed=seed)
 
 
+def make_edgetam(image_size: int, seed: int = 2):
+    """Our EdgeTAM with seeded random weights (the reference cannot batch objects, so no Meta pair).
+
+    Random weights do not change the amount of computation; the object-score head is biased so
+    objects are present, as for :func:`make_models`.
+    """
+    from sam2_ros.model import build_sam2
+    from tests.parity import randomize_
+
+    torch.manual_seed(seed)
+    model = build_sam2("edgetam", image_size=image_size, fill_hole_area=0)
+    randomize_(model, seed=seed, std=0.05)
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if name.endswith("running_var"):  # BatchNorm variances stay positive
+                buf.copy_(buf.abs() + 0.5)
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias += 8.0
+    return model.eval()
+
+
 def synthetic_frames(n: int, height: int = 540, width: int = 960, seed: int = 0) -> list[np.ndarray]:
     """``n`` RGB frames of coloured discs and squares drifting over a gradient (numpy only, no data)."""
     rng = np.random.default_rng(seed)

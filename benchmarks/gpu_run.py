@@ -11,7 +11,11 @@ error; the next part still runs):
   mask IoU), ours vs Meta's ``SAM2VideoPredictor`` on the device (float32), and bfloat16 /
   float16 autocast vs float32 on the device (mask IoU). TF32 is off for these checks.
 * ``bench_fp32``, ``bench_bf16``: ``bench_objects.measure`` (ours vs Meta's predictor, 1 / 4 /
-  16 objects, per-stage times for ours) in eager mode.
+  16 objects, per-stage times for ours) in eager mode, with ours on EdgeTAM timed in the same
+  lockstep (``edgetam_*`` keys; ``--no-edgetam`` leaves it out). EdgeTAM needs a multiple of
+  256 px: it runs at the image size rounded up to one (256 px in ``--tiny``).
+* EdgeTAM in ``parity``: ours on EdgeTAM in float32 on the device vs on the CPU (the strict check
+  against Meta's EdgeTAM is tests/test_edgetam_tracker_parity.py; Meta's cannot batch objects).
 * ``bench_bf16_compiled``: the same with our image encoder under ``torch.compile`` (mode
   ``--compile``, default ``reduce-overhead``: CUDA graphs); Meta's predictor stays eager.
 
@@ -40,7 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, grid_points, load_frames, make_models, video_folder  # noqa: E402
+from common import ROOT, grid_points, load_frames, make_edgetam, make_models, video_folder  # noqa: E402
 
 #: part -> its share (seconds) of the overall budget, scaled to --budget-s; unused time carries over.
 PARTS = {
@@ -70,6 +74,7 @@ def config(args: argparse.Namespace) -> dict:
             "warmup": 2,
             "counts": [1, 2],
             "frame_hw": (96, 128),
+            "edgetam_size": None if args.no_edgetam else 256,
         }
     return {
         "image_size": args.image_size,
@@ -79,6 +84,7 @@ def config(args: argparse.Namespace) -> dict:
         "warmup": 7,
         "counts": [int(c) for c in args.counts.split(",")],
         "frame_hw": (540, 960),
+        "edgetam_size": None if args.no_edgetam else -(-args.image_size // 256) * 256,
     }
 
 
@@ -211,8 +217,18 @@ def part_parity(args: argparse.Namespace, cfg: dict, device: torch.device, save)
         low = track_ours(copy.deepcopy(ours), device, dtype, frames, points)
         checks[f"ours_{name}_vs_fp32"] = compare(low, dev32) | {"pass_if": f"min_iou >= {IOU_REDUCED}"}
         save(res)
+    if cfg["edgetam_size"] and not args.tiny:  # --tiny: EdgeTAM's 256 px minimum outgrows the CI budget here
+        edgetam = make_edgetam(cfg["edgetam_size"])
+        et_cpu = track_ours(copy.deepcopy(edgetam), torch.device("cpu"), torch.float32, frames, points)
+        et_dev = track_ours(copy.deepcopy(edgetam), device, torch.float32, frames, points)
+        checks["ours_edgetam_fp32_device_vs_cpu"] = compare(et_dev, et_cpu) | {
+            "pass_if": f"max_rel_l2 <= {REL_L2_FP32} and min_iou >= {IOU_FP32}",
+            "image_size": cfg["edgetam_size"],
+        }
+        save(res)
     limits = {
         "ours_fp32_device_vs_cpu": (REL_L2_FP32, IOU_FP32),
+        "ours_edgetam_fp32_device_vs_cpu": (REL_L2_FP32, IOU_FP32),
         "ours_vs_official_fp32_device": (REL_L2_OFFICIAL, IOU_FP32),
     }
     for name, c in checks.items():
@@ -237,6 +253,11 @@ def part_bench(
     theirs.to(device)
     video, frames = frames_for(args, cfg, cfg["bench_frames"])
     backend = TorchBackend(ours, device=device, dtype=dtype, compile=compile_mode)
+    extra = {}
+    if cfg["edgetam_size"]:
+        extra["edgetam"] = TorchBackend(
+            make_edgetam(cfg["edgetam_size"]), device=device, dtype=dtype, compile=compile_mode
+        )
     res = {
         "dtype": str(dtype).replace("torch.", ""),
         "compile": compile_mode,
@@ -245,6 +266,7 @@ def part_bench(
         "frames": len(frames),
         "warmup": cfg["warmup"],
         "official_compiled": False,
+        "edgetam_image_size": cfg["edgetam_size"],
         "rows": [],
     }
 
@@ -253,7 +275,9 @@ def part_bench(
         save(res)
 
     t = time.perf_counter()
-    res |= measure(theirs, backend, video, frames, cfg["counts"], device, dtype, cfg["warmup"], 1, on_row=on_row)
+    res |= measure(
+        theirs, backend, video, frames, cfg["counts"], device, dtype, cfg["warmup"], 1, on_row=on_row, extra=extra
+    )
     res["wall_s"] = time.perf_counter() - t
     return res
 
@@ -302,6 +326,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "model": args.model,
             "device": args.device,
             "tiny": args.tiny,
+            "edgetam": not args.no_edgetam,
             "budget_s": args.budget_s,
             "frames_dir": str(args.frames_dir) if args.frames_dir else "synthetic",
         },
@@ -367,10 +392,15 @@ def print_summary(report: dict) -> None:
         rows = (part.get("result") or {}).get("rows") or []
         for r in rows:
             if "ours_ms" in r:
-                print(
+                line = (
                     f"  {name} {r['objects']:>3} objects: official {r['official_ms']:.1f} ms, ours "
                     f"{r['ours_ms']:.1f} ms, ratio {r['ratio_ours_over_official']:.3f}"
                 )
+                if "edgetam_ms" in r:
+                    line += (
+                        f"; ours EdgeTAM {r['edgetam_ms']:.1f} ms ({r['ratio_edgetam_over_official']:.3f} of official)"
+                    )
+                print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames-dir", type=Path, default=None, help="folder of .jpg frames (default: synthetic)")
     p.add_argument("--budget-s", type=float, default=450.0, help="overall time budget in seconds")
     p.add_argument("--parts", default="", help=f"comma-separated subset of {','.join(PARTS)}")
+    p.add_argument("--no-edgetam", action="store_true", help="leave ours on EdgeTAM out of parity and benchmarks")
     p.add_argument("--part", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.passthrough = [
@@ -402,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         str(args.budget_s),
     ]
     args.passthrough += ["--tiny"] if args.tiny else []
+    args.passthrough += ["--no-edgetam"] if args.no_edgetam else []
     args.passthrough += ["--frames-dir", str(args.frames_dir)] if args.frames_dir else []
     if args.part:
         try:

@@ -152,6 +152,7 @@ def model_settings(manifest, plans: Mapping[str, GraphPlan]):
         max_obj_ptrs=manifest.max_obj_ptrs,
         stability=manifest.stability,
         multimask_points=manifest.multimask_points,
+        mem_tokens=getattr(manifest, "mem_tokens", None),
     )
     slots, ptrs = slot_counts(settings.max_cond_frames, settings.num_maskmem, settings.max_obj_ptrs)
     dims = plans["memory_attention"].dims

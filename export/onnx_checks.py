@@ -63,6 +63,7 @@ TRT10_OPS = frozenset(
         "Sin",
         "Slice",
         "Softmax",
+        "Split",  # EdgeTAM's perceiver (to_kv(...).chunk(2)); matrix: Y, FP32/FP16/INT32/BOOL
         "Sqrt",
         "Squeeze",
         "Sub",

@@ -41,7 +41,9 @@ def export_onnx(
             f"export a float32 model (graphs are fp32; TensorRT picks precisions), got {model.no_mem_embed.dtype}"
         )
     cfg = model.config
-    specs = contract.graph_specs(model.image_size, max_cond_frames, model.num_maskmem, cfg.max_obj_ptrs_in_encoder)
+    specs = contract.graph_specs(
+        model.image_size, max_cond_frames, model.num_maskmem, cfg.max_obj_ptrs_in_encoder, model.mem_tokens
+    )
     graphs = {}
     with tqdm(specs.values(), desc="export onnx", unit="graph", disable=not progress, dynamic_ncols=True) as bar:
         for spec in bar:
@@ -67,6 +69,7 @@ def export_onnx(
         multimask_points=(cfg.multimask_min_pt_num, cfg.multimask_max_pt_num),
         graphs=graphs,
         constants=constants,
+        mem_tokens=model.mem_tokens,
     )
     write_manifest(out_dir, manifest)
     return manifest

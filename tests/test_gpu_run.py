@@ -49,6 +49,7 @@ def test_gpu_run_tiny_on_cpu_writes_parity_and_benchmarks(tmp_path):
     assert checks["ours_vs_official_fp32_device"]["min_iou"] >= 0.99
     assert checks["ours_bfloat16_vs_fp32"]["passed"] and checks["ours_bfloat16_vs_fp32"]["frames"] == 3
     assert "skipped" in checks["ours_float16_vs_fp32"]
+    assert "ours_edgetam_fp32_device_vs_cpu" not in checks  # --tiny: EdgeTAM only in the benchmarks
 
     for name in ("bench_fp32", "bench_bf16"):
         rows = parts[name]["result"]["rows"]
@@ -65,7 +66,9 @@ def test_gpu_run_tiny_on_cpu_writes_parity_and_benchmarks(tmp_path):
                 "full_res_outputs",
             }
             assert 0 < r["ratio_without_preprocess"] <= r["ratio_ours_over_official"]
-        assert "added_object_ms" in rows[1]
+            assert r["edgetam_ms"] > 0 and len(r["edgetam_frames_ms"]) == 2
+            assert r["ratio_edgetam_over_official"] == pytest.approx(r["edgetam_ms"] / r["official_ms"])
+        assert {"official", "ours", "edgetam"} <= set(rows[1]["added_object_ms"])
     assert parts["bench_bf16_compiled"]["status"] == "skipped"
     assert (tmp_path / "parts" / "parity.json").is_file()
 

@@ -9,6 +9,10 @@ and the mask downsampler) and the number of prompt points ``N`` (mask decoder on
 image size S, the feature grid is H = W = S / 16. The memory attention takes the tracker's
 fixed-size bank unchanged: ``S_slots = max_cond_frames + num_maskmem - 1`` spatial memories
 and ``P = max_cond_frames + max_obj_ptrs - 1`` object pointers, unused slots masked.
+
+A memory frame is ``MEM_DIM x H x W`` for SAM 2 / 2.1, or ``T x MEM_DIM`` latents for models
+whose spatial perceiver compresses each frame (EdgeTAM: T = 512 at every image size):
+``mem_tokens`` selects the layout (None: maps).
 """
 
 from __future__ import annotations
@@ -82,15 +86,29 @@ def slot_counts(max_cond_frames: int, num_maskmem: int, max_obj_ptrs: int) -> tu
     return max_cond_frames + num_maskmem - 1, max_cond_frames + max_obj_ptrs - 1
 
 
+def memory_shape(image_size: int, mem_tokens: int | None = None) -> tuple[int, ...]:
+    """One memory frame of one object: ``MEM_DIM x H x W``, or ``mem_tokens x MEM_DIM`` latents."""
+    h = image_size // 16
+    return (MEM_DIM, h, h) if mem_tokens is None else (int(mem_tokens), MEM_DIM)
+
+
 def graph_specs(
-    image_size: int, max_cond_frames: int, num_maskmem: int = 7, max_obj_ptrs: int = 16
+    image_size: int,
+    max_cond_frames: int,
+    num_maskmem: int = 7,
+    max_obj_ptrs: int = 16,
+    mem_tokens: int | None = None,
 ) -> dict[str, GraphSpec]:
-    """The contract for a model at ``image_size`` with a bank of ``max_cond_frames``."""
+    """The contract for a model at ``image_size`` with a bank of ``max_cond_frames``.
+
+    ``mem_tokens``: memory tokens per frame for perceiver models (EdgeTAM: 512), None for SAM 2.
+    """
     if image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
     s, h = image_size, image_size // 16
     slots, ptrs = slot_counts(max_cond_frames, num_maskmem, max_obj_ptrs)
-    b, n, c, m = BATCH, POINTS, HIDDEN_DIM, MEM_DIM
+    b, n, c = BATCH, POINTS, HIDDEN_DIM
+    mem = memory_shape(image_size, mem_tokens)
     t = TensorSpec
     specs = [
         GraphSpec(
@@ -106,7 +124,7 @@ def graph_specs(
             MEMORY_ATTENTION,
             inputs=(
                 t("vision_feats", (b, c, h, h)),
-                t("mem_feats", (slots, b, m, h, h)),
+                t("mem_feats", (slots, b, *mem)),
                 t("mem_t_pos", (slots, b), "int64"),
                 t("mem_valid", (slots, b), "bool"),
                 t("obj_ptrs", (ptrs, b, c)),
@@ -141,7 +159,7 @@ def graph_specs(
                 t("from_points", (b,), "bool"),
                 t("object_score_logits", (b, 1)),
             ),
-            outputs=(t("maskmem_features", (b, m, h, h)),),
+            outputs=(t("maskmem_features", (b, *mem)),),
         ),
         GraphSpec(
             MASK_DOWNSAMPLE, inputs=(t("mask", (1, 1, s, s)),), outputs=(t("mask_input", (1, 1, s // 4, s // 4)),)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sam2_ros.backends import contract
 from sam2_ros.model import DecoderOutputs, ImageFeatures, SamOutput, finish_decoding
 from sam2_ros.model.sam2 import mask_prompt_output
 from sam2_ros.tracking.bank import MemoryBatch
@@ -35,10 +36,16 @@ class ModelSettings:
     max_obj_ptrs: int
     stability: tuple[float, float] | None  # Meta's dynamic single-mask fallback (delta, thresh)
     multimask_points: tuple[int, int]  # multimask output for min <= clicks <= max
+    mem_tokens: int | None = None  # memory tokens per frame (EdgeTAM's perceiver: 512); None: H x W maps
 
     @property
     def feat_size(self) -> int:
         return self.image_size // 16
+
+    @property
+    def memory_shape(self) -> tuple[int, ...]:
+        """One memory frame of one object, as the bank stores it and the graphs take it."""
+        return contract.memory_shape(self.image_size, self.mem_tokens)
 
     @property
     def memory_slots(self) -> tuple[int, int]:
@@ -54,6 +61,7 @@ class ModelSettings:
             "max_obj_ptrs": self.max_obj_ptrs,
             "stability": list(self.stability) if self.stability else None,
             "multimask_points": list(self.multimask_points),
+            "mem_tokens": self.mem_tokens,
         }
 
     @classmethod
@@ -67,6 +75,7 @@ class ModelSettings:
             int(d["max_obj_ptrs"]),
             None if stability is None else (float(stability[0]), float(stability[1])),
             (int(d["multimask_points"][0]), int(d["multimask_points"][1])),
+            None if d.get("mem_tokens") is None else int(d["mem_tokens"]),
         )
 
 
@@ -97,6 +106,7 @@ class GraphBackend:
         self.num_maskmem = settings.num_maskmem
         self.max_obj_ptrs = settings.max_obj_ptrs
         self.max_cond_frames = settings.max_cond_frames
+        self.memory_shape = settings.memory_shape
         self._run = dict(runners)
         self._no_obj_ptr = constants["no_obj_ptr"].to(self.device, torch.float32).reshape(1, -1)
         self._no_mem_embed = constants["no_mem_embed"].to(self.device, torch.float32).reshape(1, -1, 1, 1)

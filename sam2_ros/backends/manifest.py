@@ -65,6 +65,7 @@ class Manifest:
     multimask_points: tuple[int, int]  # multimask output for min..max prompt points
     graphs: dict[str, FileEntry]
     constants: FileEntry
+    mem_tokens: int | None = None  # memory tokens per frame (EdgeTAM: 512); None for H x W maps (SAM 2)
 
     def as_dict(self) -> dict:
         return {
@@ -76,6 +77,7 @@ class Manifest:
             "opset": self.opset,
             "num_maskmem": self.num_maskmem,
             "max_obj_ptrs": self.max_obj_ptrs,
+            "mem_tokens": self.mem_tokens,
             "decoder": {
                 "stability": None
                 if self.stability is None
@@ -105,6 +107,7 @@ class Manifest:
             multimask_points=(int(dec["multimask_min_points"]), int(dec["multimask_max_points"])),
             graphs={name: FileEntry.from_dict(e) for name, e in d["graphs"].items()},
             constants=FileEntry.from_dict(d["constants"]),
+            mem_tokens=None if d.get("mem_tokens") is None else int(d["mem_tokens"]),
         )
 
 

@@ -103,6 +103,7 @@ def settings_from_manifest(manifest: Manifest) -> ModelSettings:
         max_obj_ptrs=manifest.max_obj_ptrs,
         stability=manifest.stability,
         multimask_points=manifest.multimask_points,
+        mem_tokens=manifest.mem_tokens,
     )
 
 
@@ -123,7 +124,13 @@ class OnnxRuntimeBackend(GraphBackend):
         onnx_dir = Path(onnx_dir)
         dev = torch.device(device)
         manifest = read_manifest(onnx_dir)
-        specs = graph_specs(manifest.image_size, manifest.max_cond_frames, manifest.num_maskmem, manifest.max_obj_ptrs)
+        specs = graph_specs(
+            manifest.image_size,
+            manifest.max_cond_frames,
+            manifest.num_maskmem,
+            manifest.max_obj_ptrs,
+            manifest.mem_tokens,
+        )
         for name, spec in specs.items():
             entry = manifest.graphs.get(name)
             if entry is None or (list(entry.inputs), list(entry.outputs)) != (

@@ -135,6 +135,21 @@ class Sam2Model(nn.Module):
     def feat_size(self) -> int:
         return self.config.feat_size
 
+    @property
+    def mem_tokens(self) -> int | None:
+        """Memory tokens per frame when a spatial perceiver compresses each frame's memory
+        (EdgeTAM: 256 1-D + 256 2-D latents); None when a frame's memory is the H x W map."""
+        perceiver = getattr(self, "spatial_perceiver", None)
+        if perceiver is None:
+            return None
+        return sum(int(getattr(perceiver, n).shape[0]) for n in ("latents", "latents_2d") if hasattr(perceiver, n))
+
+    @property
+    def memory_shape(self) -> tuple[int, ...]:
+        """One frame's memory for one object as the tracker stores it: 64 x H x W, or T x 64 tokens."""
+        t = self.mem_tokens
+        return (self.mem_dim, self.feat_size, self.feat_size) if t is None else (t, self.mem_dim)
+
     # ------------------------------------------------------------------ image
     def encode_image(self, image: Tensor) -> ImageFeatures:
         """Normalised B x 3 x S x S image -> features for the prompt heads and memory."""
@@ -252,14 +267,22 @@ class Sam2Model(nn.Module):
         conditioning frames, 1..num_maskmem-1 for the frame ``num_maskmem - t_pos`` back.
         Returns (S*HW) x B x 64 tokens and their encodings, frames in order.
         """
-        if maskmem_features.ndim == 4:
-            maskmem_features = maskmem_features.unsqueeze(0)
-        s, b, c, h, w = maskmem_features.shape
-        tokens = maskmem_features.permute(0, 3, 4, 1, 2).reshape(s * h * w, b, c)
-        pos = maskmem_pos.expand(b, c, h, w).permute(2, 3, 0, 1).reshape(1, h * w, b, c)
+        if self.mem_tokens is not None:  # frames of T tokens (spatial perceiver): S x B x T x 64
+            if maskmem_features.ndim == 3:
+                maskmem_features = maskmem_features.unsqueeze(0)
+            s, b, n, c = maskmem_features.shape
+            tokens = maskmem_features.permute(0, 2, 1, 3).reshape(s * n, b, c)
+            pos = maskmem_pos.reshape(-1, n, c).expand(b, n, c).permute(1, 0, 2).reshape(1, n, b, c)
+        else:  # frames of H x W maps: S x B x 64 x H x W
+            if maskmem_features.ndim == 4:
+                maskmem_features = maskmem_features.unsqueeze(0)
+            s, b, c, h, w = maskmem_features.shape
+            n = h * w
+            tokens = maskmem_features.permute(0, 3, 4, 1, 2).reshape(s * n, b, c)
+            pos = maskmem_pos.expand(b, c, h, w).permute(2, 3, 0, 1).reshape(1, n, b, c)
         tpos_index = self.num_maskmem - 1 - torch.as_tensor(t_pos, device=pos.device)
         tpos = self.maskmem_tpos_enc.view(self.num_maskmem, c)[tpos_index.expand(s, b)]
-        pos = (pos + tpos.to(pos.dtype).unsqueeze(1)).reshape(s * h * w, b, c)
+        pos = (pos + tpos.to(pos.dtype).unsqueeze(1)).reshape(s * n, b, c)
         return tokens, pos
 
     def obj_ptr_tokens(self, obj_ptrs: Tensor, t_diffs: Tensor, max_obj_ptrs: int) -> tuple[Tensor, Tensor]:
@@ -333,7 +356,8 @@ class Sam2Model(nn.Module):
         # Token masks in token order: frame s covers tokens s*HW .. s*HW + HW - 1, pointer p
         # covers p*split .. p*split + split - 1. expand+reshape (not repeat_interleave) keeps
         # exported graphs free of data-dependent repeats.
-        frame_mask = mem_valid[:, None, :].expand(slots, h * w, b).reshape(slots * h * w, b)
+        n = h * w if self.mem_tokens is None else self.mem_tokens  # tokens per memory frame
+        frame_mask = mem_valid[:, None, :].expand(slots, n, b).reshape(slots * n, b)
         ptr_mask = ptr_valid[:, None, :].expand(num_ptrs, split, b).reshape(num_ptrs * split, b)
         mask = torch.cat([frame_mask, ptr_mask]).transpose(0, 1)  # B x M, True = attend
         return self.condition_on_memory(

@@ -32,6 +32,8 @@ class Backend(Protocol):
     feat_size: int
     num_maskmem: int
     max_obj_ptrs: int
+    #: One frame's memory for one object, as the bank stores it (64 x H x W; EdgeTAM: 512 x 64).
+    memory_shape: tuple[int, ...]
     #: Whether ``attend_memory`` takes only the bank slots in use (eager) or the full
     #: fixed-size bank (graphs with static shapes).
     compact_memory: bool
@@ -96,6 +98,7 @@ class TorchBackend:
         self.feat_size = model.feat_size
         self.num_maskmem = model.num_maskmem
         self.max_obj_ptrs = model.config.max_obj_ptrs_in_encoder
+        self.memory_shape = model.memory_shape
         self._encoder = self.model.encode_image
         if compile:
             self._encoder = torch.compile(self.model.encode_image, mode=compile, fullgraph=False, dynamic=False)

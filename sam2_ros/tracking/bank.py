@@ -14,6 +14,11 @@ Meta's selection rules can still reach:
 Tensors live on the device and never change size; only small integer bookkeeping (which
 frame sits in which slot) lives on the host, where the selection logic runs. Memory
 features are stored in bfloat16, as Meta's predictor stores them.
+
+The bank is sized from the model: a frame's memory is whatever the memory encoder makes for
+one object (``memory_shape``): SAM 2's 64 x H x W map (64 x 64 x 64 at 1024 px), or EdgeTAM's
+512 perceiver latents x 64 (256 1-D + 256 on a 16 x 16 grid, at any image size), 8x fewer
+values per frame at 1024 px.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ EMPTY = -1  # frame index of an unused slot
 class MemoryBatch:
     """The memory a batch of B objects attends to on one frame (all fixed-size).
 
-    ``feats``: S x B x 64 x H x W spatial memories; ``t_pos``: S x B Meta slot numbers
+    ``feats``: S x B x (memory shape: 64 x H x W, or T x 64 latents) spatial memories; ``t_pos``: S x B Meta slot numbers
     (0 = conditioning frame, k = the frame ``num_maskmem - k`` back); ``valid``: S x B.
     ``ptrs``: P x B x 256 object pointers; ``ptr_t_diff``: P x B signed frame distances;
     ``ptr_valid``: P x B.
@@ -59,9 +64,13 @@ class MemoryBank:
         mem_dim: int = 64,
         hidden_dim: int = 256,
         feat_dtype: torch.dtype = torch.bfloat16,
+        memory_shape: tuple[int, ...] | None = None,
     ) -> None:
+        """``memory_shape``: one frame's memory for one object (default ``mem_dim`` x H x W)."""
         if max_cond_frames < 1:
             raise ValueError("max_cond_frames must be >= 1")
+        if max_objects < 1:
+            raise ValueError("max_objects must be >= 1")
         self.max_objects = max_objects
         self.num_maskmem = num_maskmem
         self.max_obj_ptrs = max_obj_ptrs
@@ -70,12 +79,13 @@ class MemoryBank:
         self.max_cond = max_cond_frames
         self.device = torch.device(device)
         n, k, r, p, h = max_objects, max_cond_frames, self.num_recent, self.num_recent_ptrs, feat_size
+        self.memory_shape = tuple(memory_shape) if memory_shape is not None else (mem_dim, h, h)
         kw = dict(device=self.device)
         # Zero-initialised: masked slots are multiplied by zero attention weights, which
         # must not meet NaNs from uninitialised memory.
-        self.cond_feats = torch.zeros(n, k, mem_dim, h, h, dtype=feat_dtype, **kw)
+        self.cond_feats = torch.zeros(n, k, *self.memory_shape, dtype=feat_dtype, **kw)
         self.cond_ptrs = torch.zeros(n, k, hidden_dim, **kw)
-        self.recent_feats = torch.zeros(n, r, mem_dim, h, h, dtype=feat_dtype, **kw)
+        self.recent_feats = torch.zeros(n, r, *self.memory_shape, dtype=feat_dtype, **kw)
         self.recent_ptrs = torch.zeros(n, p, hidden_dim, **kw)
         # Host bookkeeping: frame index per slot (EMPTY when unused).
         self.cond_frame = np.full((n, k), EMPTY, dtype=np.int64)

@@ -91,6 +91,7 @@ class Sam2Tracker:
             num_maskmem=backend.num_maskmem,
             max_cond_frames=max_cond_frames,
             max_obj_ptrs=backend.max_obj_ptrs,
+            memory_shape=getattr(backend, "memory_shape", None),
         )
         self._objects: dict[int, _Object] = {}
         self._frame_idx = -1
