@@ -35,9 +35,9 @@ import cv2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sam2_ros.cli.annotate import plan  # noqa: E402
 from sam2_ros.annotate.runner import run_local, run_ray  # noqa: E402
 from sam2_ros.cli import build_parser  # noqa: E402
+from sam2_ros.cli.annotate import plan  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 CLIPS = ("16_robotarm.mp4", "02_cups.mp4", "03_blocks.mp4", "08_driving.mp4")

@@ -24,11 +24,11 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_onnx(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
-    from export.onnx_export import export_onnx
-    from sam2_ros.model import build_sam2, canonical_name
-    from sam2_ros.utils.files import sha256_file
+    from export.onnx_export import export_onnx  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.model import build_sam2, canonical_name  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.utils.files import sha256_file  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     name = canonical_name(args.model)
     if args.random_weights:
@@ -53,8 +53,8 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 
 
 def _add_onnx(sub: argparse._SubParsersAction) -> None:
-    from export.graphs import DEFAULT_OPSET
-    from export.onnx_checks import MAX_OPSET
+    from export.graphs import DEFAULT_OPSET  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from export.onnx_checks import MAX_OPSET  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     p = sub.add_parser(
         "onnx",
@@ -103,7 +103,7 @@ def _add_onnx(sub: argparse._SubParsersAction) -> None:
 # import error is reported when it cannot load (no TensorRT), so `onnx` always works.
 def _add_engines(sub: argparse._SubParsersAction) -> None:
     try:
-        from export import engines
+        from export import engines  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
     except ImportError as exc:
         reason = f"TensorRT engine building is unavailable here: {exc}"
         p = sub.add_parser("engines", help=f"(unavailable) build TensorRT engines: {exc}")
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sam2_ros.cli import run_command
+    from sam2_ros.cli import run_command  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     return run_command(build_parser().parse_args(argv), "python -m export")
 

@@ -217,7 +217,7 @@ def export_graph(model: Sam2Model, spec: GraphSpec, out_dir: Path, opset: int = 
     ``Resize``. The write is atomic: an interrupted export leaves no truncated graph.
     """
     try:
-        import onnxscript.optimizer
+        import onnxscript.optimizer  # noqa: PLC0415 - optional extra (onnx), loaded only when used
     except ImportError as exc:
         raise ImportError(
             "the ONNX export uses torch's dynamo exporter, which needs onnxscript: "

@@ -59,7 +59,7 @@ class _Graph:
     """Producer/consumer lookups over an ONNX graph, and its constant tensors as numpy."""
 
     def __init__(self, graph) -> None:
-        from onnx import helper, numpy_helper
+        from onnx import helper, numpy_helper  # noqa: PLC0415 - optional extra (onnx), loaded only when used
 
         self._to_array, self._attr_value = numpy_helper.to_array, helper.get_attribute_value
         self.nodes = list(graph.node)
@@ -191,7 +191,7 @@ def _elem_types(model, needed: Iterable[str]) -> dict[str, int]:
 
     types = declared(model.graph)
     if any(n not in types for n in needed):
-        from onnx import shape_inference
+        from onnx import shape_inference  # noqa: PLC0415 - optional extra (onnx), loaded only when used
 
         try:
             types = {**declared(shape_inference.infer_shapes(model).graph), **types}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from tqdm import tqdm
+
 
 class BuildProgress:
     """TensorRT's nested build phases as tqdm bars; thread-safe; ``cancel()`` stops the build.
@@ -21,7 +23,6 @@ class BuildProgress:
         self._lock = threading.Lock()
 
     def start(self, phase: str, parent: str | None, steps: int) -> None:
-        from tqdm import tqdm
 
         with self._lock:
             depth = self._depth.get(parent, -1) + 1 if parent else 0

@@ -98,7 +98,7 @@ def _world_positions(root, poses, regions, frames):
         masks = np.stack([regions.chair(world), regions.patch(world)]) & (depth > 0)
         loc = locate_objects(torch.from_numpy(masks), depth, (FX, FY, CX, CY))
         assert loc.valid.all(), f"frame {i}: {loc.num_inliers.tolist()} inliers"
-        to_world = lambda p: pose[:3, :3] @ p.double().numpy() + pose[:3, 3]  # noqa: E731
+        to_world = lambda p, pose=pose: pose[:3, :3] @ p.double().numpy() + pose[:3, 3]  # noqa: E731
         rows.append([to_world(loc.position[0]), to_world(loc.center[0]), to_world(loc.position[1])])
     return np.array(rows)  # frames x (chair position, chair box centre, patch position) x 3
 

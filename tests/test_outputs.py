@@ -12,7 +12,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import shutil
 from pathlib import Path
 
 import cv2

@@ -278,7 +278,7 @@ def test_depth_cdr_bytes_and_garbage_and_bounded_buffer():
     assert "depth message dropped" in log.text("error")
     out = tapped_frame(core)
     assert DETECTIONS_3D in dict(out.messages())
-    for i in range(100):
+    for _ in range(100):
         core.on_depth(msg)
     assert len(core.depth.sync._depth) == core.depth.sync._depth.maxlen == 8
 

@@ -19,7 +19,7 @@ from sam2_ros.model import build_sam2
 from sam2_ros.tracking import Sam2Tracker, TorchBackend
 from sam2_ros.tracking.track_state import TrackState, TrackStates
 
-T, O, L = TrackState.TRACKING, TrackState.OCCLUDED, TrackState.LOST
+T, OCC, L = TrackState.TRACKING, TrackState.OCCLUDED, TrackState.LOST
 
 
 def _mask(kind: str, hw=(10, 10)) -> torch.Tensor:
@@ -55,7 +55,7 @@ def test_occlusion_loss_and_reacquisition_with_a_full_frame_false_positive():
     )
     got = run_script(TrackStates(lost_after_frames=3), script)
     states = [s.state for s, _ in got]
-    assert states == [T, T, T, O, O, O, L, L, T, O, T]
+    assert states == [T, T, T, OCC, OCC, OCC, L, L, T, OCC, T]
     assert [s.frames_since_seen for s, _ in got] == [0, 0, 0, 1, 2, 3, 4, 5, 0, 1, 0]
     full = got[7][0]
     assert full.refused and not full.believed and full.area == 100 and full.last_seen_frame == 2
@@ -68,7 +68,7 @@ def test_an_area_jump_is_not_a_sighting_but_growth_is():
         TrackStates(lost_after_frames=5),
         [("small", True), ("jump", True), ("small", True), ("bigger", True), ("jump", True)],
     )
-    assert [s.state for s, _ in got] == [T, O, T, T, T]
+    assert [s.state for s, _ in got] == [T, OCC, T, T, T]
     assert [s.refused for s, _ in got] == [False, True, False, False, False]
     assert got[2][0].reacquisitions == 1
 
@@ -80,7 +80,7 @@ def test_lost_after_seconds_and_removal():
     for frame, (t, visible) in enumerate([(0.0, True), (0.5, False), (1.0, False), (1.6, False), (1.7, False)]):
         now[0] = t
         out.append(states.observe(frame, [1], _mask("small")[None], torch.tensor([visible])))
-    assert [r[1].state for r, _ in out] == [T, O, O, L, L]
+    assert [r[1].state for r, _ in out] == [T, OCC, OCC, L, L]
     assert out[0][0][1].last_seen_time == 0.0
     frames = TrackStates(lost_after_frames=1, remove_lost_after=3)
     removed = [r for _, r in run_script(frames, [("small", True)] + [("none", False)] * 3)]
@@ -94,7 +94,7 @@ def test_a_second_result_of_the_same_frame_redoes_its_update():
     states.observe(0, [1], _mask("small")[None], torch.tensor([True]))
     first, _ = states.observe(1, [1], _mask("none")[None], torch.tensor([False]))
     again, _ = states.observe(1, [1], _mask("none")[None], torch.tensor([False]), prompted=[1])
-    assert first[1].state is O and first[1].frames_since_seen == 1
+    assert first[1].state is OCC and first[1].frames_since_seen == 1
     assert again[1].state is T and again[1].frames_since_seen == 0 and again[1].reacquisitions == 0
     nxt, _ = states.observe(2, [1], _mask("none")[None], torch.tensor([False]))
     assert nxt[1].frames_since_seen == 1
@@ -160,10 +160,10 @@ def test_tracker_exposes_states_and_frees_lost_slots(tiny_model):
         if i == 3:  # observation only: the refused full-frame mask is still what the result holds
             assert bool(result.masks[0].all()) and bool(result.visible[0])
     assert seen[0] == {1: (T, False), 2: (T, False)}  # prompted on frame 0: sightings
-    assert [s[1][0] for s in seen] == [T, T, O, L, T, T]
+    assert [s[1][0] for s in seen] == [T, T, OCC, L, T, T]
     assert seen[3][1] == (L, True)  # the full-frame mask on frame 3 was refused
     assert result.states[1].reacquisitions == 1
-    assert [s.get(2, (None,))[0] for s in seen] == [T, O, L, L, None, None]  # removed after 3 unseen frames
+    assert [s.get(2, (None,))[0] for s in seen] == [T, OCC, L, L, None, None]  # removed after 3 unseen frames
     assert tracker.object_ids == [1]
     # Observation only: the masks are the backend's, the full-frame one included.
     tracker.reset()

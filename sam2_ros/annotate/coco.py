@@ -44,7 +44,7 @@ class CocoWriter:
         stamp_ns: int | None = None,
     ) -> int:
         """Add frame ``index`` (image id ``index + 1``) and one annotation per object with pixels in ``labels``."""
-        from pycocotools import mask as mask_utils
+        from pycocotools import mask as mask_utils  # noqa: PLC0415 - optional extra (annotate), loaded only when used
 
         h, w = labels.shape
         image_id = index + 1

@@ -133,8 +133,8 @@ class BagSource(FrameSource):
     kind = "bag"
 
     def __init__(self, path: Path, image_topic: str | None) -> None:
-        from sam2_ros.ros.bags.bag_io import image_connections, open_bag
-        from sam2_ros.ros.node.core import IMAGE_TYPES
+        from sam2_ros.ros.bags.bag_io import image_connections, open_bag  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
+        from sam2_ros.ros.node.core import IMAGE_TYPES  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
 
         self._stack = contextlib.ExitStack()
         self._reader = self._stack.enter_context(open_bag(path))
@@ -147,10 +147,10 @@ class BagSource(FrameSource):
         super().__init__(str(path), None, sum(c.msgcount for c in self.connections) or None)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        from sam2_ros.ros.bags.bag_io import read_messages
-        from sam2_ros.ros.interfaces.image_codec import image_to_rgb
-        from sam2_ros.ros.interfaces.messages import stamp_ns
-        from sam2_ros.ros.interfaces.typesys import typestore
+        from sam2_ros.ros.bags.bag_io import read_messages  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
+        from sam2_ros.ros.interfaces.image_codec import image_to_rgb  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
+        from sam2_ros.ros.interfaces.messages import stamp_ns  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
+        from sam2_ros.ros.interfaces.typesys import typestore  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
 
         for index, (_, msg) in enumerate(read_messages(self._reader, self.connections, typestore())):
             self.stamp_ns = stamp_ns(msg.header)

@@ -53,7 +53,7 @@ def load_prompt_file(path: Path) -> dict[str, dict[int, dict[int, dict[str, Any]
 
     Every problem is reported with its place in the file, before any model is loaded.
     """
-    import yaml
+    import yaml  # noqa: PLC0415 - PyYAML loads only when a prompt file is read
 
     if not path.is_file():
         raise FileNotFoundError(f"prompt file {path} does not exist")
@@ -192,7 +192,7 @@ class MaskPrompt:
     texts: list[str] = field(default_factory=list)
 
     def apply(self, tracker: Sam2Tracker) -> TrackResult:
-        from sam2_ros.tracking import PromptError
+        from sam2_ros.tracking import PromptError  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
 
         try:
             return tracker.add_mask(self.obj_id, self.mask)
@@ -254,7 +254,7 @@ class AutoPlan(PromptPlan):
         self.kept: list[dict[str, Any]] = []
 
     def for_frame(self, index: int, frame: np.ndarray, stamp_ns: int | None) -> list[FramePrompt]:
-        from sam2_ros.image import record_mask, select_records
+        from sam2_ros.image import record_mask, select_records  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
 
         if index:
             return []
@@ -341,9 +341,9 @@ class DetectionPlan(PromptPlan):
 
 def read_detections(bag: Path, topic: str) -> DetectionPlan:
     """All detections of ``topic``, by header stamp (a pre-pass: they may be recorded after their image)."""
-    from sam2_ros.ros.bags.bag_io import open_bag, read_messages
-    from sam2_ros.ros.interfaces.messages import PromptError, prompts_from_detections
-    from sam2_ros.ros.interfaces.typesys import typestore
+    from sam2_ros.ros.bags.bag_io import open_bag, read_messages  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
+    from sam2_ros.ros.interfaces.messages import PromptError, prompts_from_detections  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
+    from sam2_ros.ros.interfaces.typesys import typestore  # noqa: PLC0415 - bag inputs only: non-bag runs never load the ROS message code
 
     by_stamp: dict[int, list[Any]] = {}
     problems: list[str] = []

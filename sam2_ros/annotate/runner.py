@@ -18,6 +18,8 @@ import time
 from collections import deque
 from typing import Any
 
+from tqdm import tqdm
+
 from sam2_ros.annotate.manifest import DONE, FAILED, DatasetManifest, now
 from sam2_ros.annotate.worker import AnnotateSettings, Annotator, InputJob, remove_partials
 from sam2_ros.errors import UsageError, UserError
@@ -31,7 +33,7 @@ MAX_ATTEMPTS = 3
 def import_ray() -> Any:
     """``ray``, or a one-line error saying how to get it (Ray is the optional ``annotate`` extra)."""
     try:
-        import ray
+        import ray  # noqa: PLC0415 - optional extra (annotate), loaded only when used
     except ImportError as exc:
         raise UserError(
             f"sam2-ros annotate runs on Ray, which is not installed ({exc}); "
@@ -66,7 +68,6 @@ class _Bar:
     """One tqdm bar over frames, with inputs done/failed in its postfix."""
 
     def __init__(self, inputs: int, enabled: bool) -> None:
-        from tqdm import tqdm
 
         self.inputs, self.done, self.failed, self._changed = inputs, 0, 0, True
         self.bar = tqdm(total=0, unit="frame", desc="annotate", dynamic_ncols=True, disable=not enabled)

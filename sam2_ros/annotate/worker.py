@@ -10,6 +10,7 @@ Outputs of an input are written into ``DATASET/.partial-<name>-<token>/`` and re
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -87,10 +88,10 @@ class Annotator:
     """Loads the model once; ``annotate(job)`` processes one whole input and returns its manifest entry."""
 
     def __init__(self, settings: AnnotateSettings, report: Report | None = None) -> None:
-        from sam2_ros.factory import build_tracker
+        from sam2_ros.factory import build_tracker  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
 
         if settings.threads:
-            import torch
+            import torch  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
 
             torch.set_num_threads(settings.threads)
         self.settings = settings
@@ -158,7 +159,7 @@ class Annotator:
             return read_detections(job.spec.path, self.settings.detections_topic or "")
         if job.prompt_source == AUTO:
             if self._generator is None:
-                from sam2_ros.image import AutomaticMaskGenerator
+                from sam2_ros.image import AutomaticMaskGenerator  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
 
                 self._generator = AutomaticMaskGenerator(self.tracker.backend.model, **self.settings.auto_args)
             return AutoPlan(self._generator.generate, self.settings.tracker.max_objects)
@@ -166,13 +167,12 @@ class Annotator:
 
     def _run(self, job: InputJob, out: Path) -> dict[str, Any]:
         """Track the input into ``out``: label PNGs and annotations.json; returns counts and timings."""
-        import itertools
 
-        import torch
+        import torch  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
 
-        from sam2_ros.annotate.coco import CocoWriter
-        from sam2_ros.io.prompts import track_frame
-        from sam2_ros.io.writers import MaskWriter, frame_name
+        from sam2_ros.annotate.coco import CocoWriter  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
+        from sam2_ros.io.prompts import track_frame  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
+        from sam2_ros.io.writers import MaskWriter, frame_name  # noqa: PLC0415 - loaded in the Ray worker, never in the driver
 
         spec, settings = job.spec, self.settings
         plan = self._plan(job)

@@ -79,7 +79,7 @@ def _numpy_dtype(dtype: torch.dtype) -> type:
 
 def default_providers(device: torch.device) -> list:
     """CUDA on ``device``'s GPU for a CUDA device (refused clearly without onnxruntime-gpu), else CPU."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415 - optional extra (onnx), loaded only when used
 
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
@@ -119,7 +119,7 @@ class OnnxRuntimeBackend(GraphBackend):
     name = "onnxruntime"
 
     def __init__(self, onnx_dir: str | Path, device: str | torch.device = "cpu", providers: list | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415 - optional extra (onnx), loaded only when used
 
         onnx_dir = Path(onnx_dir)
         dev = torch.device(device)

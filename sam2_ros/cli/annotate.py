@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import sys
 import time
@@ -46,7 +47,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def _auto_arg(text: str) -> tuple[str, Any]:
-    import yaml
+    import yaml  # noqa: PLC0415 - PyYAML loads only when a prompt file is read
 
     key, eq, value = text.partition("=")
     if not eq or not key.isidentifier():
@@ -55,7 +56,7 @@ def _auto_arg(text: str) -> tuple[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sam2_ros.cli.track import _positive_int, add_tracker_arguments
+    from sam2_ros.cli.track import _positive_int, add_tracker_arguments  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     p.add_argument(
         "inputs",
@@ -147,17 +148,17 @@ class Plan:
 
 def plan(args: argparse.Namespace) -> Plan:
     """Check everything (one-line errors), open the dataset, and list what is left to do."""
-    from sam2_ros.annotate.inputs import expand_inputs, fingerprint
-    from sam2_ros.annotate.manifest import DONE, DatasetManifest, now
-    from sam2_ros.annotate.prompts import load_prompt_file, match_prompt_file
-    from sam2_ros.annotate.runner import import_ray
-    from sam2_ros.annotate.worker import AnnotateSettings, InputJob, remove_partials
-    from sam2_ros.factory import TrackerOptions, check_options
-    from sam2_ros.settings import from_args
+    from sam2_ros.annotate.inputs import expand_inputs, fingerprint  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.annotate.manifest import DONE, DatasetManifest, now  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.annotate.prompts import load_prompt_file, match_prompt_file  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.annotate.runner import import_ray  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.annotate.worker import AnnotateSettings, InputJob, remove_partials  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.factory import TrackerOptions, check_options  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.settings import from_args  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     import_ray()
     try:
-        import pycocotools  # noqa: F401
+        import pycocotools  # noqa: F401, PLC0415 - optional extra (annotate), loaded only when used
     except ImportError as exc:
         raise UserError(
             f"sam2-ros annotate writes COCO RLE with pycocotools, which is not installed ({exc}); "
@@ -277,10 +278,10 @@ def plan(args: argparse.Namespace) -> Plan:
 
 def run(args: argparse.Namespace) -> int:
     """Annotate; exit code 0 when every input is done, 1 when some failed, 130 on Ctrl+C."""
-    from sam2_ros.annotate.manifest import DONE, FAILED, now
-    from sam2_ros.annotate.runner import run_ray
-    from sam2_ros.annotate.worker import remove_partials
-    from sam2_ros.factory import warn_random_weights
+    from sam2_ros.annotate.manifest import DONE, FAILED, now  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.annotate.runner import run_ray  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.annotate.worker import remove_partials  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.factory import warn_random_weights  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     p = plan(args)
     if args.random_weights:
@@ -346,10 +347,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_model(opts: Any) -> None:
     """The model name and --image-size, checked without building anything."""
-    from sam2_ros.errors import UsageError
-    from sam2_ros.factory import EXPORTED_BACKENDS
-    from sam2_ros.model import canonical_name
-    from sam2_ros.model.config import get_config
+    from sam2_ros.errors import UsageError  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.factory import EXPORTED_BACKENDS  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.model import canonical_name  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.model.config import get_config  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     if opts.backend in EXPORTED_BACKENDS:
         return  # the export fixes model and size
@@ -361,12 +362,11 @@ def _check_model(opts: Any) -> None:
 
 
 def _check_auto(backend: str, auto_args: dict[str, Any]) -> None:
-    import inspect
 
     if backend != "torch":
         raise UsageError("--auto runs the automatic mask generator on the PyTorch model; use --backend torch")
     try:
-        from sam2_ros.image import AutomaticMaskGenerator
+        from sam2_ros.image import AutomaticMaskGenerator  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
     except ImportError as exc:
         raise UserError(f"--auto needs sam2_ros.image (the automatic mask generator): {exc}") from None
     known = set(inspect.signature(AutomaticMaskGenerator).parameters) - {"model", "self"}
@@ -380,9 +380,9 @@ def _check_auto(backend: str, auto_args: dict[str, Any]) -> None:
 
 def _weights_identity(opts: Any) -> dict[str, Any]:
     """The weights as the manifest names them: checkpoint path and SHA-256, "random", or the export's files."""
-    from sam2_ros.factory import EXPORTED_BACKENDS, resolve_checkpoint
-    from sam2_ros.model import canonical_name
-    from sam2_ros.utils.files import sha256_file
+    from sam2_ros.factory import EXPORTED_BACKENDS, resolve_checkpoint  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.model import canonical_name  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.utils.files import sha256_file  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     if opts.backend in EXPORTED_BACKENDS:
         if opts.engine_dir is None or not Path(opts.engine_dir).is_dir():

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from sam2_ros.cli.track import add_model_arguments
 from sam2_ros.errors import InputError, OutputError, UsageError
@@ -232,9 +233,7 @@ def _segment(
     for sub in ("labels", *(() if args.no_overlay else ("overlays",)), *(("candidates",) if args.multimask else ())):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
-    from tqdm import tqdm
-
-    from sam2_ros.image import AutomaticMaskGenerator, SamImagePredictor
+    from sam2_ros.image import AutomaticMaskGenerator, SamImagePredictor  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     predictor = generator = None
     if args.auto:
@@ -285,7 +284,7 @@ def _segment(
         }
         _write_png(out / "labels" / f"{stem}.png", labels)
         if not args.no_overlay:
-            from sam2_ros.utils.draw import draw_overlay
+            from sam2_ros.utils.draw import draw_overlay  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
             _write_png(out / "overlays" / f"{stem}.png", draw_overlay(rgb, labels, objects))
         images.append(entry)
@@ -343,10 +342,10 @@ def _names(names: list[str]) -> str:
 
 
 def _build_model(args: argparse.Namespace):
-    import torch
+    import torch  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
-    from sam2_ros.factory import resolve_checkpoint, resolve_device, warn_random_weights
-    from sam2_ros.model import build_sam2, canonical_name
+    from sam2_ros.factory import resolve_checkpoint, resolve_device, warn_random_weights  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.model import build_sam2, canonical_name  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     name = canonical_name(args.model)
     device = resolve_device(args.device)
@@ -367,8 +366,8 @@ def _segment_prompted(
     stem: str,
 ):
     """Encode once; decode objects in batches of equal prompt shape (same clicks count, box or not)."""
-    from sam2_ros.tracking import PromptError
-    from sam2_ros.tracking.results import ObjectResult
+    from sam2_ros.tracking import PromptError  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.tracking.results import ObjectResult  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     predictor.set_image(rgb)
     h, w = rgb.shape[:2]
@@ -419,8 +418,8 @@ def _segment_prompted(
 
 
 def _segment_auto(generator: AutomaticMaskGenerator, rgb: np.ndarray):
-    from sam2_ros.image.amg import coco_rle
-    from sam2_ros.tracking.results import ObjectResult
+    from sam2_ros.image.amg import coco_rle  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.tracking.results import ObjectResult  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     records = sorted(generator.generate(rgb), key=lambda r: r["area"], reverse=True)
     h, w = rgb.shape[:2]

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tqdm import tqdm
+
 from sam2_ros.errors import UsageError
 from sam2_ros.factory import TrackerOptions
 from sam2_ros.io.prompts import (
@@ -82,7 +84,7 @@ def add_tracker_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sam2_ros.ros.bags import replay
+    from sam2_ros.ros.bags import replay  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     p.add_argument(
         "input", nargs="?", help="a video file, a folder of jpg/png frames (natural order) or a camera index (0)"
@@ -128,7 +130,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _intrinsics(text: str):
-    from sam2_ros.geometry import parse_intrinsics
+    from sam2_ros.geometry import parse_intrinsics  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     try:
         return parse_intrinsics(text)
@@ -184,15 +186,15 @@ def run(args: argparse.Namespace) -> int:
             "--auto finds the objects on INPUT's first frame itself: drop --point/--box (bags: not supported)"
         )
     if args.bag is not None or args.out_bag is not None:
-        from sam2_ros.ros.bags.replay import run_replay
+        from sam2_ros.ros.bags.replay import run_replay  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
         return run_replay(args)
     if args.input is None or args.out is None:
         raise UsageError("give INPUT and --out DIR (or --bag IN and --out-bag OUT to replay a ROS 2 bag)")
-    from sam2_ros.factory import build_tracker, check_options
-    from sam2_ros.io.sources import open_source
-    from sam2_ros.io.writers import RunSummary
-    from sam2_ros.utils.files import StagedDir
+    from sam2_ros.factory import build_tracker, check_options  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.io.sources import open_source  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.io.writers import RunSummary  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.utils.files import StagedDir  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     schedule = build_schedule(args.point, args.box)
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
@@ -245,7 +247,7 @@ def _depth_source(args: argparse.Namespace):
         raise UsageError("--depth needs --intrinsics FX,FY,CX,CY (the colour camera's, in pixels)")
     if args.depth_scale is not None and not args.depth_scale > 0:
         raise UsageError(f"--depth-scale must be > 0, got {args.depth_scale}")
-    from sam2_ros.io.depth_source import DepthFolder
+    from sam2_ros.io.depth_source import DepthFolder  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     return DepthFolder(args.depth)
 
@@ -265,11 +267,10 @@ def _track(
     input's unfinished outputs; an error discards them too, so --out never holds a run that
     looks finished but is not.
     """
-    from tqdm import tqdm
 
-    from sam2_ros.geometry import locate_result
-    from sam2_ros.io.writers import LogitsWriter, MaskWriter, OverlayWriter
-    from sam2_ros.tracking.track_state import TrackStates
+    from sam2_ros.geometry import locate_result  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.io.writers import LogitsWriter, MaskWriter, OverlayWriter  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
+    from sam2_ros.tracking.track_state import TrackStates  # noqa: PLC0415 - loaded when the subcommand runs, so parsing and --help stay free of torch
 
     tracker.states = TrackStates(lost_after_frames=args.lost_after)
 

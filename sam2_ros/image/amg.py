@@ -155,7 +155,7 @@ def uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
 
 def coco_rle(mask: np.ndarray) -> dict[str, Any]:
     """COCO compressed RLE (pycocotools), ``counts`` as a str so it serialises to JSON."""
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # noqa: PLC0415 - optional extra (annotate), loaded only when used
 
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     rle["counts"] = rle["counts"].decode("utf-8")

@@ -31,7 +31,7 @@ def record_mask(record: dict[str, Any]) -> np.ndarray:
         h, w = seg["size"]
         values = np.arange(len(counts)) % 2 == 1
         return np.repeat(values, counts).reshape(w, h).T
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # noqa: PLC0415 - optional extra (annotate), loaded only when used
 
     return mask_utils.decode(
         {"size": seg["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
@@ -61,7 +61,7 @@ def prompt_everything(
     Needs the eager torch backend (the generator runs the model's prompt heads directly);
     ``generator_kwargs`` are ``AutomaticMaskGenerator``'s (Meta's defaults otherwise).
     """
-    from sam2_ros.image.generator import AutomaticMaskGenerator
+    from sam2_ros.image.generator import AutomaticMaskGenerator  # noqa: PLC0415 - torch-free module: the model code loads only when a prompt needs it (and no import cycle)
 
     model = getattr(tracker.backend, "model", None)
     if model is None:

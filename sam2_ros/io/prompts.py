@@ -66,7 +66,7 @@ class ObjectPrompt:
 
     def apply(self, tracker: Sam2Tracker) -> TrackResult:
         """Prompt the tracker's current frame; a refused prompt names the offending values."""
-        from sam2_ros.tracking import PromptError
+        from sam2_ros.tracking import PromptError  # noqa: PLC0415 - torch-free module: the model code loads only when a prompt needs it (and no import cycle)
 
         try:
             if self.box is not None:
@@ -190,7 +190,7 @@ def track_frame(
     result = tracker.track(frame)
     tracker_ms = result.timings_ms
     if auto_objects:
-        from sam2_ros.image import prompt_everything
+        from sam2_ros.image import prompt_everything  # noqa: PLC0415 - torch-free module: the model code loads only when a prompt needs it (and no import cycle)
 
         result = prompt_everything(tracker, frame, auto_objects) or result
     for prompt in prompts:

@@ -63,7 +63,7 @@ class FrameSource(ABC):
     @abstractmethod
     def __iter__(self) -> Iterator[np.ndarray]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default: only sources holding a handle override it
         """Release the device or file handle (cameras stay locked until this runs)."""
 
     def __enter__(self) -> FrameSource:

@@ -36,7 +36,8 @@ EMPTY = -1  # frame index of an unused slot
 class MemoryBatch:
     """The memory a batch of B objects attends to on one frame (all fixed-size).
 
-    ``feats``: S x B x (memory shape: 64 x H x W, or T x 64 latents) spatial memories; ``t_pos``: S x B Meta slot numbers
+    ``feats``: S x B x (memory shape: 64 x H x W, or T x 64 latents) spatial memories;
+    ``t_pos``: S x B Meta slot numbers
     (0 = conditioning frame, k = the frame ``num_maskmem - k`` back); ``valid``: S x B.
     ``ptrs``: P x B x 256 object pointers; ``ptr_t_diff``: P x B signed frame distances;
     ``ptr_valid``: P x B.

@@ -100,7 +100,7 @@ def fill_holes(low_res: Tensor, max_area: int) -> Tensor:
     """
     if max_area <= 0:
         return low_res
-    import cv2  # only hole filling needs OpenCV; the rest of the tracker runs on torch alone
+    import cv2  # noqa: PLC0415 - only hole filling needs OpenCV; the rest of the tracker runs on torch alone
 
     background = (low_res <= 0).squeeze(1).to(torch.uint8).cpu().numpy()
     holes = np.zeros_like(background, dtype=bool)

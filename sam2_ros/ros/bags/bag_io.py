@@ -53,7 +53,7 @@ def _detail(exc: BaseException) -> str:
 @contextlib.contextmanager
 def open_bag(path: Path) -> Iterator[Reader]:
     """The opened rosbags ``Reader`` of ``path``; anything that stops it from opening is a ``BagError``."""
-    from rosbags.rosbag2 import Reader
+    from rosbags.rosbag2 import Reader  # noqa: PLC0415 - rosbags loads only when a bag is read or written
 
     if not path.exists():
         raise BagError(f"{path}: no such bag (give a rosbag2 folder or an .mcap file)")
@@ -120,7 +120,7 @@ def read_messages(reader: Reader, connections: list[Connection], store: Typestor
 
 def node_qos(latched: bool = False) -> Qos:
     """The QoS the node offers on an output topic: reliable, depth 5; or latched (transient local, depth 1)."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime  # noqa: PLC0415 - rosbags loads only when a bag is read or written
 
     durability = QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE
     return Qos(
@@ -144,7 +144,7 @@ def bag_writer(path: Path) -> Iterator[Writer]:
     run leaves nothing. rosbags always writes a folder; for an .mcap name only its mcap file
     (which carries every schema and QoS profile itself) is kept.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: PLC0415 - rosbags loads only when a bag is read or written
 
     mcap = path.suffix == ".mcap"
     try:

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from tqdm import tqdm
 
 from sam2_ros.errors import InputError, UsageError
@@ -83,10 +84,10 @@ def run_replay(args: argparse.Namespace) -> int:
     obj_ids = {p.obj_id for prompts in schedule.values() for p in prompts}
     if len(obj_ids) > args.max_objects:
         raise UsageError(f"{len(obj_ids)} objects prompted but --max-objects is {args.max_objects}")
-    from sam2_ros.ros.bags.bag_io import BagError, bag_writer, image_connections, node_qos, open_bag, read_messages
-    from sam2_ros.ros.interfaces.messages import stamp_ns
-    from sam2_ros.ros.interfaces.typesys import typestore
-    from sam2_ros.ros.node.core import IMAGE_TYPES, LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
+    from sam2_ros.ros.bags.bag_io import BagError, bag_writer, image_connections, node_qos, open_bag, read_messages  # noqa: PLC0415 - the replay loads the node core only when it runs
+    from sam2_ros.ros.interfaces.messages import stamp_ns  # noqa: PLC0415 - the replay loads the node core only when it runs
+    from sam2_ros.ros.interfaces.typesys import typestore  # noqa: PLC0415 - the replay loads the node core only when it runs
+    from sam2_ros.ros.node.core import IMAGE_TYPES, LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker  # noqa: PLC0415 - the replay loads the node core only when it runs
 
     log = _StderrLogger()
     store = typestore()
@@ -186,7 +187,7 @@ def _depth_feed(reader: Any, args: argparse.Namespace) -> Any:
         if getattr(args, "camera_info_topic", None) is not None:
             raise UsageError("--camera-info-topic goes with --depth-topic")
         return None
-    from sam2_ros.ros.bags.depth_replay import DepthFeed
+    from sam2_ros.ros.bags.depth_replay import DepthFeed  # noqa: PLC0415 - the replay loads the node core only when it runs
 
     return DepthFeed(reader, args.depth_topic, args.camera_info_topic, TrackerParams().depth_tolerance)
 
@@ -201,7 +202,7 @@ def _depth_params(args: argparse.Namespace, depth_feed: Any) -> dict[str, Any]:
 
 
 def _depth_output_types() -> dict[str, str]:
-    from sam2_ros.ros.interfaces.messages3d import DEPTH_OUTPUT_TYPES
+    from sam2_ros.ros.interfaces.messages3d import DEPTH_OUTPUT_TYPES  # noqa: PLC0415 - the replay loads the node core only when it runs
 
     return DEPTH_OUTPUT_TYPES
 
@@ -221,10 +222,9 @@ class _StderrLogger:
 
 def prompt_msg(prompt: CliPrompt, header: Any) -> Any:
     """The sam2_ros_interfaces/ObjectPrompt of one command-line object prompt, stamped with ``header``."""
-    import numpy as np
 
-    from sam2_ros.ros.interfaces.messages import bbox2d
-    from sam2_ros.ros.interfaces.typesys import OBJECT_PROMPT, typestore
+    from sam2_ros.ros.interfaces.messages import bbox2d  # noqa: PLC0415 - the replay loads the node core only when it runs
+    from sam2_ros.ros.interfaces.typesys import OBJECT_PROMPT, typestore  # noqa: PLC0415 - the replay loads the node core only when it runs
 
     types = typestore().types
     return types[OBJECT_PROMPT](

@@ -254,7 +254,7 @@ class TrackerCore:
         self._last_seen = LastSeen()  # stamps of each object's last sighting
         self.depth = None
         if params.use_depth:
-            from sam2_ros.ros.node.depth3d import DepthPipeline
+            from sam2_ros.ros.node.depth3d import DepthPipeline  # noqa: PLC0415 - the 3-D pipeline loads only when depth is enabled
 
             self.depth = DepthPipeline(params, self.log)
 
@@ -294,7 +294,10 @@ class TrackerCore:
         self._tap(lambda: prompt_from_point(msg))
 
     def on_detections(self, msg: Any) -> None:
-        """Box seeds from vision_msgs/Detection2DArray; a detection's id names its object (``object_ids``), "" is new."""
+        """Box seeds from vision_msgs/Detection2DArray.
+
+        A detection's id names its object (``object_ids``); "" is a new object.
+        """
         try:
             prompts = prompts_from_detections(msg)
         except PromptError as exc:

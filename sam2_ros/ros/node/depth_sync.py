@@ -77,7 +77,8 @@ class DepthSync:
 
     ``depth_scale`` replaces the 0.001 m per unit of integer depth (a driver with another unit).
     Counters (``counts``): ``paired``, ``no_depth`` (none received yet), ``stale`` (none within
-    the tolerance), ``no_camera_info``, ``bad_depth`` (undecodable), ``unstamped`` (a colour frame without stamp cannot be paired).
+    the tolerance), ``no_camera_info``, ``bad_depth`` (undecodable), ``unstamped`` (a colour frame without
+    stamp cannot be paired).
     """
 
     def __init__(
