@@ -32,10 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs"
 
-#: Pages other branches are adding (EdgeTAM, the real-ROS CI stage, complete-or-failed outputs, the generated
-#: settings table). Links to them may dangle until they land; the lead empties this after merging them.
-EXPECTED_LATER = frozenset({"docs/edgetam.md", "docs/ros-ci.md", "docs/outputs.md", "docs/parameters.md"})
-
 README_MAX_LINES = 250
 
 
@@ -91,7 +87,7 @@ def anchors(text: str) -> set[str]:
     return out
 
 
-def broken_links(page: Path, text: str, expected_later: frozenset[str] = EXPECTED_LATER) -> list[str]:
+def broken_links(page: Path, text: str) -> list[str]:
     """Relative links of ``text`` (the content of ``page``) whose file or anchor does not exist."""
     problems = []
     for target in LINK.findall(prose(text)):
@@ -105,8 +101,7 @@ def broken_links(page: Path, text: str, expected_later: frozenset[str] = EXPECTE
             problems.append(f"{target}: outside the repository")
             continue
         if not dest.exists():
-            if rel not in expected_later:
-                problems.append(f"{target}: {rel} does not exist")
+            problems.append(f"{target}: {rel} does not exist")
             continue
         if anchor and dest.suffix == ".md" and anchor not in anchors(dest.read_text(encoding="utf-8")):
             problems.append(f"{target}: no heading #{anchor} in {rel}")
@@ -274,12 +269,6 @@ def test_docs_index_lists_every_page():
     listed = {(DOCS / t).resolve().relative_to(REPO).as_posix() for t in LINK.findall(prose(index)) if "://" not in t}
     pages = {p.relative_to(REPO).as_posix() for p in DOCS.glob("*.md")} - {"docs/README.md"}
     assert pages - listed == set(), "list these pages in docs/README.md"
-    assert EXPECTED_LATER <= listed
-
-
-def test_expected_later_pages_are_still_missing():
-    landed = sorted(p for p in EXPECTED_LATER if (REPO / p).exists())
-    assert landed == [], f"{landed} exist now: remove them from EXPECTED_LATER in tests/test_docs.py"
 
 
 # ----------------------------------------------------------------------------- the checkers can fail
@@ -292,9 +281,6 @@ def test_checkers_catch_wrong_links_flags_arguments_and_pointers():
     assert broken_links(page, bad) == [
         "missing.md: docs/missing.md does not exist",
         "parity.md#no-such-heading: no heading #no-such-heading in docs/parity.md",
-    ]
-    assert broken_links(page, "[d](outputs.md)", expected_later=frozenset()) == [
-        "outputs.md: docs/outputs.md does not exist"
     ]
     assert broken_links(page, "<!-- [x](gone.md) -->\n```\n[y](gone.md)\n```\n") == []
 

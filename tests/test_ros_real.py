@@ -4,8 +4,8 @@
 with vision_msgs built from our definitions and sam2_ros_interfaces built with colcon; skips are
 failures there. Each node runs in its own process, started as ``ros2 run`` would (``python -m``
 with ``--ros-args``); this process talks to it through topics, services and the ROS graph.
-What is checked: every topic, service and parameter of the README's tables on the running node
-and with the README's types; the outputs of tracked frames; Isaac-style string ids through the
+What is checked: every topic, service and parameter of the documented tables on the running node
+and with the documented types; the outputs of tracked frames; Isaac-style string ids through the
 real ``add_objects`` service; parameters (a whole number for a decimal one, runtime changes,
 read-only ones, a mistyped value as one line); the lifecycle walk through the real lifecycle
 services; newest-frame-wins under a 30 Hz camera; depth + CameraInfo to the 3-D outputs; the
@@ -48,10 +48,10 @@ VISION_MSGS_RIHS01 = {
 }
 
 
-# ------------------------------------------------------------------------- the README's tables
-def _readme_rows(heading: str) -> list[list[str]]:
-    """The rows of the first markdown table after the line starting with ``heading``, as cell lists."""
-    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+# -------------------------------------------------------- the documented tables (docs/ros.md, docs/parameters.md)
+def _doc_rows(page: str, heading: str) -> list[list[str]]:
+    """The rows of the first markdown table after the line of ``page`` starting with ``heading``, as cell lists."""
+    lines = (REPO / page).read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
     rows, seen_table = [], False
     for line in lines[start + 1 :]:
@@ -76,17 +76,19 @@ def _ros_type(short: str) -> str:
 
 
 def readme_topics() -> list[tuple[str, str, str]]:
-    """(direction, topic, type) of the README's topic table, the default transport's type first."""
-    return [(row[0], _ticked(row[1])[0], _ros_type(_ticked(row[2])[0])) for row in _readme_rows("Topics (")]
+    """(direction, topic, type) of the topic table of docs/ros.md, the default transport's type first."""
+    return [
+        (row[0], _ticked(row[1])[0], _ros_type(_ticked(row[2])[0])) for row in _doc_rows("docs/ros.md", "## Topics")
+    ]
 
 
 def readme_services() -> list[tuple[str, str]]:
-    return [(_ticked(row[0])[0], _ros_type(_ticked(row[1])[0])) for row in _readme_rows("Services:")]
+    return [(_ticked(row[0])[0], _ros_type(_ticked(row[1])[0])) for row in _doc_rows("docs/ros.md", "## Services")]
 
 
 def readme_parameters() -> dict[str, str]:
-    """name -> type (str, int, float, bool) of the README's parameter table."""
-    return {_ticked(row[0])[0]: row[1] for row in _readme_rows("Parameters (")}
+    """name -> type (str, int, float, bool) of docs/parameters.md's table."""
+    return {_ticked(row[0])[0]: row[1] for row in _doc_rows("docs/parameters.md", "# Parameters")}
 
 
 # ------------------------------------------------------------------------- fixtures
@@ -128,9 +130,9 @@ def latched():
 
 # ------------------------------------------------------------------------- tests
 def test_readme_tables_are_what_the_node_offers(client, tracker):
-    """Every topic, service and parameter of the README's tables, with its type, on the running node."""
+    """Every topic, service and parameter of the documented tables, with its type, on the running node."""
     topics, services, params = readme_topics(), readme_services(), readme_parameters()
-    assert len(topics) >= 10 and len(services) >= 4 and len(params) >= 20, "README tables not found"
+    assert len(topics) >= 10 and len(services) >= 4 and len(params) >= 20, "docs tables not found"
     name = tracker.name
     expected_subs, expected_pubs = {}, {}
     for direction, topic, type_name in topics:
@@ -146,7 +148,7 @@ def test_readme_tables_are_what_the_node_offers(client, tracker):
             and all(srvs.get(s) == [ty] for s, ty in expected_services.items())
         )
 
-    assert client.wait_for(offered), f"README vs graph: {client.graph(name)}"
+    assert client.wait_for(offered), f"docs vs graph: {client.graph(name)}"
 
     from rcl_interfaces.msg import ParameterType
     from rcl_interfaces.srv import DescribeParameters
