@@ -274,15 +274,22 @@ def ensure_build(cache: Path, venv: Path, requirements: Path, jobs: int) -> Path
 
 
 # ----------------------------------------------------------------------------- tests
-def run_tests(cache: Path, venv: Path, install: Path, pytest_args: list[str]) -> None:
+#: Distributions whose Fast DDS is 2.x and reads only FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3
+#: (Kilted on) reads FASTDDS_DEFAULT_PROFILES_FILE and logs a WARN line when the old variable is set.
+FASTDDS_2_DISTROS = ("humble", "jazzy")
+
+
+def run_tests(cache: Path, venv: Path, install: Path, pytest_args: list[str], distro: str) -> None:
     """Run the rclpy tests in the venv; every test must run (skips fail inside the stage)."""
     env = venv_env(venv, (install,))
+    profiles = {"FASTDDS_DEFAULT_PROFILES_FILE": str(DDS_PROFILE)}
+    if distro in FASTDDS_2_DISTROS:
+        profiles["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(DDS_PROFILE)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(
         SAM2_ROS_STAGE="1",
         RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
-        FASTRTPS_DEFAULT_PROFILES_FILE=str(DDS_PROFILE),
-        FASTDDS_DEFAULT_PROFILES_FILE=str(DDS_PROFILE),
+        **profiles,
         # A domain of this run's own, discovery on this host only: parallel runs on one machine do not meet.
         ROS_DOMAIN_ID=env.get("ROS_DOMAIN_ID") or str(1 + os.getpid() % 100),
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -348,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         venv = ensure_venv(cache, requirements)
         install = ensure_build(cache, venv, requirements, args.jobs)
         if not args.build_only:
-            run_tests(cache, venv, install, args.pytest_args)
+            run_tests(cache, venv, install, args.pytest_args, args.distro)
     except StageError as exc:
         print(f"ros_stage: error: {exc}", file=sys.stderr, flush=True)
         return 1
