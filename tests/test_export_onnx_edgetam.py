@@ -207,3 +207,22 @@ def test_tracking_matches_torch_backend(model, exported, frames):
             worst = max(worst, ((ours[f][oid] - exp).norm() / exp.norm()).item())
     RECORDED[f"onnxruntime[{MODEL}@{SIZE}].tracker logits (rel L2 worst, {NUM_FRAMES}f)"] = (worst, worst, 1e-3)
     assert worst <= 1e-3
+
+
+def test_tensorrt_plans_and_trtexec_script_cover_every_edgetam_graph(exported, tmp_path):
+    """The TensorRT build plan (no TensorRT needed) of the EdgeTAM export: every graph, an object-batch
+    profile up to --max-objects, the latent memory carried into the engines' settings, and a trtexec
+    script with one build per graph."""
+    from export import engines
+
+    job = engines.prepare(exported, tmp_path / "engines", "fp16", max_objects=6, timing_cache=None)
+    assert set(job.plans) == set(contract.GRAPH_NAMES)
+    assert job.settings.mem_tokens == T and job.settings.image_size == SIZE
+    # the object batch is the only dynamic axis; the memory is EdgeTAM's latents, not 16 x 16 maps
+    mem = job.plans["memory_attention"].profile["mem_feats"]
+    assert (mem["min"][1:], mem["max"][1:]) == ([1, T, 64], [6, T, 64])
+    assert job.plans["memory_encoder"].profile["masks"]["max"] == [6, 1, SIZE, SIZE]
+    script = engines.write_trtexec_script(job).read_text()
+    assert sum(line.startswith('"$TRTEXEC" ') for line in script.splitlines()) == len(contract.GRAPH_NAMES)
+    for graph in contract.GRAPH_NAMES:
+        assert f"--onnx={exported / graph}.onnx" in script and f"--saveEngine={job.out / graph}.engine" in script
