@@ -104,3 +104,28 @@ def test_image_mode_and_automatic_masks(model, data_dir: Path):
     assert isinstance(records, list)
     for r in records:
         assert r["segmentation"].shape == image.shape[:2]
+
+
+def test_node_core_tracks_with_edgetam():
+    """The node's ROS-free core built the node's way (``model: edgetam`` parameters) tracks a tap:
+    label image, detections and tracked objects for every frame, one object registered."""
+    from sam2_ros.ros.node import params as P
+    from sam2_ros.ros.node.core import TrackerCore, build_tracker
+    from tests.test_ros_core import ListLogger, image, point
+
+    params = P.TrackerParams.from_dict(
+        {"model": "edgetam", "random_weights": True, "image_size": SIZE, "device": "cpu", "max_objects": 2}
+    )
+    tracker = build_tracker(params, node=True)
+    assert tracker.bank.memory_shape == (512, 64)  # EdgeTAM's latents, sized from the model
+    logger = ListLogger()
+    core = TrackerCore(tracker, params, logger)
+    core.on_image(image(0))
+    core.on_point(point(20, 20))
+    outputs = [core.step()]
+    for i in range(1, 3):
+        core.on_image(image(i))
+        outputs.append(core.step())
+    assert all(o is not None and o.label_image is not None for o in outputs)
+    assert [len(o.tracked_objects.objects) for o in outputs] == [1, 1, 1]
+    assert logger.text("error") == ""
