@@ -26,9 +26,9 @@ from sam2_ros.annotate.manifest import DONE, FAILED, now
 from sam2_ros.annotate.prompts import AUTO, DETECTIONS, FILE, AutoPlan, FilePlan, PromptPlan, read_detections
 from sam2_ros.errors import InputError
 from sam2_ros.factory import TrackerOptions
+from sam2_ros.utils.files import REPLACED_PREFIX, publish_dir
 
 PARTIAL_PREFIX = ".partial-"
-OLD_PREFIX = ".old-"
 #: Seconds between progress reports to the driver (a report is two integers).
 REPORT_PERIOD_S = 0.5
 
@@ -140,7 +140,7 @@ class Annotator:
                 }
             partial.mkdir(parents=True)
             entry.update(self._run(job, partial))
-            _publish(partial, self.settings.out / spec.name)
+            publish_dir(partial, self.settings.out / spec.name)  # an older version of the input is replaced
             entry["status"] = DONE
             entry["timings"]["hash_s"] = round(hash_s, 3)
         except Exception as exc:  # noqa: BLE001 - recorded in the manifest; the run goes on
@@ -248,21 +248,10 @@ def error_line(exc: BaseException) -> str:
     return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
 
 
-def _publish(partial: Path, final: Path) -> None:
-    """Move a complete input folder into place (an older version of it is replaced)."""
-    if final.exists():
-        old = final.with_name(f"{OLD_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-        os.replace(partial, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, final)
-
-
 def remove_partials(root: Path) -> int:
     """Delete what interrupted runs left (``.partial-*`` and ``.old-*`` folders); returns how many."""
     stale = (
-        [p for p in root.iterdir() if p.is_dir() and p.name.startswith((PARTIAL_PREFIX, OLD_PREFIX))]
+        [p for p in root.iterdir() if p.is_dir() and p.name.startswith((PARTIAL_PREFIX, REPLACED_PREFIX))]
         if root.is_dir()
         else []
     )
