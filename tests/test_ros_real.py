@@ -408,6 +408,20 @@ def test_lifecycle_walk_through_the_real_lifecycle_services(client):
     assert_clean_exit(proc, proc.proc.returncode, "stopping the managed node")
 
 
+def _trend(values: list[float]) -> float:
+    """The Theil-Sen slope (median of all pairwise slopes) of ``values`` per index: one outlier moves it little."""
+    pairs = [(values[j] - values[i]) / (j - i) for i in range(len(values)) for j in range(i + 1, len(values))]
+    return float(np.median(pairs))
+
+
+def test_trend_is_robust_to_one_late_output_and_sees_a_queue():
+    """The latency test's judge: a flat series with one spike is flat; a queue's steady growth is not."""
+    flat = [1.0, 1.2, 0.9, 1.1, 4.3, 1.0, 1.15, 0.95, 1.05, 1.1]
+    queued = [1.0 + 0.86 * i for i in range(10)]
+    assert abs(_trend(flat)) < 0.05
+    assert _trend(queued) > 0.8
+
+
 def test_newest_frame_wins_under_a_30hz_camera(client):
     """Inference slower than the camera: frames are dropped, not queued, so latency stays flat."""
     from diagnostic_msgs.msg import DiagnosticArray
@@ -427,10 +441,12 @@ def test_newest_frame_wins_under_a_30hz_camera(client):
         step = float(np.median(np.diff([r for r, _ in labels]))) / 1e9
         assert step > 1 / 30, f"inference ({step:.3f} s) is not slower than the camera: nothing to drop"
         assert len(labels) < 0.8 * len(sent), (len(labels), len(sent))  # frames were dropped
-        first, last = np.mean(latency[2:6]), np.mean(latency[-4:])
-        # Queued frames would add one step of latency per output: ~(n - 6) steps by the end.
-        assert last < first + 2 * step, f"latency grew from {first:.2f} s to {last:.2f} s over {duration_s:.0f} s"
-        assert max(latency) < 3 * step + 0.5, latency
+        # Queued frames would add about one step of latency per output (a trend); dropped ones keep it
+        # within two steps (waiting for the running step, then its own). Both judged robustly: one late
+        # output when a loaded 2-core machine starves the node for a moment is neither.
+        growth = _trend(latency[2:])
+        assert growth < 0.25 * step, f"latency grows {growth:.2f} s per output over {duration_s:.0f} s: {latency}"
+        assert np.median(latency[2:]) < 2 * step + 0.5, latency
 
         def dropped() -> int:
             values = [

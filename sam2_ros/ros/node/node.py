@@ -16,7 +16,8 @@ plain ``TrackerNode`` takes them all at once (lifecycle_node.py has the managed 
 Stopping (``spin``): rclpy's own signal handlers are not installed. They shut the context down
 from a signal thread while the inference thread may still publish (an ERROR on a context that is
 no longer valid), and a KeyboardInterrupt could land anywhere, e.g. inside the join of that
-thread (a traceback). SIGINT and SIGTERM only set a flag here; the main thread then stops and
+thread (a traceback). SIGINT and SIGTERM only set a flag here (stop_request.py: a plain attribute,
+since a handler that takes a lock can deadlock on itself); the main thread then stops and
 fully joins the inference thread (at most one inference step), destroys the node and shuts the
 context down last. A second signal (a terminal's Ctrl+C reaches the node and ``ros2 launch``,
 which forwards it again) changes nothing. tests/test_ros_stop.py checks it on a real ROS 2.
@@ -54,6 +55,7 @@ from sam2_ros.ros.interfaces.messages3d import DEPTH_OUTPUT_TYPES, OBJECT_POINTS
 from sam2_ros.ros.interfaces.typesys import typestore
 from sam2_ros.ros.node.core import LABEL_INFO, OUTPUT_TYPES, OVERLAY, TrackerCore, build_tracker
 from sam2_ros.ros.node.params import NODE_NAME, TrackerParams, parameter_specs, spec
+from sam2_ros.ros.node.stop_request import StopRequest
 
 
 @dataclass(frozen=True)
@@ -374,8 +376,8 @@ def spin(make_node: Callable[[], Node], args: list[str] | None = None, *, exit_p
     the context and ROS logging are shut down and nothing is left to flush but stdout/stderr, while the
     interpreter's finalization of torch takes 1 to 2 s more on a loaded machine.
     """
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
+    stop = StopRequest()
+    previous = stop.install(STOP_SIGNALS)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = make_node()
@@ -388,7 +390,7 @@ def spin(make_node: Callable[[], Node], args: list[str] | None = None, *, exit_p
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     try:
-        while not stop.is_set() and rclpy.ok():
+        while not stop.requested and rclpy.ok():
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except ExternalShutdownException:
         pass
