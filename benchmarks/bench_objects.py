@@ -386,6 +386,27 @@ def _plot_cv2(done: list[dict], out: Path, title: str) -> None:
     cv2.imwrite(str(out), img)
 
 
+def memory_attention_gflop(model: str, image_size: int) -> float:
+    """GFLOP of one object's memory attention over a full bank (``num_maskmem`` frames, every pointer).
+
+    Counted by torch's FlopCounterMode on the meta device (no compute): the per-object work that
+    makes up most of each added object's cost, to compare SAM 2.1 and EdgeTAM at a size by
+    arithmetic as well as by time.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sam2_ros.model import build_sam2
+
+    net = build_sam2(model, image_size=image_size).eval().to("meta")
+    cfg, side = net.config, image_size // 16
+    ptr_tokens = cfg.max_obj_ptrs_in_encoder * (net.hidden_dim // net.mem_dim)
+    feats = torch.zeros(1, net.hidden_dim, side, side, device="meta")
+    memory = torch.zeros(cfg.num_maskmem * cfg.memory_tokens_per_frame + ptr_tokens, 1, net.mem_dim, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net.condition_on_memory(feats, feats, memory, memory, ptr_tokens)
+    return counter.get_total_flops() / 1e9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="sam2.1_hiera_t")
@@ -428,6 +449,11 @@ def main() -> None:
     if args.edgetam:
         extra["edgetam"] = TorchBackend(make_edgetam(args.image_size), device=device, dtype=dtype)
     report = measure(theirs, backend, video, frames, counts, device, dtype, args.warmup, args.repeats, extra=extra)
+    if args.edgetam:
+        report["memory_attention_gflop_per_object"] = {
+            name: memory_attention_gflop(model, args.image_size)
+            for name, model in (("ours", args.model), ("edgetam", "edgetam"))
+        }
     report["config"] = vars(args) | {
         "out": str(args.out),
         "frames_dir": str(args.frames_dir) if args.frames_dir else None,
@@ -451,6 +477,12 @@ def main() -> None:
         f"{args.model} @ {args.image_size}px, {args.device} {args.dtype}, {w}x{h} frames",
     )
     print_table(report["rows"], list(extra))
+    if args.edgetam:
+        flop = report["memory_attention_gflop_per_object"]
+        print(
+            f"memory attention per object (full bank), GFLOP: {args.model} {flop['ours']:.2f}, "
+            f"edgetam {flop['edgetam']:.2f}, ratio {flop['edgetam'] / flop['ours']:.3f}"
+        )
     print(report["timing_note"])
     print(f"wrote {args.out / 'bench_objects.json'} and {args.out / 'bench_objects.png'}")
 

@@ -137,6 +137,31 @@ def test_auto_matches_the_generator(images, model, tmp_path):
     assert np.array_equal(labels, want)
 
 
+def test_auto_option_defaults_are_the_generators():
+    """``segment --auto``'s options restate the generator's defaults (the CLI parses without torch); they agree."""
+    import argparse
+    import inspect
+
+    from sam2_ros.cli.segment import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    generator = inspect.signature(AutomaticMaskGenerator.__init__).parameters
+    auto = [a for g in parser._action_groups if g.title and "--auto" in g.title for a in g._group_actions]
+    checked = {a.dest for a in auto if a.dest != "auto"}
+    assert checked == {
+        "points_per_side",
+        "points_per_batch",
+        "pred_iou_thresh",
+        "stability_score_thresh",
+        "box_nms_thresh",
+        "crop_n_layers",
+        "min_mask_region_area",
+    }
+    for dest in checked:
+        assert parser.get_default(dest) == generator[dest].default, dest
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

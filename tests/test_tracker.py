@@ -213,9 +213,23 @@ def test_torch_compile_matches_eager(small_model):
     assert torch.allclose(results[0], results[1], atol=1e-3, rtol=1e-3)
 
 
+def test_cpu_attention_chunks_follow_the_working_set():
+    """On a CPU, memory attention takes as many objects per call as fit the working-set budget: more
+    for small banks, one where a single object's keys, values and MLP activations already fill it."""
+    tiny256, tiny512 = (build_sam2("sam2.1_hiera_t", image_size=s) for s in (256, 512))
+    edgetam256 = build_sam2("edgetam", image_size=256)
+    assert TorchBackend.cpu_attention_chunk(tiny256) == 4  # 1856 memory tokens, 256 queries: 5.6 MiB per object
+    assert TorchBackend.cpu_attention_chunk(tiny512) == 1  # 7232 tokens, 1024 queries: 22 MiB
+    assert TorchBackend.cpu_attention_chunk(edgetam256) == 2  # 7 x 512 latents + pointers: 9.1 MiB
+    backend = TorchBackend(tiny512)
+    assert (backend.attention_chunk, backend.object_chunk) == (1, TorchBackend.CPU_OBJECT_CHUNK)
+    assert TorchBackend(tiny256, object_chunk=3).attention_chunk == 3  # a given chunk is used for both
+
+
 @pytest.mark.parametrize("chunk", [1, 2])
 def test_objects_attend_memory_in_chunks_like_all_at_once(small_model, chunk):
-    """The CPU's object chunks (TorchBackend.object_chunk) give the results of one batch of all objects."""
+    """The CPU's object chunks (``object_chunk``, memory attention and encoder) give the results of one batch
+    of all objects."""
 
     def run(object_chunk: int) -> list[torch.Tensor]:
         tracker = Sam2Tracker(TorchBackend(small_model, object_chunk=object_chunk), max_objects=5)

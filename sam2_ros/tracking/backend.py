@@ -73,10 +73,15 @@ class TorchBackend:
 
     name = "torch"
     compact_memory = True
-    #: Objects per memory-attention and memory-encoder call on a CPU. There, many objects in one
-    #: batch cost more per object than a few (the batch's working set outgrows the caches;
-    #: benchmarks/bench_objects.py at 16 and 32 objects), so objects go in chunks; a GPU takes them all.
+    #: Objects per memory-encoder call on a CPU, and the most per memory-attention call. There, many
+    #: objects in one batch cost more per object than a few (the batch's working set outgrows the
+    #: caches; benchmarks/bench_objects.py at 16 and 32 objects), so objects go in chunks; a GPU takes
+    #: them all.
     CPU_OBJECT_CHUNK = 4
+    #: Working set one memory-attention call may have on a CPU (see ``cpu_attention_chunk``), set on
+    #: a 2-core EPYC with 32 MiB of L3. Over it, objects together cost more than alone: at 512 px
+    #: SAM 2.1-T's memory attention took 2.5x, not 2x, for 2 objects in one call.
+    CPU_ATTENTION_BYTES = 24 * 2**20
 
     def __init__(
         self,
@@ -87,7 +92,9 @@ class TorchBackend:
         object_chunk: int | None = None,
     ) -> None:
         self.device = torch.device(device)
-        self.object_chunk = object_chunk or (self.CPU_OBJECT_CHUNK if self.device.type == "cpu" else None)
+        cpu = self.device.type == "cpu"
+        self.object_chunk = object_chunk or (self.CPU_OBJECT_CHUNK if cpu else None)
+        self.attention_chunk = object_chunk or (self.cpu_attention_chunk(model) if cpu else None)
         if dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise ValueError(f"unsupported dtype {dtype}")
         if dtype == torch.float16 and self.device.type == "cpu":
@@ -105,6 +112,25 @@ class TorchBackend:
         with torch.inference_mode():
             self._mem_pos = self.model.memory_pos_enc()
 
+    @classmethod
+    def cpu_attention_chunk(cls, model: Sam2Model) -> int:
+        """Objects per memory-attention call on a CPU: as many as keep the call's working set within
+        ``CPU_ATTENTION_BYTES``, 1 to ``CPU_OBJECT_CHUNK``.
+
+        Per object, float32: the keys and values of a full bank (every memory frame's tokens and the
+        object pointers' tokens, projected to the attention width) and the MLP's hidden activations
+        over the image tokens. It grows with the bank (SAM 2.1: 7 maps of (size/16)^2 tokens; EdgeTAM:
+        7 x 512 latents) and with the image size. SAM 2.x at 256 px gets 4 (measured at 16 and 32
+        objects: 6 % faster than 2), EdgeTAM at 256 px 2 (1, 2 and 4 within 8 %, run to run), both
+        at 512 px or more 1 (1 object per call beat 2 and 4 by 10-25 %, and 2 objects in one call
+        cost 2.5-3x one).
+        """
+        cfg, layer = model.config, model.memory_attention.layers[0]
+        ptr_tokens = cfg.max_obj_ptrs_in_encoder * (model.hidden_dim // model.mem_dim)
+        memory_tokens = cfg.num_maskmem * cfg.memory_tokens_per_frame + ptr_tokens
+        per_object = 4 * (2 * memory_tokens * model.hidden_dim + cfg.feat_size**2 * layer.dim_feedforward)
+        return max(1, min(cls.CPU_OBJECT_CHUNK, cls.CPU_ATTENTION_BYTES // per_object))
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
@@ -121,9 +147,9 @@ class TorchBackend:
 
     @torch.inference_mode()
     def attend_memory(self, feats: ImageFeatures, memory: MemoryBatch) -> Tensor:
-        """Memory attention for the B objects, ``object_chunk`` at a time (each object attends alone)."""
+        """Memory attention for the B objects, ``attention_chunk`` at a time (each object attends alone)."""
         m, b = memory, feats.vision_feats.shape[0]
-        step = self.object_chunk or b
+        step = self.attention_chunk or b
         with self._autocast():
             parts = [
                 self.model.condition_on_bank(
