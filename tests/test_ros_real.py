@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -406,6 +408,25 @@ def test_lifecycle_walk_through_the_real_lifecycle_services(client):
     finally:
         proc.stop()
     assert_clean_exit(proc, proc.proc.returncode, "stopping the managed node")
+
+
+def test_a_plain_install_segments_an_image(data_dir, tmp_path):
+    """In the stage this process is a venv with ``pip install -e .`` and nothing more: ``sam2-ros segment``
+    reads and segments a real image there (Pillow, which decodes it, was missing from install_requires)."""
+    out = tmp_path / "seg"
+    argv = ["segment", str(data_dir / "images" / "cars.jpg"), "--point", "1:40,40", "--random-weights"]
+    code = "import sys; from sam2_ros.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--image-size", "64", "--device", "cpu", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert [len(image["objects"]) for image in results["images"]] == [1]
+    assert (out / "labels" / "cars.png").is_file()
 
 
 def _trend(values: list[float]) -> float:

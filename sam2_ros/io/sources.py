@@ -17,7 +17,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFile
 
 from sam2_ros.errors import InputError
 from sam2_ros.utils.latest import LatestFrameSlot
@@ -217,6 +216,11 @@ def read_image(path: Path, frame: int | None = None) -> np.ndarray:
     stderr, so the file is first decoded by Pillow with truncated images refused: a short or
     corrupt file fails here instead of being segmented as if whole (about 5 ms per 960x540 JPEG).
     """
+    # Only decoding image files needs Pillow (install_requires); the CLI's parser and the tests import
+    # this module on ROS machines that have only what package.xml lists for the nodes
+    # (tests/test_ros_package.py::test_tests_collect_without_pillow).
+    from PIL import Image, ImageFile  # noqa: PLC0415 - loaded when an image file is decoded (comment above)
+
     where = f"{path}" if frame is None else f"{path} (frame {frame})"
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # another library may have switched it on process-wide
         ImageFile.LOAD_TRUNCATED_IMAGES = False
