@@ -151,6 +151,7 @@ class Client:
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
         self._publishers: list[threading.Event] = []
+        self._clients: dict[str, Any] = {}  # service name -> its client (see ``call``)
 
     def close(self) -> None:
         for stop in self._publishers:
@@ -205,15 +206,33 @@ class Client:
             time.sleep(0.02)
         return bool(predicate())
 
+    #: A service server answers only once it has discovered the client's response reader, and Fast DDS
+    #: waits 100 ms for that before dropping the response (the service discovery race, ros2/ros2#1253):
+    #: on a loaded machine a request sent as soon as the service appears can go unanswered for good (CI
+    #: saw a ``get_state`` do so). So each service keeps one client, given ``SETTLE_S`` after it first
+    #: appears, and requests that may be repeated are sent again every ``RESEND_S`` until ``timeout``.
+    SETTLE_S = 0.5
+    RESEND_S = 10.0
+    #: Service types whose request must not be sent twice (a second transition or add or remove differs).
+    NOT_REPEATABLE = frozenset({"ChangeState", "AddObjects", "RemoveObject"})
+
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = TIMEOUT_S) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            assert client.wait_for_service(timeout_sec=timeout), f"service {name} did not appear"
+        end = time.monotonic() + timeout
+        client = self._clients.get(name)
+        fresh = client is None
+        if fresh:
+            client = self._clients[name] = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} did not appear"
+        if fresh:
+            time.sleep(self.SETTLE_S)
+        repeatable = srv_type.__name__ not in self.NOT_REPEATABLE
+        while True:
             future = client.call_async(request)
-            assert self.wait_for(future.done, timeout), f"service {name} did not answer"
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+            left = end - time.monotonic()
+            if self.wait_for(future.done, min(left, self.RESEND_S) if repeatable else left):
+                return future.result()
+            client.remove_pending_request(future)
+            assert repeatable and time.monotonic() < end, f"service {name} did not answer"
 
     def set_parameter(self, node: str, name: str, value: Any) -> Any:
         """Set one parameter through the node's set_parameters service; returns its SetParametersResult."""
