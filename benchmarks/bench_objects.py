@@ -398,12 +398,10 @@ def memory_attention_gflop(model: str, image_size: int) -> float:
     from sam2_ros.model import build_sam2
 
     net = build_sam2(model, image_size=image_size).eval().to("meta")
-    cfg, side = net.config, image_size // 16
-    ptr_tokens = cfg.max_obj_ptrs_in_encoder * (net.hidden_dim // net.mem_dim)
-    feats = torch.zeros(1, net.hidden_dim, side, side, device="meta")
-    memory = torch.zeros(cfg.num_maskmem * cfg.memory_tokens_per_frame + ptr_tokens, 1, net.mem_dim, device="meta")
+    feats = torch.zeros(1, net.hidden_dim, net.feat_size, net.feat_size, device="meta")
+    memory = torch.zeros(net.bank_tokens, 1, net.mem_dim, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        net.condition_on_memory(feats, feats, memory, memory, ptr_tokens)
+        net.condition_on_memory(feats, feats, memory, memory, net.max_ptr_tokens)
     return counter.get_total_flops() / 1e9
 
 

@@ -153,6 +153,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-overlay", action="store_true", help="do not write overlays/")
 
 
+#: The ``--auto`` options: ``AutomaticMaskGenerator`` keyword arguments, also recorded in results.json.
+AUTO_SETTINGS = (
+    "points_per_side",
+    "points_per_batch",
+    "pred_iou_thresh",
+    "stability_score_thresh",
+    "box_nms_thresh",
+    "crop_n_layers",
+    "min_mask_region_area",
+)
+
+
+def _auto_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in AUTO_SETTINGS}
+
+
 def list_images(spec: str) -> list[Path]:
     """The image INPUT names: one file, or a folder's jpg/png files in natural order."""
     path = Path(spec)
@@ -237,16 +253,7 @@ def _segment(
 
     predictor = generator = None
     if args.auto:
-        generator = AutomaticMaskGenerator(
-            model,
-            points_per_side=args.points_per_side,
-            points_per_batch=args.points_per_batch,
-            pred_iou_thresh=args.pred_iou_thresh,
-            stability_score_thresh=args.stability_score_thresh,
-            box_nms_thresh=args.box_nms_thresh,
-            crop_n_layers=args.crop_n_layers,
-            min_mask_region_area=args.min_mask_region_area,
-        )
+        generator = AutomaticMaskGenerator(model, **_auto_settings(args))
     else:
         predictor = SamImagePredictor(model)
     images: list[dict[str, Any]] = []
@@ -317,18 +324,7 @@ def _segment(
         "wall_s": round(time.perf_counter() - t_start, 3),
     }
     if args.auto:
-        doc["settings"] = {
-            k: getattr(args, k)
-            for k in (
-                "points_per_side",
-                "points_per_batch",
-                "pred_iou_thresh",
-                "stability_score_thresh",
-                "box_nms_thresh",
-                "crop_n_layers",
-                "min_mask_region_area",
-            )
-        }
+        doc["settings"] = _auto_settings(args)
     atomic_write(out / "results.json", json.dumps(doc, indent=1) + "\n")
     staged.publish()
     for line in warnings:

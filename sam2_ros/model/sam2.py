@@ -150,6 +150,16 @@ class Sam2Model(nn.Module):
         t = self.mem_tokens
         return (self.mem_dim, self.feat_size, self.feat_size) if t is None else (t, self.mem_dim)
 
+    @property
+    def max_ptr_tokens(self) -> int:
+        """Memory-attention tokens of a full bank's object pointers (each split into hidden / mem tokens)."""
+        return self.config.max_obj_ptrs_in_encoder * (self.hidden_dim // self.mem_dim)
+
+    @property
+    def bank_tokens(self) -> int:
+        """Key tokens of one object's full bank in memory attention: ``num_maskmem`` frames, then the pointers."""
+        return self.config.num_maskmem * self.config.memory_tokens_per_frame + self.max_ptr_tokens
+
     # ------------------------------------------------------------------ image
     def encode_image(self, image: Tensor) -> ImageFeatures:
         """Normalised B x 3 x S x S image -> features for the prompt heads and memory."""

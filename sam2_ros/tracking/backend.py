@@ -80,7 +80,7 @@ class TorchBackend:
     CPU_OBJECT_CHUNK = 4
     #: Working set one memory-attention call may have on a CPU (see ``cpu_attention_chunk``), set on
     #: a 2-core EPYC with 32 MiB of L3. Over it, objects together cost more than alone: at 512 px
-    #: SAM 2.1-T's memory attention took 2.5x, not 2x, for 2 objects in one call.
+    #: SAM 2.1-T's memory attention took 4.4x one object's time for 2 objects in one call.
     CPU_ATTENTION_BYTES = 24 * 2**20
 
     def __init__(
@@ -120,15 +120,12 @@ class TorchBackend:
         Per object, float32: the keys and values of a full bank (every memory frame's tokens and the
         object pointers' tokens, projected to the attention width) and the MLP's hidden activations
         over the image tokens. It grows with the bank (SAM 2.1: 7 maps of (size/16)^2 tokens; EdgeTAM:
-        7 x 512 latents) and with the image size. SAM 2.x at 256 px gets 4 (measured at 16 and 32
-        objects: 6 % faster than 2), EdgeTAM at 256 px 2 (1, 2 and 4 within 8 %, run to run), both
-        at 512 px or more 1 (1 object per call beat 2 and 4 by 10-25 %, and 2 objects in one call
-        cost 2.5-3x one).
+        7 x 512 latents) and with the image size: SAM 2.x at 256 px gets 4 (as before this rule),
+        EdgeTAM at 256 px 2, both at 512 px or more 1. There, 2 objects in one call had cost 3-4.4x
+        one (benchmarks/results/cpu_edgetam_{512,1024}_objects_before_chunks vs ..._objects).
         """
-        cfg, layer = model.config, model.memory_attention.layers[0]
-        ptr_tokens = cfg.max_obj_ptrs_in_encoder * (model.hidden_dim // model.mem_dim)
-        memory_tokens = cfg.num_maskmem * cfg.memory_tokens_per_frame + ptr_tokens
-        per_object = 4 * (2 * memory_tokens * model.hidden_dim + cfg.feat_size**2 * layer.dim_feedforward)
+        queries, hidden = model.feat_size**2, model.memory_attention.layers[0].dim_feedforward
+        per_object = 4 * (2 * model.bank_tokens * model.hidden_dim + queries * hidden)
         return max(1, min(cls.CPU_OBJECT_CHUNK, cls.CPU_ATTENTION_BYTES // per_object))
 
     def _autocast(self) -> contextlib.AbstractContextManager:
